@@ -1,0 +1,70 @@
+//! Which host serves a product in a region.
+
+/// Regions served by the central `r-kvstore.aliyuncs.com` host; every other
+/// region has its own `r-kvstore.<region>.aliyuncs.com` (from the official
+/// SDKs' endpoint tables).
+const KVSTORE_CENTRAL_REGIONS: &[&str] = &[
+    "cn-qingdao",
+    "cn-beijing",
+    "cn-hangzhou",
+    "cn-shanghai",
+    "cn-shenzhen",
+    "cn-hongkong",
+    "ap-southeast-1",
+    "us-east-1",
+    "us-west-1",
+    "cn-hangzhou-finance",
+    "cn-shanghai-finance-1",
+    "cn-shenzhen-finance-1",
+    "cn-north-2-gov-1",
+];
+
+/// Whether `region` looks like an Alibaba region ID. It ends up in a host
+/// name, so nothing but lower-case letters, digits and dashes.
+pub fn is_valid_region(region: &str) -> bool {
+    !region.is_empty()
+        && region.len() <= 64
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !region.starts_with('-')
+        && !region.ends_with('-')
+}
+
+/// The base URL of the R-kvstore API for `region`.
+pub fn kvstore_endpoint(region: &str) -> String {
+    if KVSTORE_CENTRAL_REGIONS.contains(&region) {
+        "https://r-kvstore.aliyuncs.com".to_string()
+    } else {
+        format!("https://r-kvstore.{region}.aliyuncs.com")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn central_and_regional_hosts() {
+        assert_eq!(kvstore_endpoint("cn-hangzhou"), "https://r-kvstore.aliyuncs.com");
+        assert_eq!(kvstore_endpoint("ap-southeast-1"), "https://r-kvstore.aliyuncs.com");
+        assert_eq!(
+            kvstore_endpoint("cn-zhangjiakou"),
+            "https://r-kvstore.cn-zhangjiakou.aliyuncs.com"
+        );
+        assert_eq!(
+            kvstore_endpoint("eu-central-1"),
+            "https://r-kvstore.eu-central-1.aliyuncs.com"
+        );
+    }
+
+    #[test]
+    fn region_ids_are_checked() {
+        assert!(is_valid_region("cn-hangzhou"));
+        assert!(is_valid_region("ap-southeast-5"));
+        assert!(!is_valid_region(""));
+        assert!(!is_valid_region("evil.com/x"));
+        assert!(!is_valid_region("CN-Hangzhou"));
+        assert!(!is_valid_region("-cn"));
+    }
+}

@@ -1,0 +1,20 @@
+//! A generic Alibaba Cloud RPC client.
+//!
+//! - `sign`: the signature V2 algorithm, pure functions.
+//! - `credentials`: credentials and their providers.
+//! - `client`: signed requests with timeouts, retries and an attempt observer.
+//! - `retry`: the backoff policy.
+//! - `error`: what a call can fail with.
+//! - `endpoint`: which host serves a product in a region.
+
+pub mod client;
+pub mod credentials;
+pub mod endpoint;
+pub mod error;
+pub mod retry;
+pub mod sign;
+
+pub use client::{Answer, CallObserver, ClientSettings, NoObserver, RpcClient};
+pub use credentials::{Credentials, CredentialsProvider, StaticProvider};
+pub use error::ApiError;
+pub use retry::RetryPolicy;
