@@ -21,3 +21,5 @@ pub mod clock;
 pub mod model;
 pub mod redis;
 pub mod secret;
+pub mod fake_api;
+pub mod http;

@@ -1,0 +1,102 @@
+//! Shared set-up: a fresh fake API per test, clients pointed at it.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aliyun_backup_exporter::aliyun::{
+    CallObserver, ClientSettings, Credentials, RetryPolicy, RpcClient, StaticProvider,
+};
+use aliyun_backup_exporter::clock::{self, Clock};
+use aliyun_backup_exporter::fake_api::{FakeApi, FakeKey};
+use aliyun_backup_exporter::redis;
+use aliyun_backup_exporter::secret::Secret;
+
+pub const KEY_ID: &str = "LTAI5tTestKeyId";
+pub const KEY_SECRET: &str = "SuperSecretValue0123456789abcd";
+pub const TOKEN: &str = "CAIS-security-token-very-secret";
+
+pub fn key() -> FakeKey {
+    FakeKey { id: KEY_ID.into(), secret: KEY_SECRET.into(), security_token: None }
+}
+
+pub async fn fake() -> FakeApi {
+    FakeApi::start(vec![key()]).await.expect("fake API starts")
+}
+
+pub fn credentials(secret: &str, token: Option<&str>) -> Credentials {
+    Credentials {
+        access_key_id: KEY_ID.into(),
+        access_key_secret: Secret::new(secret),
+        security_token: token.map(Secret::new),
+    }
+}
+
+/// Records every attempt the client reports.
+#[derive(Default)]
+pub struct Attempts(Mutex<Vec<(String, String)>>);
+
+impl Attempts {
+    pub fn codes(&self) -> Vec<String> {
+        self.0.lock().unwrap().iter().map(|(_, code)| code.clone()).collect()
+    }
+}
+
+impl CallObserver for Attempts {
+    fn attempt(&self, action: &str, code: &str, _elapsed: Duration) {
+        self.0.lock().unwrap().push((action.to_string(), code.to_string()));
+    }
+}
+
+pub struct ClientBuilder {
+    pub endpoint: String,
+    pub credentials: Credentials,
+    pub retry: RetryPolicy,
+    pub timeout: Duration,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl ClientBuilder {
+    pub fn new(endpoint: String) -> Self {
+        ClientBuilder {
+            endpoint,
+            credentials: credentials(KEY_SECRET, None),
+            retry: fast_retries(4),
+            timeout: Duration::from_secs(5),
+            clock: clock::system(),
+        }
+    }
+
+    pub fn build(self) -> (RpcClient, Arc<Attempts>) {
+        let attempts = Arc::new(Attempts::default());
+        let client = RpcClient::new(
+            ClientSettings {
+                endpoint: self.endpoint,
+                version: redis::API_VERSION,
+                timeout: self.timeout,
+                retry: self.retry,
+            },
+            Arc::new(StaticProvider::new("test", self.credentials)),
+            attempts.clone(),
+            self.clock,
+        )
+        .expect("client builds");
+        (client, attempts)
+    }
+}
+
+/// Retries that wait milliseconds, so that tests stay quick.
+pub fn fast_retries(max_attempts: u32) -> RetryPolicy {
+    RetryPolicy {
+        max_attempts,
+        base_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(20),
+        max_elapsed: Duration::from_secs(20),
+    }
+}
+
+/// Asserts that no secret of the test set-up shows in `text`.
+pub fn assert_no_secret(text: &str) {
+    for secret in [KEY_SECRET, TOKEN, "Signature=", "FAKEdownloadSIGNATURE", "OSSAccessKeyId", "string to sign"] {
+        assert!(!text.contains(secret), "{secret:?} leaked in: {text}");
+    }
+}

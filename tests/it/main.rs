@@ -1,0 +1,4 @@
+//! Integration tests: one binary, one module per concern, real sockets.
+
+mod api_client;
+mod helpers;
