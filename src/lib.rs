@@ -1,9 +1,10 @@
 //! aliyun-backup-exporter: a Prometheus exporter for the backups of Alibaba
-//! Cloud managed databases.
+//! Cloud managed databases, starting with ApsaraDB for Redis / Tair.
 //!
 //! Layout (data flows one way: config → poller → snapshot → /metrics):
 //!
 //! - `config`: command-line flags and environment → a validated `Config`.
+//! - `app`: wires the parts together; `run(config, shutdown)`.
 //! - `aliyun`: the generic Alibaba Cloud RPC client (signing, retries, errors).
 //! - `redis`: R-kvstore calls (`DescribeBackups`) decoded into `model` types.
 //! - `model`: product-neutral backup records.
@@ -11,15 +12,27 @@
 //! - `snapshot`: pure functions from backups to per-node summaries.
 //! - `metrics`: renders a snapshot as the Prometheus exposition at scrape time.
 //! - `server`: the HTTP endpoints (/metrics, /healthz, /readyz, /).
+//! - `http`: accept loop and graceful shutdown shared by server and fake API.
 //! - `fake_api`: an in-process fake of the Alibaba API (real HTTP, real
 //!   signature checks), used by `--demo` and the tests.
 //! - `demo`: the sample instances `--demo` serves.
+//! - `logging`: logfmt or JSON logs.
 //! - `clock`, `secret`: injectable time; values that never print.
 
 pub mod aliyun;
+pub mod app;
 pub mod clock;
-pub mod model;
-pub mod redis;
-pub mod secret;
+pub mod config;
+pub mod demo;
 pub mod fake_api;
 pub mod http;
+pub mod logging;
+pub mod metrics;
+pub mod model;
+pub mod poller;
+pub mod redis;
+pub mod secret;
+pub mod server;
+pub mod snapshot;
+
+pub use app::run;

@@ -1,0 +1,128 @@
+//! Wires the parts together: config → client → poller → snapshots → HTTP.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::aliyun::{ClientSettings, Credentials, RetryPolicy, RpcClient, StaticProvider};
+use crate::clock::{self, Clock};
+use crate::config::{Config, Target};
+use crate::poller::{self, PollerSettings};
+use crate::secret::Secret;
+use crate::server::Endpoints;
+use crate::snapshot::Snapshot;
+use crate::{demo, http, metrics, redis};
+
+/// Runs the exporter until `shutdown` completes.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let running = start(config, clock::system()).await?;
+    shutdown.await;
+    running.stop().await;
+    Ok(())
+}
+
+/// A started exporter; `stop` shuts it down gracefully.
+pub struct Running {
+    pub addr: SocketAddr,
+    stop_server: tokio::sync::oneshot::Sender<()>,
+    stop_poller: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<()>,
+    poller: tokio::task::JoinHandle<()>,
+    /// Kept alive for as long as the exporter runs (demo mode).
+    _fake_api: Option<crate::fake_api::FakeApi>,
+}
+
+impl Running {
+    /// Lets scrapes in flight finish, then stops the poller.
+    pub async fn stop(self) {
+        let _ = self.stop_server.send(());
+        let _ = self.server.await;
+        let _ = self.stop_poller.send(true);
+        let _ = self.poller.await;
+        tracing::info!("stopped");
+    }
+}
+
+/// Binds the listener and starts the poller and the server.
+pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
+    let (endpoint, credentials, fake_api) = match &config.target {
+        Target::Api { endpoint, credentials } => (endpoint.clone(), credentials.clone(), None),
+        Target::Demo => {
+            let fake = demo::start_fake_api(clock.now()).await.context("cannot start the demo's fake API")?;
+            let credentials = Credentials {
+                access_key_id: demo::ACCESS_KEY_ID.into(),
+                access_key_secret: Secret::new(demo::ACCESS_KEY_SECRET),
+                security_token: None,
+            };
+            tracing::info!(endpoint = %fake.endpoint(), "demo mode: serving sample instances from the in-process fake API");
+            (fake.endpoint(), credentials, Some(fake))
+        }
+    };
+
+    let listener = TcpListener::bind(config.listen_address)
+        .await
+        .with_context(|| format!("cannot listen on {} (--web.listen-address)", config.listen_address))?;
+    let addr = listener.local_addr()?;
+
+    let (publish, snapshots) = watch::channel(Arc::new(Snapshot::default()));
+    let (registry, api_metrics) = metrics::registry(snapshots.clone(), clock.clone(), true)?;
+    let provider_name = if fake_api.is_some() { "demo" } else { "env" };
+    let client = RpcClient::new(
+        ClientSettings {
+            endpoint: endpoint.clone(),
+            version: redis::API_VERSION,
+            timeout: config.poll_timeout,
+            retry: RetryPolicy {
+                // Retries never run into the next poll of the instance.
+                max_elapsed: RetryPolicy::default().max_elapsed.min(config.poll_interval),
+                ..RetryPolicy::default()
+            },
+        },
+        Arc::new(StaticProvider::new(provider_name, credentials)),
+        api_metrics,
+        clock.clone(),
+    )?;
+
+    let (stop_poller, poller_stopped) = watch::channel(false);
+    let settings = PollerSettings {
+        product: "redis",
+        region_id: config.region_id.clone(),
+        instance_ids: config.instance_ids.clone(),
+        interval: config.poll_interval,
+        lookback: config.poll_lookback,
+        concurrency: config.poll_concurrency,
+    };
+    let poller = tokio::spawn(poller::run(settings, Arc::new(client), clock.clone(), publish, poller_stopped));
+
+    let endpoints = Arc::new(Endpoints {
+        telemetry_path: config.telemetry_path.clone(),
+        registry,
+        snapshots,
+        clock,
+    });
+    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(http::serve(
+        listener,
+        move |req| {
+            let endpoints = endpoints.clone();
+            async move { endpoints.handle(&req) }
+        },
+        async move {
+            let _ = server_stopped.await;
+        },
+    ));
+    tracing::info!(
+        address = %addr,
+        region_id = %config.region_id,
+        endpoint = %endpoint,
+        credentials = provider_name,
+        instances = config.instance_ids.len(),
+        interval = ?config.poll_interval,
+        "listening"
+    );
+    Ok(Running { addr, stop_server, stop_poller, server, poller, _fake_api: fake_api })
+}

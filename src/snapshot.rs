@@ -1,0 +1,190 @@
+//! What the exporter knows, as immutable values: pure functions turn one
+//! poll's backups into per-node summaries; the poller assembles them into a
+//! `Snapshot` that `/metrics` renders.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::model::{Backup, BackupStatus};
+
+/// The newest successful backup of a node (latest end time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastSuccess {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub size_bytes: Option<u64>,
+    pub backup_type: String,
+    pub backup_mode: String,
+    pub backup_method: String,
+}
+
+/// The newest backup of any status of a node (latest start time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastAttempt {
+    pub start: DateTime<Utc>,
+    pub success: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeSummary {
+    pub last_success: Option<LastSuccess>,
+    pub last_attempt: Option<LastAttempt>,
+}
+
+/// What one successful poll of an instance learned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BackupSummary {
+    /// By node ID (`NodeInstanceId`, or the instance ID).
+    pub nodes: BTreeMap<String, NodeSummary>,
+    /// Backups in the window by status label; `success` and `failed` are
+    /// always present.
+    pub counts: BTreeMap<String, u64>,
+}
+
+/// Summarises one window of backups. The API's order is not relied on.
+pub fn summarize(backups: &[Backup]) -> BackupSummary {
+    let mut summary = BackupSummary::default();
+    summary.counts.insert("success".into(), 0);
+    summary.counts.insert("failed".into(), 0);
+    for backup in backups {
+        *summary.counts.entry(backup.status.label().to_string()).or_default() += 1;
+        let node = summary.nodes.entry(backup.node_id.clone()).or_default();
+        let success = backup.status == BackupStatus::Success;
+        // Newest attempt by start time; on a tie the unsuccessful one wins,
+        // so that an alert is never hidden by the order of the list.
+        let newer_attempt = node.last_attempt.as_ref().is_none_or(|a| {
+            backup.start > a.start || (backup.start == a.start && a.success && !success)
+        });
+        if newer_attempt {
+            node.last_attempt = Some(LastAttempt { start: backup.start, success });
+        }
+        if let (true, Some(end)) = (success, backup.end) {
+            let newer_success = node
+                .last_success
+                .as_ref()
+                .is_none_or(|s| (end, backup.start) > (s.end, s.start));
+            if newer_success {
+                node.last_success = Some(LastSuccess {
+                    start: backup.start,
+                    end,
+                    size_bytes: backup.size_bytes,
+                    backup_type: backup.backup_type.clone(),
+                    backup_mode: backup.backup_mode.clone(),
+                    backup_method: backup.backup_method.clone(),
+                });
+            }
+        }
+    }
+    summary
+}
+
+/// One watched instance, once its first poll has finished.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceView {
+    /// Whether the latest poll succeeded.
+    pub last_poll_success: bool,
+    /// When a poll last succeeded.
+    pub last_success_poll_at: Option<DateTime<Utc>>,
+    /// What the last successful poll learned; kept through failed polls
+    /// because those facts are still true.
+    pub summary: Option<BackupSummary>,
+    /// Why the latest poll failed (error code), for the landing page.
+    pub last_error: Option<String>,
+}
+
+/// Everything `/metrics`, `/readyz` and `/` show, swapped whole.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub product: &'static str,
+    pub region_id: String,
+    /// Every watched instance, in order, polled or not.
+    pub watched: Arc<Vec<String>>,
+    /// Instances whose first poll has finished.
+    pub instances: BTreeMap<String, Arc<InstanceView>>,
+    /// First start to last finish of the last complete round, in seconds.
+    pub poll_cycle_seconds: Option<f64>,
+}
+
+impl Snapshot {
+    /// Ready once every watched instance has been polled (either way).
+    pub fn ready(&self) -> bool {
+        self.watched.iter().all(|id| self.instances.contains_key(id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(hour: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 20, hour, 0, 0).unwrap()
+    }
+
+    fn backup(node: &str, status: &str, start: u32, end: Option<u32>, size: Option<u64>) -> Backup {
+        Backup {
+            node_id: node.into(),
+            status: BackupStatus::parse(status),
+            start: at(start),
+            end: end.map(at),
+            size_bytes: size,
+            backup_type: "full".into(),
+            backup_mode: "automated".into(),
+            backup_method: "physical".into(),
+        }
+    }
+
+    #[test]
+    fn newest_success_by_end_and_newest_attempt_by_start_in_any_order() {
+        let backups = vec![
+            backup("n", "Success", 1, Some(2), Some(10)),
+            backup("n", "Failed", 9, Some(10), None),
+            // Started earlier but ended later than the first: it is newer.
+            backup("n", "Success", 0, Some(5), Some(20)),
+            backup("n", "Success", 3, Some(4), Some(30)),
+        ];
+        for order in [backups.clone(), backups.iter().rev().cloned().collect()] {
+            let s = summarize(&order);
+            let node = &s.nodes["n"];
+            let last = node.last_success.as_ref().unwrap();
+            assert_eq!((last.end, last.size_bytes), (at(5), Some(20)));
+            assert_eq!(node.last_attempt, Some(LastAttempt { start: at(9), success: false }));
+            assert_eq!(s.counts["success"], 3);
+            assert_eq!(s.counts["failed"], 1);
+        }
+    }
+
+    #[test]
+    fn nodes_are_summarised_apart() {
+        let s = summarize(&[
+            backup("r-db-0", "Success", 1, Some(2), Some(1)),
+            backup("r-db-1", "Failed", 1, None, None),
+        ]);
+        assert_eq!(s.nodes.len(), 2);
+        assert!(s.nodes["r-db-0"].last_success.is_some());
+        assert!(s.nodes["r-db-1"].last_success.is_none());
+        assert_eq!(s.nodes["r-db-1"].last_attempt.as_ref().map(|a| a.success), Some(false));
+    }
+
+    #[test]
+    fn both_statuses_always_counted_and_unknown_ones_apart() {
+        let empty = summarize(&[]);
+        assert_eq!(empty.counts.get("success"), Some(&0));
+        assert_eq!(empty.counts.get("failed"), Some(&0));
+        let s = summarize(&[backup("n", "Running", 1, None, None)]);
+        assert_eq!(s.counts.get("running"), Some(&1));
+        assert_eq!(s.nodes["n"].last_attempt.as_ref().map(|a| a.success), Some(false));
+        assert!(s.nodes["n"].last_success.is_none());
+    }
+
+    #[test]
+    fn a_tie_in_start_time_shows_the_failure() {
+        let s = summarize(&[
+            backup("n", "Success", 4, Some(5), None),
+            backup("n", "Failed", 4, None, None),
+        ]);
+        assert_eq!(s.nodes["n"].last_attempt.as_ref().map(|a| a.success), Some(false));
+    }
+}
