@@ -75,7 +75,7 @@ pub async fn run(
     for (index, instance_id) in settings.instance_ids.iter().enumerate() {
         // After the first pass (all at once), instance i is polled at
         // offset i/n of the interval, so polls spread over it evenly.
-        let offset = settings.interval.mul_f64(index as f64 / n.max(1) as f64);
+        let offset = spread_offset(settings.interval, index, n);
         tasks.spawn(poll_instance(
             index,
             instance_id.clone(),
@@ -161,6 +161,12 @@ fn apply(
     }
 }
 
+/// Where in the interval instance `index` of `n` is polled after the first
+/// pass: evenly spread, so that n instances never hit the API at once.
+fn spread_offset(interval: Duration, index: usize, n: usize) -> Duration {
+    interval.mul_f64(index as f64 / n.max(1) as f64)
+}
+
 /// Polls one instance for ever: now, then at `second`, then every interval.
 #[allow(clippy::too_many_arguments)]
 async fn poll_instance(
@@ -199,6 +205,14 @@ async fn poll_instance(
 mod tests {
     use super::*;
     use crate::snapshot::BackupSummary;
+
+    #[test]
+    fn polls_are_spread_evenly_over_the_interval() {
+        let minute = Duration::from_secs(60);
+        let offsets: Vec<u64> = (0..4).map(|i| spread_offset(minute, i, 4).as_secs()).collect();
+        assert_eq!(offsets, vec![0, 15, 30, 45]);
+        assert_eq!(spread_offset(minute, 0, 1), Duration::ZERO);
+    }
 
     #[test]
     fn a_failed_poll_keeps_the_last_known_facts() {

@@ -1,0 +1,82 @@
+//! The fake Alibaba API on its own, for outside clients (Alibaba's Python
+//! SDK in CI, the benchmark, curl):
+//!
+//!     cargo run --example fake_api -- --listen 127.0.0.1:18080 --demo
+//!     cargo run --release --example fake_api -- --instances 1000
+//!
+//! It prints `listening on http://ADDR` once it accepts requests, and runs
+//! until interrupted.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use aliyun_backup_exporter::clock;
+use aliyun_backup_exporter::demo;
+use aliyun_backup_exporter::fake_api::{FakeApi, FakeBackup, FakeInstance, FakeKey};
+use chrono::Utc;
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(about = "A fake Alibaba Cloud R-kvstore API that checks real signatures")]
+struct Args {
+    /// Address to listen on (loopback only is sensible).
+    #[arg(long, default_value = "127.0.0.1:18080")]
+    listen: SocketAddr,
+    /// AccessKey ID accepted.
+    #[arg(long, default_value = "testid")]
+    access_key_id: String,
+    /// AccessKey secret accepted.
+    #[arg(long, default_value = "testsecret")]
+    access_key_secret: String,
+    /// If set, requests must carry this SecurityToken.
+    #[arg(long)]
+    security_token: Option<String>,
+    /// Serve the demo's sample instances (and accept the demo's key too).
+    #[arg(long)]
+    demo: bool,
+    /// Serve this many instances `r-bench-0000`… with a week of daily
+    /// backups; every 50th is a classic cluster with two shard nodes.
+    #[arg(long, default_value_t = 0)]
+    instances: usize,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> std::io::Result<()> {
+    let args = Args::parse();
+    let mut keys = vec![FakeKey {
+        id: args.access_key_id.clone(),
+        secret: args.access_key_secret.clone(),
+        security_token: args.security_token.clone(),
+    }];
+    if args.demo {
+        keys.push(demo::key());
+    }
+    let fake = FakeApi::start_on(args.listen, keys, clock::system()).await?;
+    let now = Utc::now();
+    if args.demo {
+        for (id, instance) in demo::instances(now) {
+            fake.set_instance(id, instance);
+        }
+    }
+    for i in 0..args.instances {
+        let id = format!("r-bench-{i:04}");
+        let nodes: Vec<String> = if i % 50 == 0 {
+            vec![format!("{id}-db-0"), format!("{id}-db-1")]
+        } else {
+            vec![id.clone()]
+        };
+        let backups = nodes
+            .iter()
+            .flat_map(|node| {
+                (0..7).map(move |d| {
+                    let start = now - chrono::Duration::days(d) - chrono::Duration::hours(2);
+                    FakeBackup::success(node, start, Duration::from_secs(300), 1 << 30)
+                })
+            })
+            .collect();
+        fake.set_instance(&id, FakeInstance::with_backups(backups));
+    }
+    println!("listening on {}", fake.endpoint());
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}
