@@ -18,7 +18,10 @@ use crate::snapshot::Snapshot;
 use crate::{demo, http, metrics, redis};
 
 /// Runs the exporter until `shutdown` completes.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let running = start(config, clock::system()).await?;
     shutdown.await;
     running.stop().await;
@@ -50,9 +53,14 @@ impl Running {
 /// Binds the listener and starts the poller and the server.
 pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
     let (endpoint, credentials, fake_api) = match &config.target {
-        Target::Api { endpoint, credentials } => (endpoint.clone(), credentials.clone(), None),
+        Target::Api {
+            endpoint,
+            credentials,
+        } => (endpoint.clone(), credentials.clone(), None),
         Target::Demo => {
-            let fake = demo::start_fake_api(clock.now()).await.context("cannot start the demo's fake API")?;
+            let fake = demo::start_fake_api(clock.now())
+                .await
+                .context("cannot start the demo's fake API")?;
             let credentials = Credentials {
                 access_key_id: demo::ACCESS_KEY_ID.into(),
                 access_key_secret: Secret::new(demo::ACCESS_KEY_SECRET),
@@ -65,7 +73,12 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Runn
 
     let listener = TcpListener::bind(config.listen_address)
         .await
-        .with_context(|| format!("cannot listen on {} (--web.listen-address)", config.listen_address))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (--web.listen-address)",
+                config.listen_address
+            )
+        })?;
     let addr = listener.local_addr()?;
 
     let (publish, snapshots) = watch::channel(Arc::new(Snapshot::default()));
@@ -96,7 +109,13 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Runn
         lookback: config.poll_lookback,
         concurrency: config.poll_concurrency,
     };
-    let poller = tokio::spawn(poller::run(settings, Arc::new(client), clock.clone(), publish, poller_stopped));
+    let poller = tokio::spawn(poller::run(
+        settings,
+        Arc::new(client),
+        clock.clone(),
+        publish,
+        poller_stopped,
+    ));
 
     let endpoints = Arc::new(Endpoints {
         telemetry_path: config.telemetry_path.clone(),
@@ -124,5 +143,12 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Runn
         interval = ?config.poll_interval,
         "listening"
     );
-    Ok(Running { addr, stop_server, stop_poller, server, poller, _fake_api: fake_api })
+    Ok(Running {
+        addr,
+        stop_server,
+        stop_poller,
+        server,
+        poller,
+        _fake_api: fake_api,
+    })
 }

@@ -20,11 +20,19 @@ use crate::aliyun::endpoint;
 )]
 pub struct Cli {
     /// Address to serve /metrics on.
-    #[arg(long = "web.listen-address", env = "ALIYUN_BACKUP_EXPORTER_WEB_LISTEN_ADDRESS", default_value = "0.0.0.0:9817")]
+    #[arg(
+        long = "web.listen-address",
+        env = "ALIYUN_BACKUP_EXPORTER_WEB_LISTEN_ADDRESS",
+        default_value = "0.0.0.0:9817"
+    )]
     pub listen_address: String,
 
     /// Path under which to expose metrics.
-    #[arg(long = "web.telemetry-path", env = "ALIYUN_BACKUP_EXPORTER_WEB_TELEMETRY_PATH", default_value = "/metrics")]
+    #[arg(
+        long = "web.telemetry-path",
+        env = "ALIYUN_BACKUP_EXPORTER_WEB_TELEMETRY_PATH",
+        default_value = "/metrics"
+    )]
     pub telemetry_path: String,
 
     /// Region of the watched instances (also ALIBABA_CLOUD_REGION_ID). Required unless --demo.
@@ -32,11 +40,18 @@ pub struct Cli {
     pub region: Option<String>,
 
     /// Base URL of the API instead of the region's public host (VPC endpoints, proxies, tests).
-    #[arg(long = "aliyun.endpoint", env = "ALIYUN_BACKUP_EXPORTER_ALIYUN_ENDPOINT")]
+    #[arg(
+        long = "aliyun.endpoint",
+        env = "ALIYUN_BACKUP_EXPORTER_ALIYUN_ENDPOINT"
+    )]
     pub endpoint: Option<String>,
 
     /// Instance to watch; repeatable and comma-separated.
-    #[arg(long = "redis.instance-id", env = "ALIYUN_BACKUP_EXPORTER_REDIS_INSTANCE_ID", value_delimiter = ',')]
+    #[arg(
+        long = "redis.instance-id",
+        env = "ALIYUN_BACKUP_EXPORTER_REDIS_INSTANCE_ID",
+        value_delimiter = ','
+    )]
     pub instance_ids: Vec<String>,
 
     /// Time between the starts of two polls of an instance [default: 5m; 15s with --demo].
@@ -44,23 +59,43 @@ pub struct Cli {
     pub poll_interval: Option<String>,
 
     /// How far back to ask for backups (StartTime = now - lookback).
-    #[arg(long = "poll.lookback", env = "ALIYUN_BACKUP_EXPORTER_POLL_LOOKBACK", default_value = "7d")]
+    #[arg(
+        long = "poll.lookback",
+        env = "ALIYUN_BACKUP_EXPORTER_POLL_LOOKBACK",
+        default_value = "7d"
+    )]
     pub poll_lookback: String,
 
     /// Instances polled at once.
-    #[arg(long = "poll.concurrency", env = "ALIYUN_BACKUP_EXPORTER_POLL_CONCURRENCY", default_value = "4")]
+    #[arg(
+        long = "poll.concurrency",
+        env = "ALIYUN_BACKUP_EXPORTER_POLL_CONCURRENCY",
+        default_value = "4"
+    )]
     pub poll_concurrency: String,
 
     /// Deadline of one API request (connect, send, receive).
-    #[arg(long = "poll.timeout", env = "ALIYUN_BACKUP_EXPORTER_POLL_TIMEOUT", default_value = "10s")]
+    #[arg(
+        long = "poll.timeout",
+        env = "ALIYUN_BACKUP_EXPORTER_POLL_TIMEOUT",
+        default_value = "10s"
+    )]
     pub poll_timeout: String,
 
     /// Log level: error, warn, info, debug or trace.
-    #[arg(long = "log.level", env = "ALIYUN_BACKUP_EXPORTER_LOG_LEVEL", default_value = "info")]
+    #[arg(
+        long = "log.level",
+        env = "ALIYUN_BACKUP_EXPORTER_LOG_LEVEL",
+        default_value = "info"
+    )]
     pub log_level: String,
 
     /// Log format: logfmt or json.
-    #[arg(long = "log.format", env = "ALIYUN_BACKUP_EXPORTER_LOG_FORMAT", default_value = "logfmt")]
+    #[arg(
+        long = "log.format",
+        env = "ALIYUN_BACKUP_EXPORTER_LOG_FORMAT",
+        default_value = "logfmt"
+    )]
     pub log_format: String,
 
     /// Serve built-in sample instances from an in-process fake API: no cloud account needed.
@@ -78,7 +113,10 @@ pub enum LogFormat {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
     /// A real (or user-given) endpoint with credentials from the environment.
-    Api { endpoint: String, credentials: Credentials },
+    Api {
+        endpoint: String,
+        credentials: Credentials,
+    },
     /// The in-process fake API with the demo's sample instances.
     Demo,
 }
@@ -114,12 +152,19 @@ fn bad(flag: &str, message: impl Into<String>) -> ConfigError {
         "ALIYUN_BACKUP_EXPORTER_{}",
         flag.to_ascii_uppercase().replace(['.', '-'], "_")
     );
-    ConfigError { setting: format!("--{flag} ({env})"), message: message.into() }
+    ConfigError {
+        setting: format!("--{flag} ({env})"),
+        message: message.into(),
+    }
 }
 
 fn duration(flag: &str, raw: &str) -> Result<Duration, ConfigError> {
-    let value = humantime::parse_duration(raw.trim())
-        .map_err(|e| bad(flag, format!("{raw:?} is not a duration like 30s, 5m or 7d ({e})")))?;
+    let value = humantime::parse_duration(raw.trim()).map_err(|e| {
+        bad(
+            flag,
+            format!("{raw:?} is not a duration like 30s, 5m or 7d ({e})"),
+        )
+    })?;
     if value.is_zero() {
         return Err(bad(flag, "must be longer than zero"));
     }
@@ -130,12 +175,21 @@ impl Config {
     /// Validates the flags; `env` looks up the environment variables that
     /// are not flags (credentials, `ALIBABA_CLOUD_REGION_ID`).
     pub fn from_cli(cli: Cli, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let listen_address = parse_listen_address(&cli.listen_address)
-            .ok_or_else(|| bad("web.listen-address", format!("{:?} is not a host:port address", cli.listen_address)))?;
+        let listen_address = parse_listen_address(&cli.listen_address).ok_or_else(|| {
+            bad(
+                "web.listen-address",
+                format!("{:?} is not a host:port address", cli.listen_address),
+            )
+        })?;
 
         let telemetry_path = cli.telemetry_path.trim().to_string();
-        if !telemetry_path.starts_with('/') || ["/", "/healthz", "/readyz"].contains(&telemetry_path.as_str()) {
-            return Err(bad("web.telemetry-path", format!("{telemetry_path:?} must start with / and not be /, /healthz or /readyz")));
+        if !telemetry_path.starts_with('/')
+            || ["/", "/healthz", "/readyz"].contains(&telemetry_path.as_str())
+        {
+            return Err(bad(
+                "web.telemetry-path",
+                format!("{telemetry_path:?} must start with / and not be /, /healthz or /readyz"),
+            ));
         }
 
         let region_id = cli
@@ -147,16 +201,36 @@ impl Config {
         let region_id = match (region_id, cli.demo) {
             (Some(r), _) => r,
             (None, true) => crate::demo::REGION_ID.to_string(),
-            (None, false) => return Err(bad("aliyun.region", "is required (or ALIBABA_CLOUD_REGION_ID), e.g. cn-hangzhou")),
+            (None, false) => {
+                return Err(bad(
+                    "aliyun.region",
+                    "is required (or ALIBABA_CLOUD_REGION_ID), e.g. cn-hangzhou",
+                ))
+            }
         };
         if !endpoint::is_valid_region(&region_id) {
-            return Err(bad("aliyun.region", format!("{region_id:?} is not a region ID like cn-hangzhou")));
+            return Err(bad(
+                "aliyun.region",
+                format!("{region_id:?} is not a region ID like cn-hangzhou"),
+            ));
         }
 
         let mut instance_ids: Vec<String> = Vec::new();
-        for id in cli.instance_ids.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
-            if !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') || id.len() > 64 {
-                return Err(bad("redis.instance-id", format!("{id:?} is not an instance ID like r-bp1zxszhcgatnx")));
+        for id in cli
+            .instance_ids
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+        {
+            if !id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                || id.len() > 64
+            {
+                return Err(bad(
+                    "redis.instance-id",
+                    format!("{id:?} is not an instance ID like r-bp1zxszhcgatnx"),
+                ));
             }
             if !instance_ids.iter().any(|known| known == id) {
                 instance_ids.push(id.to_string());
@@ -164,14 +238,23 @@ impl Config {
         }
         if instance_ids.is_empty() {
             if cli.demo {
-                instance_ids = crate::demo::INSTANCE_IDS.iter().map(|s| s.to_string()).collect();
+                instance_ids = crate::demo::INSTANCE_IDS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect();
             } else {
-                return Err(bad("redis.instance-id", "at least one instance to watch is required"));
+                return Err(bad(
+                    "redis.instance-id",
+                    "at least one instance to watch is required",
+                ));
             }
         }
 
         let default_interval = if cli.demo { "15s" } else { "5m" };
-        let poll_interval = duration("poll.interval", cli.poll_interval.as_deref().unwrap_or(default_interval))?;
+        let poll_interval = duration(
+            "poll.interval",
+            cli.poll_interval.as_deref().unwrap_or(default_interval),
+        )?;
         let poll_lookback = duration("poll.lookback", &cli.poll_lookback)?;
         let poll_timeout = duration("poll.timeout", &cli.poll_timeout)?;
         let poll_concurrency = cli
@@ -180,17 +263,35 @@ impl Config {
             .parse::<usize>()
             .ok()
             .filter(|n| (1..=256).contains(n))
-            .ok_or_else(|| bad("poll.concurrency", format!("{:?} is not a number from 1 to 256", cli.poll_concurrency)))?;
+            .ok_or_else(|| {
+                bad(
+                    "poll.concurrency",
+                    format!("{:?} is not a number from 1 to 256", cli.poll_concurrency),
+                )
+            })?;
 
         let log_level = cli
             .log_level
             .trim()
             .parse::<tracing::Level>()
-            .map_err(|_| bad("log.level", format!("{:?} is not one of error, warn, info, debug, trace", cli.log_level)))?;
+            .map_err(|_| {
+                bad(
+                    "log.level",
+                    format!(
+                        "{:?} is not one of error, warn, info, debug, trace",
+                        cli.log_level
+                    ),
+                )
+            })?;
         let log_format = match cli.log_format.trim().to_ascii_lowercase().as_str() {
             "logfmt" => LogFormat::Logfmt,
             "json" => LogFormat::Json,
-            other => return Err(bad("log.format", format!("{other:?} is not logfmt or json"))),
+            other => {
+                return Err(bad(
+                    "log.format",
+                    format!("{other:?} is not logfmt or json"),
+                ))
+            }
         };
 
         let target = if cli.demo {
@@ -201,12 +302,19 @@ impl Config {
                 None => endpoint::kvstore_endpoint(&region_id),
             };
             let credentials = credentials::from_env(&env)
-                .map_err(|e| ConfigError { setting: "credentials".into(), message: e.message })?
+                .map_err(|e| ConfigError {
+                    setting: "credentials".into(),
+                    message: e.message,
+                })?
                 .ok_or_else(|| ConfigError {
                     setting: "credentials".into(),
-                    message: "set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET".into(),
+                    message: "set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET"
+                        .into(),
                 })?;
-            Target::Api { endpoint, credentials }
+            Target::Api {
+                endpoint,
+                credentials,
+            }
         };
 
         Ok(Config {
@@ -229,7 +337,11 @@ impl Config {
 /// exporters accept).
 fn parse_listen_address(raw: &str) -> Option<SocketAddr> {
     let raw = raw.trim();
-    let raw = if raw.starts_with(':') { format!("0.0.0.0{raw}") } else { raw.to_string() };
+    let raw = if raw.starts_with(':') {
+        format!("0.0.0.0{raw}")
+    } else {
+        raw.to_string()
+    };
     if let Ok(addr) = raw.parse() {
         return Some(addr);
     }
@@ -244,8 +356,14 @@ fn parse_endpoint(raw: &str) -> Result<String, ConfigError> {
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(invalid("must be an http:// or https:// URL with a host"));
     }
-    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
-        return Err(invalid("must not carry a query, a fragment or user information"));
+    if url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        return Err(invalid(
+            "must not carry a query, a fragment or user information",
+        ));
     }
     Ok(url.as_str().trim_end_matches('/').to_string())
 }
@@ -259,8 +377,13 @@ mod tests {
         let mut argv = vec!["aliyun-backup-exporter"];
         argv.extend_from_slice(args);
         let cli = Cli::try_parse_from(argv).expect("flags parse");
-        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Config::from_cli(cli, |name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_cli(cli, |name| {
+            env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
     }
 
     const CREDS: &[(&str, &str)] = &[
@@ -275,14 +398,29 @@ mod tests {
 
     #[test]
     fn defaults_and_lists() {
-        let c = parse(&["--aliyun.region=cn-hangzhou", "--redis.instance-id=r-a,r-b", "--redis.instance-id", "r-a"], CREDS).unwrap();
+        let c = parse(
+            &[
+                "--aliyun.region=cn-hangzhou",
+                "--redis.instance-id=r-a,r-b",
+                "--redis.instance-id",
+                "r-a",
+            ],
+            CREDS,
+        )
+        .unwrap();
         assert_eq!(c.instance_ids, vec!["r-a", "r-b"]);
         assert_eq!(c.listen_address, "0.0.0.0:9817".parse().unwrap());
         assert_eq!(c.poll_interval, Duration::from_secs(300));
         assert_eq!(c.poll_lookback, Duration::from_secs(7 * 86400));
         assert_eq!(c.poll_timeout, Duration::from_secs(10));
         assert_eq!(c.poll_concurrency, 4);
-        let Target::Api { endpoint, credentials } = &c.target else { panic!() };
+        let Target::Api {
+            endpoint,
+            credentials,
+        } = &c.target
+        else {
+            panic!()
+        };
         assert_eq!(endpoint, "https://r-kvstore.aliyuncs.com");
         assert_eq!(credentials.access_key_id, "id");
         assert!(!format!("{c:?}").contains("very-secret"));
@@ -294,10 +432,21 @@ mod tests {
         env.push(("ALIBABA_CLOUD_REGION_ID", "eu-central-1"));
         let c = parse(&["--redis.instance-id=r-a"], &env).unwrap();
         assert_eq!(c.region_id, "eu-central-1");
-        let Target::Api { endpoint, .. } = &c.target else { panic!() };
+        let Target::Api { endpoint, .. } = &c.target else {
+            panic!()
+        };
         assert_eq!(endpoint, "https://r-kvstore.eu-central-1.aliyuncs.com");
-        let c = parse(&["--redis.instance-id=r-a", "--aliyun.endpoint=http://127.0.0.1:8080/"], &env).unwrap();
-        let Target::Api { endpoint, .. } = &c.target else { panic!() };
+        let c = parse(
+            &[
+                "--redis.instance-id=r-a",
+                "--aliyun.endpoint=http://127.0.0.1:8080/",
+            ],
+            &env,
+        )
+        .unwrap();
+        let Target::Api { endpoint, .. } = &c.target else {
+            panic!()
+        };
         assert_eq!(endpoint, "http://127.0.0.1:8080");
     }
 
@@ -305,7 +454,10 @@ mod tests {
     fn each_bad_setting_is_named() {
         let base = ["--aliyun.region=cn-hangzhou", "--redis.instance-id=r-a"];
         let cases: &[(&[&str], &str)] = &[
-            (&["--poll.interval=5x"], "--poll.interval (ALIYUN_BACKUP_EXPORTER_POLL_INTERVAL)"),
+            (
+                &["--poll.interval=5x"],
+                "--poll.interval (ALIYUN_BACKUP_EXPORTER_POLL_INTERVAL)",
+            ),
             (&["--poll.lookback=0s"], "--poll.lookback"),
             (&["--poll.timeout=soon"], "--poll.timeout"),
             (&["--poll.concurrency=0"], "--poll.concurrency"),
@@ -320,13 +472,26 @@ mod tests {
             let mut args = base.to_vec();
             args.extend_from_slice(extra);
             let err = parse(&args, CREDS).unwrap_err();
-            assert!(err.to_string().starts_with(setting), "{err} should name {setting}");
+            assert!(
+                err.to_string().starts_with(setting),
+                "{err} should name {setting}"
+            );
             assert!(!err.to_string().contains('\n'));
         }
-        assert!(parse(&["--redis.instance-id=r-a"], CREDS).unwrap_err().setting.contains("--aliyun.region"));
-        let evil = parse(&["--redis.instance-id=r-a", "--aliyun.region=evil.com/x"], CREDS).unwrap_err();
+        assert!(parse(&["--redis.instance-id=r-a"], CREDS)
+            .unwrap_err()
+            .setting
+            .contains("--aliyun.region"));
+        let evil = parse(
+            &["--redis.instance-id=r-a", "--aliyun.region=evil.com/x"],
+            CREDS,
+        )
+        .unwrap_err();
         assert!(evil.setting.contains("--aliyun.region"), "{evil}");
-        assert!(parse(&["--aliyun.region=cn-hangzhou"], CREDS).unwrap_err().setting.contains("--redis.instance-id"));
+        assert!(parse(&["--aliyun.region=cn-hangzhou"], CREDS)
+            .unwrap_err()
+            .setting
+            .contains("--redis.instance-id"));
         let no_creds = parse(&base, &[]).unwrap_err();
         assert_eq!(no_creds.setting, "credentials");
         assert!(no_creds.message.contains("ALIBABA_CLOUD_ACCESS_KEY_ID"));
@@ -338,7 +503,11 @@ mod tests {
         assert_eq!(c.target, Target::Demo);
         assert_eq!(c.poll_interval, Duration::from_secs(15));
         assert_eq!(c.instance_ids.len(), crate::demo::INSTANCE_IDS.len());
-        let c = parse(&["--demo", "--poll.interval=1m", "--web.listen-address=:9999"], &[]).unwrap();
+        let c = parse(
+            &["--demo", "--poll.interval=1m", "--web.listen-address=:9999"],
+            &[],
+        )
+        .unwrap();
         assert_eq!(c.poll_interval, Duration::from_secs(60));
         assert_eq!(c.listen_address.port(), 9999);
     }

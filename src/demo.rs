@@ -21,10 +21,16 @@ pub const STALE: &str = "r-demo-stale";
 pub const ALL_FAILED: &str = "r-demo-all-failed";
 pub const RELEASED: &str = "r-demo-released";
 
-pub const INSTANCE_IDS: &[&str] = &[HEALTHY, CLUSTER, THROTTLED, FAILED, STALE, ALL_FAILED, RELEASED];
+pub const INSTANCE_IDS: &[&str] = &[
+    HEALTHY, CLUSTER, THROTTLED, FAILED, STALE, ALL_FAILED, RELEASED,
+];
 
 pub fn key() -> FakeKey {
-    FakeKey { id: ACCESS_KEY_ID.into(), secret: ACCESS_KEY_SECRET.into(), security_token: None }
+    FakeKey {
+        id: ACCESS_KEY_ID.into(),
+        secret: ACCESS_KEY_SECRET.into(),
+        security_token: None,
+    }
 }
 
 const GIB: u64 = 1 << 30;
@@ -36,10 +42,20 @@ fn day(now: DateTime<Utc>, days: i64) -> DateTime<Utc> {
 }
 
 /// A week of daily successful backups of one node; sizes grow a little.
-fn daily(now: DateTime<Utc>, node: &str, days: std::ops::RangeInclusive<i64>, base_size: u64) -> Vec<FakeBackup> {
+fn daily(
+    now: DateTime<Utc>,
+    node: &str,
+    days: std::ops::RangeInclusive<i64>,
+    base_size: u64,
+) -> Vec<FakeBackup> {
     days.map(|d| {
         let took = Duration::from_secs(240 + 7 * d as u64);
-        FakeBackup::success(node, day(now, d), took, base_size - d as u64 * 8 * (1 << 20))
+        FakeBackup::success(
+            node,
+            day(now, d),
+            took,
+            base_size - d as u64 * 8 * (1 << 20),
+        )
     })
     .collect()
 }
@@ -49,21 +65,48 @@ pub fn instances(now: DateTime<Utc>) -> Vec<(&'static str, FakeInstance)> {
     let mut cluster = daily(now, "r-demo-cluster-db-0", 0..=6, 3 * GIB);
     cluster.extend(daily(now, "r-demo-cluster-db-1", 0..=6, 3 * GIB + GIB / 2));
     let mut failed = daily(now, FAILED, 1..=6, GIB);
-    failed.push(FakeBackup::failed(FAILED, day(now, 0), Duration::from_secs(95)));
-    let all_failed = (0..=6).map(|d| FakeBackup::failed(ALL_FAILED, day(now, d), Duration::from_secs(30))).collect();
+    failed.push(FakeBackup::failed(
+        FAILED,
+        day(now, 0),
+        Duration::from_secs(95),
+    ));
+    let all_failed = (0..=6)
+        .map(|d| FakeBackup::failed(ALL_FAILED, day(now, d), Duration::from_secs(30)))
+        .collect();
 
     vec![
-        (HEALTHY, FakeInstance::with_backups(daily(now, HEALTHY, 0..=6, 2 * GIB))),
+        (
+            HEALTHY,
+            FakeInstance::with_backups(daily(now, HEALTHY, 0..=6, 2 * GIB)),
+        ),
         // Numbers as strings, odd enum case: Alibaba's inconsistencies.
-        (CLUSTER, FakeInstance { quirky_types: true, ..FakeInstance::with_backups(cluster) }),
+        (
+            CLUSTER,
+            FakeInstance {
+                quirky_types: true,
+                ..FakeInstance::with_backups(cluster)
+            },
+        ),
         (
             THROTTLED,
-            FakeInstance { throttle_every: Some(3), ..FakeInstance::with_backups(daily(now, THROTTLED, 0..=6, GIB / 2)) },
+            FakeInstance {
+                throttle_every: Some(3),
+                ..FakeInstance::with_backups(daily(now, THROTTLED, 0..=6, GIB / 2))
+            },
         ),
         (FAILED, FakeInstance::with_backups(failed)),
-        (STALE, FakeInstance::with_backups(daily(now, STALE, 3..=6, GIB))),
+        (
+            STALE,
+            FakeInstance::with_backups(daily(now, STALE, 3..=6, GIB)),
+        ),
         (ALL_FAILED, FakeInstance::with_backups(all_failed)),
-        (RELEASED, FakeInstance { always: Some(Fault::NotFound), ..Default::default() }),
+        (
+            RELEASED,
+            FakeInstance {
+                always: Some(Fault::NotFound),
+                ..Default::default()
+            },
+        ),
     ]
 }
 

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 use tokio::sync::watch;
 
 use crate::aliyun::CallObserver;
@@ -38,7 +40,15 @@ const SNAPSHOT_FAMILIES: &[(&str, &str, &[&str])] = &[
 ];
 const COMMON: &[&str] = &["product", "region_id", "instance_id"];
 const NODE: &[&str] = &["product", "region_id", "instance_id", "node_id"];
-const INFO: &[&str] = &["product", "region_id", "instance_id", "node_id", "backup_type", "backup_mode", "backup_method"];
+const INFO: &[&str] = &[
+    "product",
+    "region_id",
+    "instance_id",
+    "node_id",
+    "backup_type",
+    "backup_mode",
+    "backup_method",
+];
 const STATUS: &[&str] = &["product", "region_id", "instance_id", "status"];
 
 /// Counts and times every API attempt; the client reports to it.
@@ -50,7 +60,9 @@ pub struct ApiMetrics {
 impl CallObserver for ApiMetrics {
     fn attempt(&self, action: &str, code: &str, elapsed: Duration) {
         self.requests.with_label_values(&[action, code]).inc();
-        self.duration.with_label_values(&[action]).observe(elapsed.as_secs_f64());
+        self.duration
+            .with_label_values(&[action])
+            .observe(elapsed.as_secs_f64());
     }
 }
 
@@ -65,29 +77,43 @@ pub fn registry(
     registry.register(Box::new(SnapshotCollector::new(snapshots, clock)?))?;
 
     let requests = IntCounterVec::new(
-        Opts::new(format!("{NS}api_requests_total"), "Alibaba Cloud API requests, every attempt, by action and result code"),
+        Opts::new(
+            format!("{NS}api_requests_total"),
+            "Alibaba Cloud API requests, every attempt, by action and result code",
+        ),
         &["action", "code"],
     )?;
     let duration = HistogramVec::new(
-        HistogramOpts::new(format!("{NS}api_request_duration_seconds"), "Alibaba Cloud API request latency, every attempt")
-            .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+        HistogramOpts::new(
+            format!("{NS}api_request_duration_seconds"),
+            "Alibaba Cloud API request latency, every attempt",
+        )
+        .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
         &["action"],
     )?;
     registry.register(Box::new(requests.clone()))?;
     registry.register(Box::new(duration.clone()))?;
 
     let build_info = IntGaugeVec::new(
-        Opts::new(format!("{NS}exporter_build_info"), "Version and revision of the exporter; always 1"),
+        Opts::new(
+            format!("{NS}exporter_build_info"),
+            "Version and revision of the exporter; always 1",
+        ),
         &["version", "revision"],
     )?;
     build_info
-        .with_label_values(&[env!("CARGO_PKG_VERSION"), option_env!("GIT_REVISION").unwrap_or("unknown")])
+        .with_label_values(&[
+            env!("CARGO_PKG_VERSION"),
+            option_env!("GIT_REVISION").unwrap_or("unknown"),
+        ])
         .set(1);
     registry.register(Box::new(build_info))?;
 
     #[cfg(target_os = "linux")]
     if process {
-        registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
     }
     #[cfg(not(target_os = "linux"))]
     let _ = process;
@@ -110,7 +136,10 @@ struct SnapshotCollector {
 }
 
 impl SnapshotCollector {
-    fn new(snapshots: watch::Receiver<Arc<Snapshot>>, clock: Arc<dyn Clock>) -> Result<Self, prometheus::Error> {
+    fn new(
+        snapshots: watch::Receiver<Arc<Snapshot>>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, prometheus::Error> {
         let descs = SNAPSHOT_FAMILIES
             .iter()
             .map(|(name, help, labels)| {
@@ -122,7 +151,11 @@ impl SnapshotCollector {
                 )
             })
             .collect::<Result<_, _>>()?;
-        Ok(SnapshotCollector { snapshots, clock, descs })
+        Ok(SnapshotCollector {
+            snapshots,
+            clock,
+            descs,
+        })
     }
 }
 
@@ -143,25 +176,45 @@ impl Collector for SnapshotCollector {
         let seconds = |t: chrono::DateTime<chrono::Utc>| t.timestamp_millis() as f64 / 1000.0;
         let region = snapshot.region_id.as_str();
         for (instance_id, view) in &snapshot.instances {
-            let common = [("product", snapshot.product), ("region_id", region), ("instance_id", instance_id.as_str())];
-            poll_ok.push(gauge(&common, if view.last_poll_success { 1.0 } else { 0.0 }));
+            let common = [
+                ("product", snapshot.product),
+                ("region_id", region),
+                ("instance_id", instance_id.as_str()),
+            ];
+            poll_ok.push(gauge(
+                &common,
+                if view.last_poll_success { 1.0 } else { 0.0 },
+            ));
             if let Some(at) = view.last_success_poll_at {
                 poll_ts.push(gauge(&common, seconds(at)));
             }
-            let Some(summary) = &view.summary else { continue };
+            let Some(summary) = &view.summary else {
+                continue;
+            };
             for (status, count) in &summary.counts {
                 let labels = [common[0], common[1], common[2], ("status", status.as_str())];
                 backups.push(gauge(&labels, *count as f64));
             }
             for (node_id, node) in &summary.nodes {
-                let labels = [common[0], common[1], common[2], ("node_id", node_id.as_str())];
+                let labels = [
+                    common[0],
+                    common[1],
+                    common[2],
+                    ("node_id", node_id.as_str()),
+                ];
                 if let Some(last) = &node.last_success {
                     ts.push(gauge(&labels, seconds(last.end)));
-                    age.push(gauge(&labels, (now - last.end).num_milliseconds() as f64 / 1000.0));
+                    age.push(gauge(
+                        &labels,
+                        (now - last.end).num_milliseconds() as f64 / 1000.0,
+                    ));
                     if let Some(bytes) = last.size_bytes {
                         size.push(gauge(&labels, bytes as f64));
                     }
-                    duration.push(gauge(&labels, (last.end - last.start).num_milliseconds() as f64 / 1000.0));
+                    duration.push(gauge(
+                        &labels,
+                        (last.end - last.start).num_milliseconds() as f64 / 1000.0,
+                    ));
                     let kind = [
                         labels[0],
                         labels[1],

@@ -105,8 +105,16 @@ pub async fn run(
             }
         };
         let round = rounds.entry(outcome.round).or_default();
-        round.first_start = Some(round.first_start.map_or(outcome.started, |s| s.min(outcome.started)));
-        round.last_finish = Some(round.last_finish.map_or(outcome.finished, |f| f.max(outcome.finished)));
+        round.first_start = Some(
+            round
+                .first_start
+                .map_or(outcome.started, |s| s.min(outcome.started)),
+        );
+        round.last_finish = Some(
+            round
+                .last_finish
+                .map_or(outcome.finished, |f| f.max(outcome.finished)),
+        );
         round.done += 1;
         if round.done == n {
             if let (Some(start), Some(finish)) = (round.first_start, round.last_finish) {
@@ -118,8 +126,15 @@ pub async fn run(
         }
         let instance_id = &settings.instance_ids[outcome.index];
         let previous = snapshot.instances.get(instance_id).cloned();
-        let view = apply(previous.as_deref(), instance_id, outcome.polled_at, outcome.result);
-        snapshot.instances.insert(instance_id.clone(), Arc::new(view));
+        let view = apply(
+            previous.as_deref(),
+            instance_id,
+            outcome.polled_at,
+            outcome.result,
+        );
+        snapshot
+            .instances
+            .insert(instance_id.clone(), Arc::new(view));
         publish.send_replace(Arc::new(snapshot.clone()));
     }
     tracing::debug!("poller stopped");
@@ -183,20 +198,33 @@ async fn poll_instance(
     let mut scheduled = first;
     for round in 0u64.. {
         tokio::time::sleep_until(scheduled).await;
-        let Ok(permit) = permits.acquire().await else { return };
+        let Ok(permit) = permits.acquire().await else {
+            return;
+        };
         let started = Instant::now();
         let polled_at = clock.now();
         let window = Window::ending_at(polled_at, settings.lookback);
         let result = redis::describe_backups(&client, &instance_id, &window).await;
         drop(permit);
         let finished = Instant::now();
-        let outcome = Outcome { index, round, started, finished, polled_at, result };
+        let outcome = Outcome {
+            index,
+            round,
+            started,
+            finished,
+            polled_at,
+            result,
+        };
         if outcomes.send(outcome).await.is_err() {
             return;
         }
         // No catch-up burst after a stall: the next poll is an interval
         // after the planned start, or now if that is already past.
-        scheduled = if round == 0 { second } else { scheduled + settings.interval };
+        scheduled = if round == 0 {
+            second
+        } else {
+            scheduled + settings.interval
+        };
         scheduled = scheduled.max(Instant::now());
     }
 }
@@ -209,7 +237,9 @@ mod tests {
     #[test]
     fn polls_are_spread_evenly_over_the_interval() {
         let minute = Duration::from_secs(60);
-        let offsets: Vec<u64> = (0..4).map(|i| spread_offset(minute, i, 4).as_secs()).collect();
+        let offsets: Vec<u64> = (0..4)
+            .map(|i| spread_offset(minute, i, 4).as_secs())
+            .collect();
         assert_eq!(offsets, vec![0, 15, 30, 45]);
         assert_eq!(spread_offset(minute, 0, 1), Duration::ZERO);
     }
@@ -219,12 +249,22 @@ mod tests {
         let t0 = Utc::now();
         let ok = apply(None, "r", t0, Ok(vec![]));
         assert!(ok.last_poll_success);
-        let failed = apply(Some(&ok), "r", t0 + chrono::Duration::minutes(5), Err(ApiError::Http { status: 503 }));
+        let failed = apply(
+            Some(&ok),
+            "r",
+            t0 + chrono::Duration::minutes(5),
+            Err(ApiError::Http { status: 503 }),
+        );
         assert!(!failed.last_poll_success);
         assert_eq!(failed.last_success_poll_at, Some(t0));
         assert_eq!(failed.summary, ok.summary);
         assert_eq!(failed.last_error.as_deref(), Some("http_503"));
-        let never = apply(None, "r", t0, Err(ApiError::Timeout(Duration::from_secs(1))));
+        let never = apply(
+            None,
+            "r",
+            t0,
+            Err(ApiError::Timeout(Duration::from_secs(1))),
+        );
         assert_eq!(never.summary, None::<BackupSummary>);
         assert_eq!(never.last_success_poll_at, None);
     }

@@ -33,7 +33,9 @@ pub async fn describe_backups(
             ("PageNumber", page_number.to_string()),
         ];
         let answer = client
-            .call("DescribeBackups", &params, |body| decode_page(body, instance_id))
+            .call("DescribeBackups", &params, |body| {
+                decode_page(body, instance_id)
+            })
             .await?;
         let page = answer.value;
         let got = page.backups.len();
@@ -61,7 +63,9 @@ impl Window {
     /// API takes minutes only, and the end must not cut off the present).
     pub fn ending_at(now: DateTime<Utc>, lookback: std::time::Duration) -> Self {
         let floor = |t: DateTime<Utc>| {
-            t.with_second(0).and_then(|t| t.with_nanosecond(0)).unwrap_or(t)
+            t.with_second(0)
+                .and_then(|t| t.with_nanosecond(0))
+                .unwrap_or(t)
         };
         let lookback = ChronoDuration::from_std(lookback).unwrap_or(ChronoDuration::days(7));
         Window {
@@ -95,8 +99,7 @@ pub struct Page {
 /// (types, case, missing optional fields), strict where facts would be
 /// wrong. Download URLs are never read.
 pub fn decode_page(body: &[u8], instance_id: &str) -> Result<Page, String> {
-    let doc: Value =
-        serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
+    let doc: Value = serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
     let doc = doc.as_object().ok_or("body is not a JSON object")?;
     let total_count = match doc.get("TotalCount") {
         None | Some(Value::Null) => None,
@@ -118,11 +121,16 @@ pub fn decode_page(body: &[u8], instance_id: &str) -> Result<Page, String> {
         .into_iter()
         .enumerate()
         .map(|(i, item)| {
-            let item = item.as_object().ok_or(format!("Backups.Backup[{i}] is not an object"))?;
+            let item = item
+                .as_object()
+                .ok_or(format!("Backups.Backup[{i}] is not an object"))?;
             decode_backup(item, instance_id).map_err(|e| format!("Backups.Backup[{i}]: {e}"))
         })
         .collect::<Result<Vec<_>, String>>()?;
-    Ok(Page { backups, total_count })
+    Ok(Page {
+        backups,
+        total_count,
+    })
 }
 
 fn decode_backup(item: &Map<String, Value>, instance_id: &str) -> Result<Backup, String> {
@@ -143,7 +151,9 @@ fn decode_backup(item: &Map<String, Value>, instance_id: &str) -> Result<Backup,
         Some(v) => Some(as_u64(v).ok_or("BackupSize is not a whole number")?),
     };
     let label = |name: &str, normalize: fn(&str) -> String| {
-        text(item, name).map(|v| normalize(&v)).unwrap_or_else(|| "unknown".into())
+        text(item, name)
+            .map(|v| normalize(&v))
+            .unwrap_or_else(|| "unknown".into())
     };
     Ok(Backup {
         node_id: text(item, "NodeInstanceId").unwrap_or_else(|| instance_id.to_string()),
@@ -171,7 +181,9 @@ fn text(item: &Map<String, Value>, name: &str) -> Option<String> {
 fn as_u64(v: &Value) -> Option<u64> {
     match v {
         Value::Number(n) => n.as_u64().or_else(|| {
-            n.as_f64().filter(|f| *f >= 0.0 && f.fract() == 0.0 && *f < 1.8e19).map(|f| f as u64)
+            n.as_f64()
+                .filter(|f| *f >= 0.0 && f.fract() == 0.0 && *f < 1.8e19)
+                .map(|f| f as u64)
         }),
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
@@ -234,7 +246,9 @@ mod tests {
           ]}}"#;
         let page = decode_page(body, "r-1").unwrap();
         assert_eq!(page.total_count, Some(2));
-        let [a, b] = &page.backups[..] else { panic!("two backups") };
+        let [a, b] = &page.backups[..] else {
+            panic!("two backups")
+        };
         assert_eq!(a.node_id, "r-1");
         assert_eq!(a.status, BackupStatus::Success);
         assert_eq!(a.size_bytes, Some(1024));

@@ -29,8 +29,12 @@ impl Endpoints {
             return respond(404, "text/plain; charset=utf-8", "404 page not found\n");
         }
         if req.method() != Method::GET && req.method() != Method::HEAD {
-            let mut response = respond(405, "text/plain; charset=utf-8", "405 method not allowed\n");
-            response.headers_mut().insert(hyper::header::ALLOW, hyper::header::HeaderValue::from_static("GET, HEAD"));
+            let mut response =
+                respond(405, "text/plain; charset=utf-8", "405 method not allowed\n");
+            response.headers_mut().insert(
+                hyper::header::ALLOW,
+                hyper::header::HeaderValue::from_static("GET, HEAD"),
+            );
             return response;
         }
         let response = match path {
@@ -53,7 +57,11 @@ impl Endpoints {
             Ok(text) => respond(200, metrics::CONTENT_TYPE, text),
             Err(e) => {
                 tracing::error!(error = %e, "cannot render metrics");
-                respond(500, "text/plain; charset=utf-8", format!("cannot render metrics: {e}\n"))
+                respond(
+                    500,
+                    "text/plain; charset=utf-8",
+                    format!("cannot render metrics: {e}\n"),
+                )
             }
         }
     }
@@ -72,9 +80,17 @@ impl Endpoints {
         let polled = snapshot.instances.len();
         let watched = snapshot.watched.len();
         if snapshot.ready() {
-            respond(200, "text/plain; charset=utf-8", format!("ready: {polled}/{watched} instances polled\n"))
+            respond(
+                200,
+                "text/plain; charset=utf-8",
+                format!("ready: {polled}/{watched} instances polled\n"),
+            )
         } else {
-            respond(503, "text/plain; charset=utf-8", format!("not ready: {polled}/{watched} instances polled\n"))
+            respond(
+                503,
+                "text/plain; charset=utf-8",
+                format!("not ready: {polled}/{watched} instances polled\n"),
+            )
         }
     }
 
@@ -89,7 +105,11 @@ impl Endpoints {
                     // The oldest node decides: a cluster is backed up only
                     // when every node is.
                     let oldest = view.summary.as_ref().and_then(|s| {
-                        let ends: Vec<_> = s.nodes.values().map(|n| n.last_success.as_ref().map(|l| l.end)).collect();
+                        let ends: Vec<_> = s
+                            .nodes
+                            .values()
+                            .map(|n| n.last_success.as_ref().map(|l| l.end))
+                            .collect();
                         if ends.is_empty() || ends.iter().any(Option::is_none) {
                             None
                         } else {
@@ -139,5 +159,8 @@ fn human_age(age: chrono::Duration) -> String {
 }
 
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }

@@ -49,7 +49,10 @@ pub fn summarize(backups: &[Backup]) -> BackupSummary {
     summary.counts.insert("success".into(), 0);
     summary.counts.insert("failed".into(), 0);
     for backup in backups {
-        *summary.counts.entry(backup.status.label().to_string()).or_default() += 1;
+        *summary
+            .counts
+            .entry(backup.status.label().to_string())
+            .or_default() += 1;
         let node = summary.nodes.entry(backup.node_id.clone()).or_default();
         let success = backup.status == BackupStatus::Success;
         // Newest attempt by start time; on a tie the unsuccessful one wins,
@@ -58,7 +61,10 @@ pub fn summarize(backups: &[Backup]) -> BackupSummary {
             backup.start > a.start || (backup.start == a.start && a.success && !success)
         });
         if newer_attempt {
-            node.last_attempt = Some(LastAttempt { start: backup.start, success });
+            node.last_attempt = Some(LastAttempt {
+                start: backup.start,
+                success,
+            });
         }
         if let (true, Some(end)) = (success, backup.end) {
             let newer_success = node
@@ -110,7 +116,9 @@ pub struct Snapshot {
 impl Snapshot {
     /// Ready once every watched instance has been polled (either way).
     pub fn ready(&self) -> bool {
-        self.watched.iter().all(|id| self.instances.contains_key(id))
+        self.watched
+            .iter()
+            .all(|id| self.instances.contains_key(id))
     }
 }
 
@@ -150,7 +158,13 @@ mod tests {
             let node = &s.nodes["n"];
             let last = node.last_success.as_ref().unwrap();
             assert_eq!((last.end, last.size_bytes), (at(5), Some(20)));
-            assert_eq!(node.last_attempt, Some(LastAttempt { start: at(9), success: false }));
+            assert_eq!(
+                node.last_attempt,
+                Some(LastAttempt {
+                    start: at(9),
+                    success: false
+                })
+            );
             assert_eq!(s.counts["success"], 3);
             assert_eq!(s.counts["failed"], 1);
         }
@@ -165,7 +179,10 @@ mod tests {
         assert_eq!(s.nodes.len(), 2);
         assert!(s.nodes["r-db-0"].last_success.is_some());
         assert!(s.nodes["r-db-1"].last_success.is_none());
-        assert_eq!(s.nodes["r-db-1"].last_attempt.as_ref().map(|a| a.success), Some(false));
+        assert_eq!(
+            s.nodes["r-db-1"].last_attempt.as_ref().map(|a| a.success),
+            Some(false)
+        );
     }
 
     #[test]
@@ -175,7 +192,10 @@ mod tests {
         assert_eq!(empty.counts.get("failed"), Some(&0));
         let s = summarize(&[backup("n", "Running", 1, None, None)]);
         assert_eq!(s.counts.get("running"), Some(&1));
-        assert_eq!(s.nodes["n"].last_attempt.as_ref().map(|a| a.success), Some(false));
+        assert_eq!(
+            s.nodes["n"].last_attempt.as_ref().map(|a| a.success),
+            Some(false)
+        );
         assert!(s.nodes["n"].last_success.is_none());
     }
 
@@ -185,6 +205,9 @@ mod tests {
             backup("n", "Success", 4, Some(5), None),
             backup("n", "Failed", 4, None, None),
         ]);
-        assert_eq!(s.nodes["n"].last_attempt.as_ref().map(|a| a.success), Some(false));
+        assert_eq!(
+            s.nodes["n"].last_attempt.as_ref().map(|a| a.success),
+            Some(false)
+        );
     }
 }

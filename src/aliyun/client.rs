@@ -70,12 +70,21 @@ impl RpcClient {
     ) -> Result<Self, ApiError> {
         let http = reqwest::Client::builder()
             .connect_timeout(settings.timeout)
-            .user_agent(concat!("aliyun-backup-exporter/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!(
+                "aliyun-backup-exporter/",
+                env!("CARGO_PKG_VERSION")
+            ))
             // The API never redirects; a redirect would carry the signed query elsewhere.
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| ApiError::Transport(describe_reqwest_error(&e)))?;
-        Ok(RpcClient { http, settings, credentials, observer, clock })
+        Ok(RpcClient {
+            http,
+            settings,
+            credentials,
+            observer,
+            clock,
+        })
     }
 
     pub fn endpoint(&self) -> &str {
@@ -140,7 +149,10 @@ impl RpcClient {
         params: &[(&str, String)],
         decode: &impl Fn(&[u8]) -> Result<T, String>,
     ) -> Attempt<T> {
-        let fail = |e| Attempt { result: Err(e), retry_after: None };
+        let fail = |e| Attempt {
+            result: Err(e),
+            retry_after: None,
+        };
         let credentials = match self.credentials.credentials().await {
             Ok(c) => c,
             Err(e) => return fail(ApiError::Credentials(e.to_string())),
@@ -153,7 +165,10 @@ impl RpcClient {
             ("SignatureMethod", "HMAC-SHA1".to_string()),
             ("SignatureVersion", "1.0".to_string()),
             ("SignatureNonce", new_nonce()),
-            ("Timestamp", self.clock.now().format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+            (
+                "Timestamp",
+                self.clock.now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            ),
         ];
         if let Some(token) = &credentials.security_token {
             all.push(("SecurityToken", token.expose().to_string()));
@@ -188,7 +203,10 @@ impl RpcClient {
                 Ok(value) => Ok(Answer { value, request_id }),
                 Err(detail) => Err(ApiError::Decode { detail, request_id }),
             };
-            return Attempt { result, retry_after: None };
+            return Attempt {
+                result,
+                retry_after: None,
+            };
         }
         let retry_after = retry_after(&headers);
         let error = match serde_json::from_slice::<ErrorDocument>(&body) {
@@ -200,7 +218,10 @@ impl RpcClient {
             },
             _ => ApiError::Http { status },
         };
-        Attempt { result: Err(error), retry_after }
+        Attempt {
+            result: Err(error),
+            retry_after,
+        }
     }
 }
 
@@ -250,7 +271,13 @@ fn body_request_id(body: &[u8]) -> Option<String> {
 
 /// `x-acs-retry-after`, in milliseconds as Alibaba's own SDKs read it.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let ms: u64 = headers.get("x-acs-retry-after")?.to_str().ok()?.trim().parse().ok()?;
+    let ms: u64 = headers
+        .get("x-acs-retry-after")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     // An absurd ask is capped; the retry policy's time budget still applies.
     Some(Duration::from_millis(ms.min(60_000)))
 }
@@ -304,7 +331,10 @@ mod tests {
 
     #[test]
     fn request_id_from_body() {
-        assert_eq!(body_request_id(br#"{"RequestId":"ABC"}"#), Some("ABC".into()));
+        assert_eq!(
+            body_request_id(br#"{"RequestId":"ABC"}"#),
+            Some("ABC".into())
+        );
         assert_eq!(body_request_id(b"<html>"), None);
     }
 }

@@ -87,8 +87,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| map.get(k).cloned()
     }
 
@@ -103,9 +105,15 @@ mod tests {
         .unwrap();
         assert_eq!(creds.access_key_id, "LTAIid");
         assert_eq!(creds.access_key_secret.expose(), "s3cret");
-        assert_eq!(creds.security_token.as_ref().map(|t| t.expose()), Some("tok"));
+        assert_eq!(
+            creds.security_token.as_ref().map(|t| t.expose()),
+            Some("tok")
+        );
         let debug = format!("{creds:?}");
-        assert!(!debug.contains("s3cret") && !debug.contains("tok\""), "{debug}");
+        assert!(
+            !debug.contains("s3cret") && !debug.contains("tok\""),
+            "{debug}"
+        );
     }
 
     #[test]

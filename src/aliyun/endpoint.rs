@@ -46,8 +46,14 @@ mod tests {
 
     #[test]
     fn central_and_regional_hosts() {
-        assert_eq!(kvstore_endpoint("cn-hangzhou"), "https://r-kvstore.aliyuncs.com");
-        assert_eq!(kvstore_endpoint("ap-southeast-1"), "https://r-kvstore.aliyuncs.com");
+        assert_eq!(
+            kvstore_endpoint("cn-hangzhou"),
+            "https://r-kvstore.aliyuncs.com"
+        );
+        assert_eq!(
+            kvstore_endpoint("ap-southeast-1"),
+            "https://r-kvstore.aliyuncs.com"
+        );
         assert_eq!(
             kvstore_endpoint("cn-zhangjiakou"),
             "https://r-kvstore.cn-zhangjiakou.aliyuncs.com"

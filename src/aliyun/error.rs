@@ -113,9 +113,15 @@ mod tests {
         assert_eq!(api.code_label(), "Throttling.User");
         assert!(api.is_retryable());
         assert_eq!(ApiError::Http { status: 503 }.code_label(), "http_503");
-        assert_eq!(ApiError::Timeout(Duration::from_secs(1)).code_label(), "timeout");
+        assert_eq!(
+            ApiError::Timeout(Duration::from_secs(1)).code_label(),
+            "timeout"
+        );
         assert_eq!(ApiError::Transport("x".into()).code_label(), "transport");
-        let decode = ApiError::Decode { detail: "d".into(), request_id: Some("R2".into()) };
+        let decode = ApiError::Decode {
+            detail: "d".into(),
+            request_id: Some("R2".into()),
+        };
         assert_eq!(decode.code_label(), "decode");
         assert_eq!(decode.request_id(), Some("R2"));
         assert!(format!("{decode}").contains("RequestId R2"));
@@ -129,7 +135,12 @@ mod tests {
             ("Forbidden.RAM", 403),
             ("InvalidInstanceId.NotFound", 404),
         ] {
-            let e = ApiError::Api { code: code.into(), message: String::new(), request_id: None, status };
+            let e = ApiError::Api {
+                code: code.into(),
+                message: String::new(),
+                request_id: None,
+                status,
+            };
             assert!(!e.is_retryable(), "{code}");
         }
         assert!(!ApiError::Http { status: 400 }.is_retryable());

@@ -30,7 +30,10 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// No retries at all.
     pub fn none() -> Self {
-        RetryPolicy { max_attempts: 1, ..Default::default() }
+        RetryPolicy {
+            max_attempts: 1,
+            ..Default::default()
+        }
     }
 
     /// The wait before retry number `retry` (1 for the first retry), or
@@ -79,12 +82,28 @@ mod tests {
     fn grows_exponentially_within_jitter_bounds() {
         let p = policy();
         let zero = Duration::ZERO;
-        assert_eq!(p.next_delay(1, zero, None, 0.0), Some(Duration::from_millis(50)));
-        assert_eq!(p.next_delay(1, zero, None, 0.999_999).map(|d| d.as_millis()), Some(99));
-        assert_eq!(p.next_delay(2, zero, None, 0.0), Some(Duration::from_millis(100)));
-        assert_eq!(p.next_delay(3, zero, None, 0.0), Some(Duration::from_millis(175)));
+        assert_eq!(
+            p.next_delay(1, zero, None, 0.0),
+            Some(Duration::from_millis(50))
+        );
+        assert_eq!(
+            p.next_delay(1, zero, None, 0.999_999)
+                .map(|d| d.as_millis()),
+            Some(99)
+        );
+        assert_eq!(
+            p.next_delay(2, zero, None, 0.0),
+            Some(Duration::from_millis(100))
+        );
+        assert_eq!(
+            p.next_delay(3, zero, None, 0.0),
+            Some(Duration::from_millis(175))
+        );
         // capped by max_delay
-        assert_eq!(p.next_delay(4, zero, None, 0.0), Some(Duration::from_millis(175)));
+        assert_eq!(
+            p.next_delay(4, zero, None, 0.0),
+            Some(Duration::from_millis(175))
+        );
     }
 
     #[test]
@@ -92,16 +111,28 @@ mod tests {
         let p = policy();
         assert!(p.next_delay(4, Duration::ZERO, None, 0.5).is_some());
         assert_eq!(p.next_delay(5, Duration::ZERO, None, 0.5), None);
-        assert_eq!(p.next_delay(1, Duration::from_millis(1990), None, 0.0), None);
-        assert_eq!(RetryPolicy::none().next_delay(1, Duration::ZERO, None, 0.0), None);
+        assert_eq!(
+            p.next_delay(1, Duration::from_millis(1990), None, 0.0),
+            None
+        );
+        assert_eq!(
+            RetryPolicy::none().next_delay(1, Duration::ZERO, None, 0.0),
+            None
+        );
     }
 
     #[test]
     fn server_retry_after_is_honoured() {
         let p = policy();
         let asked = Duration::from_millis(900);
-        assert_eq!(p.next_delay(1, Duration::ZERO, Some(asked), 0.0), Some(asked));
+        assert_eq!(
+            p.next_delay(1, Duration::ZERO, Some(asked), 0.0),
+            Some(asked)
+        );
         // an ask that would break the time budget ends the retries
-        assert_eq!(p.next_delay(1, Duration::from_millis(1500), Some(asked), 0.0), None);
+        assert_eq!(
+            p.next_delay(1, Duration::from_millis(1500), Some(asked), 0.0),
+            None
+        );
     }
 }

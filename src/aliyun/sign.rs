@@ -72,7 +72,11 @@ pub fn sign_string(string_to_sign: &str, secret: &str) -> String {
 
 /// Compares two signatures without leaking through timing where they differ.
 pub fn signatures_equal(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 #[cfg(test)]
@@ -100,7 +104,10 @@ mod tests {
             string_to_sign("GET", &params),
             "GET&%2F&AccessKeyId%3Dtestid%26Action%3DDescribeRegions%26Format%3DXML%26SignatureMethod%3DHMAC-SHA1%26SignatureNonce%3D3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf%26SignatureVersion%3D1.0%26Timestamp%3D2016-02-23T12%253A46%253A24Z%26Version%3D2014-05-26"
         );
-        assert_eq!(sign("GET", &params, "testsecret"), "OLeaidS1JvxuMvnyHOwuJ+uX5qY=");
+        assert_eq!(
+            sign("GET", &params, "testsecret"),
+            "OLeaidS1JvxuMvnyHOwuJ+uX5qY="
+        );
     }
 
     #[test]
@@ -115,7 +122,10 @@ mod tests {
     fn order_of_parameters_does_not_matter() {
         let mut params = published_vector();
         params.reverse();
-        assert_eq!(sign("GET", &params, "testsecret"), "OLeaidS1JvxuMvnyHOwuJ+uX5qY=");
+        assert_eq!(
+            sign("GET", &params, "testsecret"),
+            "OLeaidS1JvxuMvnyHOwuJ+uX5qY="
+        );
     }
 
     #[test]
@@ -132,8 +142,12 @@ mod tests {
         // And such a value changes the signature like any other.
         let mut params = published_vector();
         params.push(("InstanceName", "备份"));
-        assert_ne!(sign("GET", &params, "testsecret"), "OLeaidS1JvxuMvnyHOwuJ+uX5qY=");
-        assert!(string_to_sign("GET", &params).contains("InstanceName%3D%25E5%25A4%2587%25E4%25BB%25BD"));
+        assert_ne!(
+            sign("GET", &params, "testsecret"),
+            "OLeaidS1JvxuMvnyHOwuJ+uX5qY="
+        );
+        assert!(string_to_sign("GET", &params)
+            .contains("InstanceName%3D%25E5%25A4%2587%25E4%25BB%25BD"));
     }
 
     #[test]
@@ -152,7 +166,10 @@ mod tests {
 
     #[test]
     fn secret_changes_the_signature() {
-        assert_ne!(sign("GET", &published_vector(), "testsecreT"), "OLeaidS1JvxuMvnyHOwuJ+uX5qY=");
+        assert_ne!(
+            sign("GET", &published_vector(), "testsecreT"),
+            "OLeaidS1JvxuMvnyHOwuJ+uX5qY="
+        );
     }
 
     #[test]

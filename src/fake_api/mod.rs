@@ -16,9 +16,9 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+use crate::aliyun::sign;
 use crate::clock::{self, Clock};
 use crate::http::{self, respond, Request, Response};
-use crate::aliyun::sign;
 pub use scenario::{FakeBackup, FakeInstance, Fault};
 
 /// The page sizes the real DescribeBackups accepts.
@@ -93,7 +93,10 @@ impl FakeApi {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
-            state: Mutex::new(State { keys, ..Default::default() }),
+            state: Mutex::new(State {
+                keys,
+                ..Default::default()
+            }),
             clock,
         });
         let (stop, stopped) = oneshot::channel::<()>();
@@ -105,7 +108,11 @@ impl FakeApi {
                 let _ = stopped.await;
             },
         ));
-        Ok(FakeApi { addr, shared, _stop: stop })
+        Ok(FakeApi {
+            addr,
+            shared,
+            _stop: stop,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -118,7 +125,10 @@ impl FakeApi {
     }
 
     pub fn set_instance(&self, instance_id: &str, instance: FakeInstance) {
-        self.shared.lock().instances.insert(instance_id.to_string(), instance);
+        self.shared
+            .lock()
+            .instances
+            .insert(instance_id.to_string(), instance);
     }
 
     pub fn remove_instance(&self, instance_id: &str) {
@@ -143,7 +153,12 @@ impl FakeApi {
 
     /// Requests about one instance so far.
     pub fn requests_for(&self, instance_id: &str) -> usize {
-        self.shared.lock().received.iter().filter(|r| r.instance_id == instance_id).count()
+        self.shared
+            .lock()
+            .received
+            .iter()
+            .filter(|r| r.instance_id == instance_id)
+            .count()
     }
 }
 
@@ -156,7 +171,10 @@ fn error(status: u16, code: &str, message: &str, request_id: &str) -> Response {
         "Message": message,
         "Recommend": format!("https://api.aliyun.com/troubleshoot?q={code}"),
     });
-    with_request_id(respond(status, "application/json;charset=utf-8", body.to_string()), request_id)
+    with_request_id(
+        respond(status, "application/json;charset=utf-8", body.to_string()),
+        request_id,
+    )
 }
 
 fn with_request_id(mut response: Response, request_id: &str) -> Response {
@@ -174,9 +192,19 @@ async fn handle(shared: Arc<Shared>, req: Request) -> Response {
         .get(hyper::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    let body = match http_body_util::Limited::new(req.into_body(), 1 << 20).collect().await {
+    let body = match http_body_util::Limited::new(req.into_body(), 1 << 20)
+        .collect()
+        .await
+    {
         Ok(collected) => collected.to_bytes(),
-        Err(_) => return error(400, "InvalidParameter", "request body too large or broken", "-"),
+        Err(_) => {
+            return error(
+                400,
+                "InvalidParameter",
+                "request body too large or broken",
+                "-",
+            )
+        }
     };
     // RPC parameters come in the query string, and for POST also in a form body.
     let mut params: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
@@ -188,12 +216,25 @@ async fn handle(shared: Arc<Shared>, req: Request) -> Response {
     let request_id = {
         let mut state = shared.lock();
         state.next_request_id += 1;
-        format!("FAKE{:08X}-0000-4000-8000-{:012X}", state.next_request_id, state.next_request_id)
+        format!(
+            "FAKE{:08X}-0000-4000-8000-{:012X}",
+            state.next_request_id, state.next_request_id
+        )
     };
-    let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let get = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
 
     if method != "GET" && method != "POST" {
-        return error(405, "UnsupportedHTTPMethod", "only GET and POST", &request_id);
+        return error(
+            405,
+            "UnsupportedHTTPMethod",
+            "only GET and POST",
+            &request_id,
+        );
     }
     if let Some(answer) = check_auth(&shared, &method, &params, &request_id) {
         record(&shared, &params, &answer);
@@ -201,7 +242,12 @@ async fn handle(shared: Arc<Shared>, req: Request) -> Response {
     }
     let answer = match get("Action") {
         Some("DescribeBackups") => describe_backups(&shared, &params, &request_id).await,
-        _ => error(404, "InvalidAction.NotFound", "Specified api is not found, please check your url and method.", &request_id),
+        _ => error(
+            404,
+            "InvalidAction.NotFound",
+            "Specified api is not found, please check your url and method.",
+            &request_id,
+        ),
     };
     record(&shared, &params, &answer);
     answer
@@ -215,7 +261,12 @@ fn check_auth(
     params: &[(String, String)],
     request_id: &str,
 ) -> Option<Response> {
-    let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let get = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
     for required in [
         "Action",
         "Version",
@@ -228,33 +279,73 @@ fn check_auth(
     ] {
         if get(required).is_none() {
             let message = format!("{required} is mandatory for this action.");
-            return Some(error(400, &format!("Missing{required}"), &message, request_id));
+            return Some(error(
+                400,
+                &format!("Missing{required}"),
+                &message,
+                request_id,
+            ));
         }
     }
     if get("Version") != Some(crate::redis::API_VERSION) {
-        return Some(error(400, "InvalidVersion", "Specified parameter Version is not valid.", request_id));
+        return Some(error(
+            400,
+            "InvalidVersion",
+            "Specified parameter Version is not valid.",
+            request_id,
+        ));
     }
     if get("Format").is_some_and(|f| !f.eq_ignore_ascii_case("JSON")) {
-        return Some(error(400, "InvalidParameter.Format", "This fake answers JSON only.", request_id));
+        return Some(error(
+            400,
+            "InvalidParameter.Format",
+            "This fake answers JSON only.",
+            request_id,
+        ));
     }
     if get("SignatureMethod") != Some("HMAC-SHA1") {
-        return Some(error(400, "InvalidSignatureMethod", "Specified signature method is not valid.", request_id));
+        return Some(error(
+            400,
+            "InvalidSignatureMethod",
+            "Specified signature method is not valid.",
+            request_id,
+        ));
     }
     if get("SignatureVersion") != Some("1.0") {
-        return Some(error(400, "InvalidSignatureVersion", "Specified signature version is not valid.", request_id));
+        return Some(error(
+            400,
+            "InvalidSignatureVersion",
+            "Specified signature version is not valid.",
+            request_id,
+        ));
     }
     let timestamp = get("Timestamp").unwrap_or_default();
     let Some(sent_at) = parse_timestamp(timestamp) else {
-        return Some(error(400, "InvalidTimeStamp.Format", "Specified time stamp or date value is not well formatted.", request_id));
+        return Some(error(
+            400,
+            "InvalidTimeStamp.Format",
+            "Specified time stamp or date value is not well formatted.",
+            request_id,
+        ));
     };
     let skew = (shared.clock.now() - sent_at).num_minutes().abs();
     if skew > MAX_SKEW_MINUTES {
-        return Some(error(400, "InvalidTimeStamp.Expired", "Specified time stamp or date value is expired.", request_id));
+        return Some(error(
+            400,
+            "InvalidTimeStamp.Expired",
+            "Specified time stamp or date value is expired.",
+            request_id,
+        ));
     }
     let mut state = shared.lock();
     let id = get("AccessKeyId").unwrap_or_default();
     let Some(key) = state.keys.iter().find(|k| k.id == id).cloned() else {
-        return Some(error(404, "InvalidAccessKeyId.NotFound", "Specified access key is not found.", request_id));
+        return Some(error(
+            404,
+            "InvalidAccessKeyId.NotFound",
+            "Specified access key is not found.",
+            request_id,
+        ));
     };
     let unsigned: Vec<(&str, &str)> = params
         .iter()
@@ -271,34 +362,57 @@ fn check_auth(
     }
     if let Some(token) = &key.security_token {
         if get("SecurityToken") != Some(token.as_str()) {
-            return Some(error(400, "InvalidSecurityToken.Mismatch", "Specified SecurityToken is invalid.", request_id));
+            return Some(error(
+                400,
+                "InvalidSecurityToken.Mismatch",
+                "Specified SecurityToken is invalid.",
+                request_id,
+            ));
         }
     }
     // Only a correctly signed nonce is remembered, like the real API.
     let nonce = get("SignatureNonce").unwrap_or_default().to_string();
     if !state.seen_nonces.insert(nonce) {
-        return Some(error(400, "SignatureNonceUsed", "Specified signature nonce was used already.", request_id));
+        return Some(error(
+            400,
+            "SignatureNonceUsed",
+            "Specified signature nonce was used already.",
+            request_id,
+        ));
     }
     None
 }
 
 /// `yyyy-MM-ddTHH:mm:ssZ`, the only form the API takes.
 fn parse_timestamp(raw: &str) -> Option<DateTime<Utc>> {
-    chrono::NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%SZ").ok().map(|t| t.and_utc())
+    chrono::NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%SZ")
+        .ok()
+        .map(|t| t.and_utc())
 }
 
 /// `yyyy-MM-ddTHH:mmZ`, the form of DescribeBackups' window.
 fn parse_minute(raw: &str) -> Option<DateTime<Utc>> {
-    chrono::NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%MZ").ok().map(|t| t.and_utc())
+    chrono::NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%MZ")
+        .ok()
+        .map(|t| t.and_utc())
 }
 
 fn record(shared: &Shared, params: &[(String, String)], answer: &Response) {
-    let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let get = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
     let outcome = answer
         .headers()
         .get("x-fake-outcome")
         .and_then(|v| v.to_str().ok())
-        .unwrap_or(if answer.status().is_success() { "Success" } else { "error" })
+        .unwrap_or(if answer.status().is_success() {
+            "Success"
+        } else {
+            "error"
+        })
         .to_string();
     let received = Received {
         action: get("Action").unwrap_or_default(),
@@ -319,31 +433,69 @@ fn outcome(mut response: Response, code: &str) -> Response {
     response
 }
 
-async fn describe_backups(shared: &Shared, params: &[(String, String)], request_id: &str) -> Response {
-    let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-    let fail = |status, code: &str, message: &str| outcome(error(status, code, message, request_id), code);
+async fn describe_backups(
+    shared: &Shared,
+    params: &[(String, String)],
+    request_id: &str,
+) -> Response {
+    let get = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let fail =
+        |status, code: &str, message: &str| outcome(error(status, code, message, request_id), code);
 
     let Some(instance_id) = get("InstanceId").filter(|s| !s.is_empty()) else {
-        return fail(400, "MissingInstanceId", "InstanceId is mandatory for this action.");
+        return fail(
+            400,
+            "MissingInstanceId",
+            "InstanceId is mandatory for this action.",
+        );
     };
     let Some(start) = get("StartTime").and_then(parse_minute) else {
-        return fail(400, "InvalidStartTime.Malformed", "Specified parameter StartTime is not valid.");
+        return fail(
+            400,
+            "InvalidStartTime.Malformed",
+            "Specified parameter StartTime is not valid.",
+        );
     };
     let Some(end) = get("EndTime").and_then(parse_minute) else {
-        return fail(400, "InvalidEndTime.Malformed", "Specified parameter EndTime is not valid.");
+        return fail(
+            400,
+            "InvalidEndTime.Malformed",
+            "Specified parameter EndTime is not valid.",
+        );
     };
     if end <= start {
-        return fail(400, "InvalidStartTimeAndEndTime.Malformed", "EndTime must be later than StartTime.");
+        return fail(
+            400,
+            "InvalidStartTimeAndEndTime.Malformed",
+            "EndTime must be later than StartTime.",
+        );
     }
     let page_size = match get("PageSize").map(str::parse::<usize>) {
         None => 30,
         Some(Ok(n)) if ACCEPTED_PAGE_SIZES.contains(&n) => n,
-        Some(_) => return fail(400, "InvalidPageSize.Malformed", "Specified parameter PageSize is not valid."),
+        Some(_) => {
+            return fail(
+                400,
+                "InvalidPageSize.Malformed",
+                "Specified parameter PageSize is not valid.",
+            )
+        }
     };
     let page_number = match get("PageNumber").map(str::parse::<usize>) {
         None => 1,
         Some(Ok(n)) if n >= 1 => n,
-        Some(_) => return fail(400, "InvalidPageNumber.Malformed", "Specified parameter PageNumber is not valid."),
+        Some(_) => {
+            return fail(
+                400,
+                "InvalidPageNumber.Malformed",
+                "Specified parameter PageNumber is not valid.",
+            )
+        }
     };
 
     // Decide the fault (if any) and copy what is served, under the lock.
@@ -351,9 +503,16 @@ async fn describe_backups(shared: &Shared, params: &[(String, String)], request_
         let mut state = shared.lock();
         let Some(instance) = state.instances.get_mut(instance_id) else {
             drop(state);
-            return fail(404, "InvalidInstanceId.NotFound", "The specified instance is not found.");
+            return fail(
+                404,
+                "InvalidInstanceId.NotFound",
+                "The specified instance is not found.",
+            );
         };
-        let mut fault = instance.queued_faults.pop_front().or_else(|| instance.always.clone());
+        let mut fault = instance
+            .queued_faults
+            .pop_front()
+            .or_else(|| instance.always.clone());
         let throttle_every = instance.throttle_every;
         let mut backups: Vec<FakeBackup> = instance
             .backups
@@ -365,10 +524,12 @@ async fn describe_backups(shared: &Shared, params: &[(String, String)], request_
         let count = state.counts.entry(instance_id.to_string()).or_default();
         *count += 1;
         if fault.is_none() && throttle_every.is_some_and(|n| n > 0 && *count % n == 0) {
-            fault = Some(Fault::Throttle { retry_after_ms: None });
+            fault = Some(Fault::Throttle {
+                retry_after_ms: None,
+            });
         }
         // Newest first, like the real API; the client must not rely on it.
-        backups.sort_by(|a, b| b.start.cmp(&a.start));
+        backups.sort_by_key(|b| std::cmp::Reverse(b.start));
         (fault, backups, quirky)
     };
 
@@ -376,25 +537,54 @@ async fn describe_backups(shared: &Shared, params: &[(String, String)], request_
         None => {}
         Some(Fault::Slow(delay)) => tokio::time::sleep(delay).await,
         Some(Fault::Throttle { retry_after_ms }) => {
-            let mut answer = fail(400, "Throttling.User", "Request was denied due to user flow control.");
+            let mut answer = fail(
+                400,
+                "Throttling.User",
+                "Request was denied due to user flow control.",
+            );
             if let Some(ms) = retry_after_ms {
                 answer.headers_mut().insert("x-acs-retry-after", ms.into());
             }
             return answer;
         }
-        Some(Fault::TooManyRequests) => return fail(429, "Throttling", "Request was denied due to flow control."),
-        Some(Fault::ServerError) => return fail(500, "InternalError", "The request processing has failed due to some unknown error."),
+        Some(Fault::TooManyRequests) => {
+            return fail(429, "Throttling", "Request was denied due to flow control.")
+        }
+        Some(Fault::ServerError) => {
+            return fail(
+                500,
+                "InternalError",
+                "The request processing has failed due to some unknown error.",
+            )
+        }
         Some(Fault::Unavailable) => {
             let body = "<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>";
-            return outcome(with_request_id(respond(503, "text/html", body), request_id), "http_503");
+            return outcome(
+                with_request_id(respond(503, "text/html", body), request_id),
+                "http_503",
+            );
         }
         Some(Fault::InvalidJson) => {
-            let body = format!("{{\"RequestId\":\"{request_id}\",\"Backups\":{{\"Backup\":[{{\"BackupStatus\":");
-            return outcome(with_request_id(respond(200, "application/json", body), request_id), "invalid_json");
+            let body = format!(
+                "{{\"RequestId\":\"{request_id}\",\"Backups\":{{\"Backup\":[{{\"BackupStatus\":"
+            );
+            return outcome(
+                with_request_id(respond(200, "application/json", body), request_id),
+                "invalid_json",
+            );
         }
-        Some(Fault::NotFound) => return fail(404, "InvalidInstanceId.NotFound", "The specified instance is not found."),
+        Some(Fault::NotFound) => {
+            return fail(
+                404,
+                "InvalidInstanceId.NotFound",
+                "The specified instance is not found.",
+            )
+        }
         Some(Fault::Raw { status, body }) => {
-            return outcome(with_request_id(respond(status, "application/json", body), request_id), "raw");
+            return outcome(
+                with_request_id(respond(status, "application/json", body), request_id),
+                "raw",
+            );
         }
     }
 
@@ -406,7 +596,11 @@ async fn describe_backups(shared: &Shared, params: &[(String, String)], request_
         .take(page_size)
         .map(|(i, b)| scenario::render_backup(b, 100_000 + i as u64, quirky))
         .collect();
-    let total_count = if quirky { json!(total.to_string()) } else { json!(total) };
+    let total_count = if quirky {
+        json!(total.to_string())
+    } else {
+        json!(total)
+    };
     let body = json!({
         "RequestId": request_id,
         "PageNumber": page_number,
@@ -417,5 +611,8 @@ async fn describe_backups(shared: &Shared, params: &[(String, String)], request_
         "FreeSize": 0,
         "Backups": { "Backup": items },
     });
-    with_request_id(respond(200, "application/json;charset=utf-8", body.to_string()), request_id)
+    with_request_id(
+        respond(200, "application/json;charset=utf-8", body.to_string()),
+        request_id,
+    )
 }

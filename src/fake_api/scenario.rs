@@ -86,7 +86,10 @@ pub struct FakeInstance {
 
 impl FakeInstance {
     pub fn with_backups(backups: Vec<FakeBackup>) -> Self {
-        FakeInstance { backups, ..Default::default() }
+        FakeInstance {
+            backups,
+            ..Default::default()
+        }
     }
 }
 
@@ -116,7 +119,9 @@ pub fn render_backup(backup: &FakeBackup, backup_id: u64, quirky: bool) -> Value
         "RecoverConfigMode": "",
         "ExpectExpireTime": "",
     });
-    let Value::Object(map) = &mut item else { unreachable!("built as an object") };
+    let Value::Object(map) = &mut item else {
+        unreachable!("built as an object")
+    };
     if let Some(end) = backup.end {
         map.insert("BackupEndTime".into(), json!(time(end)));
     }
@@ -133,8 +138,14 @@ pub fn render_backup(backup: &FakeBackup, backup_id: u64, quirky: bool) -> Value
         }
         map.insert("EngineVersion".into(), json!(4));
         map.insert("RecoverConfigMode".into(), json!({"customized": true}));
-        map.insert("BackupStatus".into(), json!(backup.status.to_ascii_uppercase()));
-        map.insert("BackupType".into(), json!(backup.backup_type.replace("FullBackup", "Fullbackup")));
+        map.insert(
+            "BackupStatus".into(),
+            json!(backup.status.to_ascii_uppercase()),
+        );
+        map.insert(
+            "BackupType".into(),
+            json!(backup.backup_type.replace("FullBackup", "Fullbackup")),
+        );
         map.insert("SomethingNew".into(), json!([1, "two"]));
     }
     item

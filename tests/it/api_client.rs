@@ -25,7 +25,12 @@ fn hourly_backups(node: &str, n: usize) -> Vec<FakeBackup> {
     (1..=n)
         .map(|i| {
             let start = now - chrono::Duration::hours(i as i64);
-            FakeBackup::success(node, start, Duration::from_secs(60 + i as u64), 1000 + i as u64)
+            FakeBackup::success(
+                node,
+                start,
+                Duration::from_secs(60 + i as u64),
+                1000 + i as u64,
+            )
         })
         .collect()
 }
@@ -33,7 +38,10 @@ fn hourly_backups(node: &str, n: usize) -> Vec<FakeBackup> {
 #[tokio::test]
 async fn follows_every_page_of_a_long_window() {
     let fake = fake().await;
-    fake.set_instance("r-many", FakeInstance::with_backups(hourly_backups("r-many", 150)));
+    fake.set_instance(
+        "r-many",
+        FakeInstance::with_backups(hourly_backups("r-many", 150)),
+    );
     // Older than the window: must not be served.
     fake.update_instance("r-many", |i| {
         let old = Utc::now() - chrono::Duration::days(30);
@@ -43,7 +51,9 @@ async fn follows_every_page_of_a_long_window() {
     });
     let (client, attempts) = ClientBuilder::new(fake.endpoint()).build();
 
-    let backups = redis::describe_backups(&client, "r-many", &week_window()).await.unwrap();
+    let backups = redis::describe_backups(&client, "r-many", &week_window())
+        .await
+        .unwrap();
 
     assert_eq!(backups.len(), 250);
     let pages: Vec<usize> = fake.received().iter().map(|r| r.page_number).collect();
@@ -53,19 +63,34 @@ async fn follows_every_page_of_a_long_window() {
     let mut starts: Vec<DateTime<Utc>> = backups.iter().map(|b| b.start).collect();
     starts.sort();
     starts.dedup();
-    assert_eq!(starts.len(), 150, "the two nodes share start times; no duplicates otherwise");
-    assert_eq!(backups.iter().filter(|b| b.node_id == "r-many-db-1").count(), 100);
+    assert_eq!(
+        starts.len(),
+        150,
+        "the two nodes share start times; no duplicates otherwise"
+    );
+    assert_eq!(
+        backups
+            .iter()
+            .filter(|b| b.node_id == "r-many-db-1")
+            .count(),
+        100
+    );
 }
 
 #[tokio::test]
 async fn a_failing_page_fails_the_whole_call() {
     let fake = fake().await;
-    fake.set_instance("r-many", FakeInstance::with_backups(hourly_backups("r-many", 150)));
+    fake.set_instance(
+        "r-many",
+        FakeInstance::with_backups(hourly_backups("r-many", 150)),
+    );
     let (client, _) = ClientBuilder::new(fake.endpoint()).build();
     // First page fine, second page broken.
     fake.push_faults("r-many", [Fault::Slow(Duration::ZERO), Fault::InvalidJson]);
 
-    let err = redis::describe_backups(&client, "r-many", &week_window()).await.unwrap_err();
+    let err = redis::describe_backups(&client, "r-many", &week_window())
+        .await
+        .unwrap_err();
 
     assert!(matches!(err, ApiError::Decode { .. }), "{err:?}");
     assert_eq!(fake.requests_for("r-many"), 2);
@@ -79,10 +104,14 @@ async fn quirky_types_and_spellings_are_accepted() {
     fake.set_instance("r-q", instance);
     let (client, _) = ClientBuilder::new(fake.endpoint()).build();
 
-    let backups = redis::describe_backups(&client, "r-q", &week_window()).await.unwrap();
+    let backups = redis::describe_backups(&client, "r-q", &week_window())
+        .await
+        .unwrap();
 
     assert_eq!(backups.len(), 3);
-    assert!(backups.iter().all(|b| b.status == BackupStatus::Success && b.backup_type == "full"));
+    assert!(backups
+        .iter()
+        .all(|b| b.status == BackupStatus::Success && b.backup_type == "full"));
     let sizes: Vec<u64> = backups.iter().filter_map(|b| b.size_bytes).collect();
     assert_eq!(sizes, vec![1001, 1002, 1003]);
     assert_no_secret(&format!("{backups:?}"));
@@ -96,31 +125,58 @@ async fn wrong_secret_is_refused_once_and_nothing_leaks() {
     builder.credentials = credentials("not-the-secret", Some(TOKEN));
     let (client, attempts) = builder.build();
 
-    let err = redis::describe_backups(&client, "r-1", &week_window()).await.unwrap_err();
+    let err = redis::describe_backups(&client, "r-1", &week_window())
+        .await
+        .unwrap_err();
 
-    let ApiError::Api { code, status, request_id, .. } = &err else { panic!("{err:?}") };
+    let ApiError::Api {
+        code,
+        status,
+        request_id,
+        ..
+    } = &err
+    else {
+        panic!("{err:?}")
+    };
     assert_eq!((code.as_str(), *status), ("SignatureDoesNotMatch", 400));
-    assert!(request_id.as_deref().is_some_and(|id| id.starts_with("FAKE")));
-    assert_eq!(attempts.codes(), vec!["SignatureDoesNotMatch"], "auth errors are not retried");
+    assert!(request_id
+        .as_deref()
+        .is_some_and(|id| id.starts_with("FAKE")));
+    assert_eq!(
+        attempts.codes(),
+        vec!["SignatureDoesNotMatch"],
+        "auth errors are not retried"
+    );
     assert_no_secret(&format!("{err} {err:?}"));
     assert!(!format!("{err:?}").contains("not-the-secret"));
 }
 
 #[tokio::test]
 async fn security_token_is_sent_and_checked() {
-    let fake = FakeApi::start(vec![FakeKey { security_token: Some(TOKEN.into()), ..key() }])
-        .await
-        .unwrap();
+    let fake = FakeApi::start(vec![FakeKey {
+        security_token: Some(TOKEN.into()),
+        ..key()
+    }])
+    .await
+    .unwrap();
     fake.set_instance("r-1", FakeInstance::with_backups(hourly_backups("r-1", 2)));
 
     let mut with_token = ClientBuilder::new(fake.endpoint());
     with_token.credentials = credentials(KEY_SECRET, Some(TOKEN));
     let (client, _) = with_token.build();
-    assert_eq!(redis::describe_backups(&client, "r-1", &week_window()).await.unwrap().len(), 2);
+    assert_eq!(
+        redis::describe_backups(&client, "r-1", &week_window())
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
     assert_eq!(fake.received()[0].security_token.as_deref(), Some(TOKEN));
 
     let (no_token, _) = ClientBuilder::new(fake.endpoint()).build();
-    let err = redis::describe_backups(&no_token, "r-1", &week_window()).await.unwrap_err();
+    let err = redis::describe_backups(&no_token, "r-1", &week_window())
+        .await
+        .unwrap_err();
     assert_eq!(err.code_label(), "InvalidSecurityToken.Mismatch");
 }
 
@@ -128,13 +184,26 @@ async fn security_token_is_sent_and_checked() {
 async fn throttling_is_retried_until_it_passes() {
     let fake = fake().await;
     fake.set_instance("r-1", FakeInstance::with_backups(hourly_backups("r-1", 1)));
-    fake.push_faults("r-1", [Fault::Throttle { retry_after_ms: None }, Fault::TooManyRequests]);
+    fake.push_faults(
+        "r-1",
+        [
+            Fault::Throttle {
+                retry_after_ms: None,
+            },
+            Fault::TooManyRequests,
+        ],
+    );
     let (client, attempts) = ClientBuilder::new(fake.endpoint()).build();
 
-    let backups = redis::describe_backups(&client, "r-1", &week_window()).await.unwrap();
+    let backups = redis::describe_backups(&client, "r-1", &week_window())
+        .await
+        .unwrap();
 
     assert_eq!(backups.len(), 1);
-    assert_eq!(attempts.codes(), vec!["Throttling.User", "Throttling", "Success"]);
+    assert_eq!(
+        attempts.codes(),
+        vec!["Throttling.User", "Throttling", "Success"]
+    );
 }
 
 #[tokio::test]
@@ -144,9 +213,14 @@ async fn server_errors_and_unreadable_error_pages_are_retried() {
     fake.push_faults("r-1", [Fault::ServerError, Fault::Unavailable]);
     let (client, attempts) = ClientBuilder::new(fake.endpoint()).build();
 
-    redis::describe_backups(&client, "r-1", &week_window()).await.unwrap();
+    redis::describe_backups(&client, "r-1", &week_window())
+        .await
+        .unwrap();
 
-    assert_eq!(attempts.codes(), vec!["InternalError", "http_503", "Success"]);
+    assert_eq!(
+        attempts.codes(),
+        vec!["InternalError", "http_503", "Success"]
+    );
 }
 
 #[tokio::test]
@@ -157,7 +231,9 @@ async fn gives_up_after_the_attempt_budget() {
     builder.retry = fast_retries(3);
     let (client, attempts) = builder.build();
 
-    let err = redis::describe_backups(&client, "r-1", &week_window()).await.unwrap_err();
+    let err = redis::describe_backups(&client, "r-1", &week_window())
+        .await
+        .unwrap_err();
 
     assert_eq!(err, ApiError::Http { status: 503 });
     assert_eq!(attempts.codes(), vec!["http_503"; 3]);
@@ -166,7 +242,11 @@ async fn gives_up_after_the_attempt_budget() {
 #[tokio::test]
 async fn gives_up_when_the_time_budget_is_spent_honouring_retry_after() {
     let fake = fake().await;
-    fake.update_instance("r-1", |i| i.always = Some(Fault::Throttle { retry_after_ms: Some(400) }));
+    fake.update_instance("r-1", |i| {
+        i.always = Some(Fault::Throttle {
+            retry_after_ms: Some(400),
+        })
+    });
     let mut builder = ClientBuilder::new(fake.endpoint());
     builder.retry = RetryPolicy {
         max_attempts: 10,
@@ -177,7 +257,9 @@ async fn gives_up_when_the_time_budget_is_spent_honouring_retry_after() {
     let (client, attempts) = builder.build();
     let started = Instant::now();
 
-    let err = redis::describe_backups(&client, "r-1", &week_window()).await.unwrap_err();
+    let err = redis::describe_backups(&client, "r-1", &week_window())
+        .await
+        .unwrap_err();
 
     // Waits of 400 ms as asked: attempts at ~0, ~0.4 and ~0.8 s; a fourth
     // would start after the 1 s budget, so it is not made.
@@ -195,7 +277,9 @@ async fn a_slow_answer_times_out_and_is_retried() {
     builder.timeout = Duration::from_millis(300);
     let (client, attempts) = builder.build();
 
-    let backups = redis::describe_backups(&client, "r-1", &week_window()).await.unwrap();
+    let backups = redis::describe_backups(&client, "r-1", &week_window())
+        .await
+        .unwrap();
 
     assert_eq!(backups.len(), 1);
     assert_eq!(attempts.codes(), vec!["timeout", "Success"]);
@@ -206,7 +290,9 @@ async fn released_instance_is_not_retried() {
     let fake = fake().await;
     let (client, attempts) = ClientBuilder::new(fake.endpoint()).build();
 
-    let err = redis::describe_backups(&client, "r-gone", &week_window()).await.unwrap_err();
+    let err = redis::describe_backups(&client, "r-gone", &week_window())
+        .await
+        .unwrap_err();
 
     assert_eq!(err.code_label(), "InvalidInstanceId.NotFound");
     assert!(matches!(err, ApiError::Api { status: 404, .. }));
@@ -236,30 +322,50 @@ async fn decode_errors_name_the_field_and_carry_the_request_id() {
     ];
     for (fault, field) in cases {
         fake.push_faults("r-1", [fault]);
-        let err = redis::describe_backups(&client, "r-1", &week_window()).await.unwrap_err();
-        let ApiError::Decode { detail, request_id } = &err else { panic!("{err:?}") };
+        let err = redis::describe_backups(&client, "r-1", &week_window())
+            .await
+            .unwrap_err();
+        let ApiError::Decode { detail, request_id } = &err else {
+            panic!("{err:?}")
+        };
         assert!(detail.contains(field), "{detail}");
-        assert!(request_id.as_deref().is_some_and(|id| !id.is_empty()), "{err:?}");
+        assert!(
+            request_id.as_deref().is_some_and(|id| !id.is_empty()),
+            "{err:?}"
+        );
         assert_no_secret(&format!("{err} {err:?}"));
     }
-    assert_eq!(attempts.codes(), vec!["decode"; 3], "decode errors are not retried");
+    assert_eq!(
+        attempts.codes(),
+        vec!["decode"; 3],
+        "decode errors are not retried"
+    );
 }
 
 #[tokio::test]
 async fn connection_errors_are_retried_and_say_nothing_secret() {
     // A port nothing listens on: bind, note the port, close.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut builder = ClientBuilder::new(format!("http://127.0.0.1:{port}"));
     builder.retry = fast_retries(2);
     builder.credentials = credentials(KEY_SECRET, Some(TOKEN));
     let (client, attempts) = builder.build();
 
-    let err = redis::describe_backups(&client, "r-1", &week_window()).await.unwrap_err();
+    let err = redis::describe_backups(&client, "r-1", &week_window())
+        .await
+        .unwrap_err();
 
     assert!(matches!(err, ApiError::Transport(_)), "{err:?}");
     assert_eq!(attempts.codes(), vec!["transport"; 2]);
     assert_no_secret(&format!("{err} {err:?}"));
-    assert!(!format!("{err:?}").contains("AccessKeyId"), "no URL in errors: {err:?}");
+    assert!(
+        !format!("{err:?}").contains("AccessKeyId"),
+        "no URL in errors: {err:?}"
+    );
 }
 
 #[tokio::test]
@@ -267,25 +373,37 @@ async fn clock_skew_is_refused_like_the_real_api() {
     let fake = fake().await;
     fake.set_instance("r-1", FakeInstance::default());
     let mut builder = ClientBuilder::new(fake.endpoint());
-    builder.clock = std::sync::Arc::new(ManualClock::new(Utc::now() - chrono::Duration::minutes(20)));
+    builder.clock =
+        std::sync::Arc::new(ManualClock::new(Utc::now() - chrono::Duration::minutes(20)));
     let (client, _) = builder.build();
 
-    let err = redis::describe_backups(&client, "r-1", &week_window()).await.unwrap_err();
+    let err = redis::describe_backups(&client, "r-1", &week_window())
+        .await
+        .unwrap_err();
 
     assert_eq!(err.code_label(), "InvalidTimeStamp.Expired");
 }
 
 /// Sends a request signed by hand, to probe the fake's checks directly.
-async fn raw_request(fake: &FakeApi, method: &str, params: &[(&str, &str)], secret: &str) -> (u16, String) {
+async fn raw_request(
+    fake: &FakeApi,
+    method: &str,
+    params: &[(&str, &str)],
+    secret: &str,
+) -> (u16, String) {
     let signature = sign::sign(method, params, secret);
     let mut all: Vec<(&str, &str)> = params.to_vec();
     all.push(("Signature", &signature));
     let url = format!("{}/?{}", fake.endpoint(), sign::canonical_query(&all));
     let client = reqwest::Client::new();
-    let response = if method == "GET" { client.get(url) } else { client.post(url) }
-        .send()
-        .await
-        .unwrap();
+    let response = if method == "GET" {
+        client.get(url)
+    } else {
+        client.post(url)
+    }
+    .send()
+    .await
+    .unwrap();
     let status = response.status().as_u16();
     (status, response.text().await.unwrap())
 }
@@ -332,13 +450,19 @@ async fn fake_checks_nonces_page_sizes_windows_and_methods() {
     let mut bad_page = common_params("n-3", &now);
     bad_page.push(("PageSize", "20".into()));
     let (status, body) = send(bad_page, "GET").await;
-    assert!(status == 400 && body.contains("InvalidPageSize.Malformed"), "{body}");
+    assert!(
+        status == 400 && body.contains("InvalidPageSize.Malformed"),
+        "{body}"
+    );
 
     let mut bad_window = common_params("n-4", &now);
     bad_window.retain(|(k, _)| *k != "EndTime");
     bad_window.push(("EndTime", "2025-12-31T00:00Z".into()));
     let (_, body) = send(bad_window, "GET").await;
-    assert!(body.contains("InvalidStartTimeAndEndTime.Malformed"), "{body}");
+    assert!(
+        body.contains("InvalidStartTimeAndEndTime.Malformed"),
+        "{body}"
+    );
 
     let mut seconds = common_params("n-5", &now);
     seconds.retain(|(k, _)| *k != "StartTime");
@@ -352,7 +476,11 @@ async fn fake_checks_nonces_page_sizes_windows_and_methods() {
     let (_, body) = send(version, "GET").await;
     assert!(body.contains("InvalidVersion"), "{body}");
 
-    let old = Utc.with_ymd_and_hms(2016, 2, 23, 12, 46, 24).unwrap().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let old = Utc
+        .with_ymd_and_hms(2016, 2, 23, 12, 46, 24)
+        .unwrap()
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
     let (_, body) = send(as_refs(&common_params("n-7", &old)), "GET").await;
     assert!(body.contains("InvalidTimeStamp.Expired"), "{body}");
 }

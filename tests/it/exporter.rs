@@ -16,7 +16,10 @@ fn config(fake: &FakeApi, instances: &[&str], interval: Duration) -> Config {
         listen_address: "127.0.0.1:0".parse().unwrap(),
         telemetry_path: "/metrics".into(),
         region_id: "cn-test-1".into(),
-        target: Target::Api { endpoint: fake.endpoint(), credentials: credentials(KEY_SECRET, None) },
+        target: Target::Api {
+            endpoint: fake.endpoint(),
+            credentials: credentials(KEY_SECRET, None),
+        },
         instance_ids: instances.iter().map(|s| s.to_string()).collect(),
         poll_interval: interval,
         poll_lookback: Duration::from_secs(7 * 86400),
@@ -28,18 +31,26 @@ fn config(fake: &FakeApi, instances: &[&str], interval: Duration) -> Config {
 }
 
 async fn get(running: &Running, path: &str) -> reqwest::Response {
-    reqwest::get(format!("http://{}{path}", running.addr)).await.expect("exporter answers")
+    reqwest::get(format!("http://{}{path}", running.addr))
+        .await
+        .expect("exporter answers")
 }
 
 async fn scrape(running: &Running) -> Vec<Sample> {
     let response = get(running, "/metrics").await;
     assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["content-type"], "text/plain; version=0.0.4; charset=utf-8");
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
     parse_exposition(&response.text().await.unwrap())
 }
 
 async fn wait_ready(running: &Running) {
-    eventually("/readyz", || async { (get(running, "/readyz").await.status() == 200).then_some(()) }).await;
+    eventually("/readyz", || async {
+        (get(running, "/readyz").await.status() == 200).then_some(())
+    })
+    .await;
 }
 
 fn secs(t: DateTime<Utc>) -> f64 {
@@ -57,7 +68,12 @@ async fn scrape_matches_the_data_given_to_the_fake() {
         "r-std",
         FakeInstance::with_backups(vec![
             FakeBackup::success("r-std", h(26), Duration::from_secs(600), 111),
-            FakeBackup::success("r-std", h(2) - chrono::Duration::minutes(5), Duration::from_secs(300), 2222),
+            FakeBackup::success(
+                "r-std",
+                h(2) - chrono::Duration::minutes(5),
+                Duration::from_secs(300),
+                2222,
+            ),
             FakeBackup::failed("r-std", h(1), Duration::from_secs(30)),
         ]),
     );
@@ -69,47 +85,147 @@ async fn scrape_matches_the_data_given_to_the_fake() {
             FakeBackup::success("r-cls-db-1", h(4), Duration::from_secs(120), 40),
         ]),
     );
-    let running = app::start(config(&fake, &["r-std", "r-cls", "r-gone"], Duration::from_secs(300)), clock::system())
-        .await
-        .unwrap();
+    let running = app::start(
+        config(
+            &fake,
+            &["r-std", "r-cls", "r-gone"],
+            Duration::from_secs(300),
+        ),
+        clock::system(),
+    )
+    .await
+    .unwrap();
 
     wait_ready(&running).await;
     let m = scrape(&running).await;
 
-    let std = [("product", "redis"), ("region_id", "cn-test-1"), ("instance_id", "r-std"), ("node_id", "r-std")];
-    assert_eq!(value(&m, "aliyun_backup_last_success_timestamp_seconds", &std), secs(h(2)));
-    assert_eq!(value(&m, "aliyun_backup_last_success_size_bytes", &std), 2222.0);
-    assert_eq!(value(&m, "aliyun_backup_last_success_duration_seconds", &std), 300.0);
+    let std = [
+        ("product", "redis"),
+        ("region_id", "cn-test-1"),
+        ("instance_id", "r-std"),
+        ("node_id", "r-std"),
+    ];
+    assert_eq!(
+        value(&m, "aliyun_backup_last_success_timestamp_seconds", &std),
+        secs(h(2))
+    );
+    assert_eq!(
+        value(&m, "aliyun_backup_last_success_size_bytes", &std),
+        2222.0
+    );
+    assert_eq!(
+        value(&m, "aliyun_backup_last_success_duration_seconds", &std),
+        300.0
+    );
     let age = value(&m, "aliyun_backup_last_success_age_seconds", &std);
     assert!((7200.0..7200.0 + 60.0).contains(&age), "age {age}");
-    assert_eq!(value(&m, "aliyun_backup_last_attempt_timestamp_seconds", &std), secs(h(1)));
+    assert_eq!(
+        value(&m, "aliyun_backup_last_attempt_timestamp_seconds", &std),
+        secs(h(1))
+    );
     assert_eq!(value(&m, "aliyun_backup_last_attempt_success", &std), 0.0);
     let info = find(&m, "aliyun_backup_last_success_info", &std);
     assert_eq!(info.len(), 1);
     assert_eq!(info[0].labels["backup_type"], "full");
     assert_eq!(info[0].labels["backup_mode"], "automated");
     assert_eq!(info[0].labels["backup_method"], "physical");
-    assert_eq!(value(&m, "aliyun_backup_backups", &[("instance_id", "r-std"), ("status", "success")]), 2.0);
-    assert_eq!(value(&m, "aliyun_backup_backups", &[("instance_id", "r-std"), ("status", "failed")]), 1.0);
+    assert_eq!(
+        value(
+            &m,
+            "aliyun_backup_backups",
+            &[("instance_id", "r-std"), ("status", "success")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        value(
+            &m,
+            "aliyun_backup_backups",
+            &[("instance_id", "r-std"), ("status", "failed")]
+        ),
+        1.0
+    );
 
-    let nodes = find(&m, "aliyun_backup_last_success_timestamp_seconds", &[("instance_id", "r-cls")]);
+    let nodes = find(
+        &m,
+        "aliyun_backup_last_success_timestamp_seconds",
+        &[("instance_id", "r-cls")],
+    );
     let mut node_ids: Vec<&str> = nodes.iter().map(|s| s.labels["node_id"].as_str()).collect();
     node_ids.sort();
     assert_eq!(node_ids, ["r-cls-db-0", "r-cls-db-1"]);
-    assert_eq!(value(&m, "aliyun_backup_last_success_duration_seconds", &[("node_id", "r-cls-db-1")]), 120.0);
-    assert_eq!(value(&m, "aliyun_backup_backups", &[("instance_id", "r-cls"), ("status", "failed")]), 0.0);
+    assert_eq!(
+        value(
+            &m,
+            "aliyun_backup_last_success_duration_seconds",
+            &[("node_id", "r-cls-db-1")]
+        ),
+        120.0
+    );
+    assert_eq!(
+        value(
+            &m,
+            "aliyun_backup_backups",
+            &[("instance_id", "r-cls"), ("status", "failed")]
+        ),
+        0.0
+    );
 
     // The released instance: a failed poll, and no backup series at all.
-    assert_eq!(value(&m, "aliyun_backup_poll_success", &[("instance_id", "r-gone")]), 0.0);
+    assert_eq!(
+        value(
+            &m,
+            "aliyun_backup_poll_success",
+            &[("instance_id", "r-gone")]
+        ),
+        0.0
+    );
     assert!(find(&m, "aliyun_backup_backups", &[("instance_id", "r-gone")]).is_empty());
-    assert!(find(&m, "aliyun_backup_poll_success_timestamp_seconds", &[("instance_id", "r-gone")]).is_empty());
-    assert_eq!(value(&m, "aliyun_backup_poll_success", &[("instance_id", "r-std")]), 1.0);
-    let polled_at = value(&m, "aliyun_backup_poll_success_timestamp_seconds", &[("instance_id", "r-std")]);
+    assert!(find(
+        &m,
+        "aliyun_backup_poll_success_timestamp_seconds",
+        &[("instance_id", "r-gone")]
+    )
+    .is_empty());
+    assert_eq!(
+        value(
+            &m,
+            "aliyun_backup_poll_success",
+            &[("instance_id", "r-std")]
+        ),
+        1.0
+    );
+    let polled_at = value(
+        &m,
+        "aliyun_backup_poll_success_timestamp_seconds",
+        &[("instance_id", "r-std")],
+    );
     assert!((polled_at - secs(now)).abs() < 60.0);
 
-    assert_eq!(value(&m, "aliyun_backup_api_requests_total", &[("code", "Success")]), 2.0);
-    assert_eq!(value(&m, "aliyun_backup_api_requests_total", &[("code", "InvalidInstanceId.NotFound")]), 1.0);
-    assert_eq!(value(&m, "aliyun_backup_api_request_duration_seconds_count", &[("action", "DescribeBackups")]), 3.0);
+    assert_eq!(
+        value(
+            &m,
+            "aliyun_backup_api_requests_total",
+            &[("code", "Success")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        value(
+            &m,
+            "aliyun_backup_api_requests_total",
+            &[("code", "InvalidInstanceId.NotFound")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &m,
+            "aliyun_backup_api_request_duration_seconds_count",
+            &[("action", "DescribeBackups")]
+        ),
+        3.0
+    );
     assert!(value(&m, "aliyun_backup_poll_cycle_duration_seconds", &[]) > 0.0);
     assert_eq!(value(&m, "aliyun_backup_exporter_build_info", &[]), 1.0);
     assert!(!find(&m, "process_resident_memory_bytes", &[]).is_empty());
@@ -123,13 +239,27 @@ async fn a_failed_poll_keeps_the_last_known_facts_and_others_go_on() {
     for id in ["r-a", "r-b"] {
         fake.set_instance(
             id,
-            FakeInstance::with_backups(vec![FakeBackup::success(id, now - chrono::Duration::hours(5), Duration::from_secs(60), 5)]),
+            FakeInstance::with_backups(vec![FakeBackup::success(
+                id,
+                now - chrono::Duration::hours(5),
+                Duration::from_secs(60),
+                5,
+            )]),
         );
     }
-    let running = app::start(config(&fake, &["r-a", "r-b"], Duration::from_millis(300)), clock::system()).await.unwrap();
+    let running = app::start(
+        config(&fake, &["r-a", "r-b"], Duration::from_millis(300)),
+        clock::system(),
+    )
+    .await
+    .unwrap();
     wait_ready(&running).await;
     let before = scrape(&running).await;
-    let ts = value(&before, "aliyun_backup_last_success_timestamp_seconds", &[("instance_id", "r-a")]);
+    let ts = value(
+        &before,
+        "aliyun_backup_last_success_timestamp_seconds",
+        &[("instance_id", "r-a")],
+    );
 
     fake.update_instance("r-a", |i| i.always = Some(Fault::NotFound));
     let after = eventually("r-a's poll to fail", || async {
@@ -138,17 +268,45 @@ async fn a_failed_poll_keeps_the_last_known_facts_and_others_go_on() {
     })
     .await;
 
-    assert_eq!(value(&after, "aliyun_backup_last_success_timestamp_seconds", &[("instance_id", "r-a")]), ts);
-    assert_eq!(value(&after, "aliyun_backup_backups", &[("instance_id", "r-a"), ("status", "success")]), 1.0);
     assert_eq!(
-        value(&after, "aliyun_backup_poll_success_timestamp_seconds", &[("instance_id", "r-a")]),
-        value(&before, "aliyun_backup_poll_success_timestamp_seconds", &[("instance_id", "r-a")]),
+        value(
+            &after,
+            "aliyun_backup_last_success_timestamp_seconds",
+            &[("instance_id", "r-a")]
+        ),
+        ts
+    );
+    assert_eq!(
+        value(
+            &after,
+            "aliyun_backup_backups",
+            &[("instance_id", "r-a"), ("status", "success")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &after,
+            "aliyun_backup_poll_success_timestamp_seconds",
+            &[("instance_id", "r-a")]
+        ),
+        value(
+            &before,
+            "aliyun_backup_poll_success_timestamp_seconds",
+            &[("instance_id", "r-a")]
+        ),
     );
     // The other instance is still polled, and still succeeds.
     let b_polls = fake.requests_for("r-b");
-    eventually("r-b to be polled again", || async { (fake.requests_for("r-b") > b_polls).then_some(()) }).await;
+    eventually("r-b to be polled again", || async {
+        (fake.requests_for("r-b") > b_polls).then_some(())
+    })
+    .await;
     let m = scrape(&running).await;
-    assert_eq!(value(&m, "aliyun_backup_poll_success", &[("instance_id", "r-b")]), 1.0);
+    assert_eq!(
+        value(&m, "aliyun_backup_poll_success", &[("instance_id", "r-b")]),
+        1.0
+    );
     running.stop().await;
 }
 
@@ -159,7 +317,9 @@ async fn polls_repeat_and_spread_and_one_slow_instance_delays_no_other() {
     for id in ids {
         fake.set_instance(id, FakeInstance::default());
     }
-    fake.update_instance("r-slow", |i| i.always = Some(Fault::Slow(Duration::from_secs(3))));
+    fake.update_instance("r-slow", |i| {
+        i.always = Some(Fault::Slow(Duration::from_secs(3)))
+    });
     let mut cfg = config(&fake, &ids, Duration::from_millis(400));
     cfg.poll_timeout = Duration::from_secs(10);
     let running = app::start(cfg, clock::system()).await.unwrap();
@@ -167,7 +327,11 @@ async fn polls_repeat_and_spread_and_one_slow_instance_delays_no_other() {
     // r-slow holds one of the two permits for 3 s; the others keep going.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     for id in ["r-1", "r-2", "r-3"] {
-        assert!(fake.requests_for(id) >= 3, "{id} polled {} times", fake.requests_for(id));
+        assert!(
+            fake.requests_for(id) >= 3,
+            "{id} polled {} times",
+            fake.requests_for(id)
+        );
     }
     // The fake records a request when it answers: r-slow's first is still
     // in flight, and it is never started twice at once.
@@ -182,7 +346,12 @@ async fn polls_repeat_and_spread_and_one_slow_instance_delays_no_other() {
 async fn http_endpoints_answer_as_documented() {
     let fake = fake().await;
     fake.set_instance("r-1", FakeInstance::default());
-    let running = app::start(config(&fake, &["r-1"], Duration::from_secs(300)), clock::system()).await.unwrap();
+    let running = app::start(
+        config(&fake, &["r-1"], Duration::from_secs(300)),
+        clock::system(),
+    )
+    .await
+    .unwrap();
     wait_ready(&running).await;
     let client = reqwest::Client::new();
     let url = |p: &str| format!("http://{}{p}", running.addr);
@@ -196,10 +365,16 @@ async fn http_endpoints_answer_as_documented() {
     assert_eq!(client.delete(url("/")).send().await.unwrap().status(), 405);
     let head = client.head(url("/metrics")).send().await.unwrap();
     assert_eq!(head.status(), 200);
-    assert_eq!(head.headers()["content-type"], "text/plain; version=0.0.4; charset=utf-8");
+    assert_eq!(
+        head.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
     assert!(head.text().await.unwrap().is_empty());
     let page = get(&running, "/").await.text().await.unwrap();
-    assert!(page.contains("href=\"/metrics\"") && page.contains("r-1"), "{page}");
+    assert!(
+        page.contains("href=\"/metrics\"") && page.contains("r-1"),
+        "{page}"
+    );
     assert!(page.contains("<td>ok</td>"), "{page}");
     running.stop().await;
 }
@@ -208,8 +383,21 @@ async fn http_endpoints_answer_as_documented() {
 async fn nothing_secret_reaches_the_exposition_or_the_page() {
     let fake = fake().await;
     let now = Utc::now();
-    fake.set_instance("r-1", FakeInstance::with_backups(vec![FakeBackup::success("r-1", now - chrono::Duration::hours(1), Duration::from_secs(5), 1)]));
-    let running = app::start(config(&fake, &["r-1"], Duration::from_secs(300)), clock::system()).await.unwrap();
+    fake.set_instance(
+        "r-1",
+        FakeInstance::with_backups(vec![FakeBackup::success(
+            "r-1",
+            now - chrono::Duration::hours(1),
+            Duration::from_secs(5),
+            1,
+        )]),
+    );
+    let running = app::start(
+        config(&fake, &["r-1"], Duration::from_secs(300)),
+        clock::system(),
+    )
+    .await
+    .unwrap();
     wait_ready(&running).await;
     let metrics = get(&running, "/metrics").await.text().await.unwrap();
     let page = get(&running, "/").await.text().await.unwrap();

@@ -16,7 +16,11 @@ pub const KEY_SECRET: &str = "SuperSecretValue0123456789abcd";
 pub const TOKEN: &str = "CAIS-security-token-very-secret";
 
 pub fn key() -> FakeKey {
-    FakeKey { id: KEY_ID.into(), secret: KEY_SECRET.into(), security_token: None }
+    FakeKey {
+        id: KEY_ID.into(),
+        secret: KEY_SECRET.into(),
+        security_token: None,
+    }
 }
 
 pub async fn fake() -> FakeApi {
@@ -37,13 +41,21 @@ pub struct Attempts(Mutex<Vec<(String, String)>>);
 
 impl Attempts {
     pub fn codes(&self) -> Vec<String> {
-        self.0.lock().unwrap().iter().map(|(_, code)| code.clone()).collect()
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, code)| code.clone())
+            .collect()
     }
 }
 
 impl CallObserver for Attempts {
     fn attempt(&self, action: &str, code: &str, _elapsed: Duration) {
-        self.0.lock().unwrap().push((action.to_string(), code.to_string()));
+        self.0
+            .lock()
+            .unwrap()
+            .push((action.to_string(), code.to_string()));
     }
 }
 
@@ -96,7 +108,14 @@ pub fn fast_retries(max_attempts: u32) -> RetryPolicy {
 
 /// Asserts that no secret of the test set-up shows in `text`.
 pub fn assert_no_secret(text: &str) {
-    for secret in [KEY_SECRET, TOKEN, "Signature=", "FAKEdownloadSIGNATURE", "OSSAccessKeyId", "string to sign"] {
+    for secret in [
+        KEY_SECRET,
+        TOKEN,
+        "Signature=",
+        "FAKEdownloadSIGNATURE",
+        "OSSAccessKeyId",
+        "string to sign",
+    ] {
         assert!(!text.contains(secret), "{secret:?} leaked in: {text}");
     }
 }
@@ -112,7 +131,10 @@ pub struct Sample {
 /// Parses the Prometheus text format (enough of it for our own output).
 pub fn parse_exposition(text: &str) -> Vec<Sample> {
     let mut samples = Vec::new();
-    for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
         let (series, value) = line.rsplit_once(' ').expect("sample line has a value");
         let (name, labels) = match series.split_once('{') {
             None => (series.to_string(), Default::default()),
@@ -130,7 +152,11 @@ pub fn parse_exposition(text: &str) -> Vec<Sample> {
             "+Inf" => f64::INFINITY,
             v => v.parse().expect("value is a number"),
         };
-        samples.push(Sample { name, labels, value });
+        samples.push(Sample {
+            name,
+            labels,
+            value,
+        });
     }
     samples
 }
@@ -139,7 +165,12 @@ pub fn parse_exposition(text: &str) -> Vec<Sample> {
 pub fn find<'a>(samples: &'a [Sample], name: &str, labels: &[(&str, &str)]) -> Vec<&'a Sample> {
     samples
         .iter()
-        .filter(|s| s.name == name && labels.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v)))
+        .filter(|s| {
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
         .collect()
 }
 
@@ -161,7 +192,10 @@ where
         if let Some(v) = probe().await {
             return v;
         }
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

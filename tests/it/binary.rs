@@ -1,0 +1,251 @@
+//! The built binary as a user runs it: configuration errors, logs, signals.
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aliyun_backup_exporter::fake_api::FakeInstance;
+
+use crate::helpers::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_aliyun-backup-exporter");
+
+/// The binary with an empty environment but for `env`.
+fn exporter(args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .stdin(Stdio::null());
+    cmd
+}
+
+const CREDS: &[(&str, &str)] = &[
+    ("ALIBABA_CLOUD_ACCESS_KEY_ID", KEY_ID),
+    ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", KEY_SECRET),
+];
+
+#[test]
+fn bad_configuration_exits_2_with_one_line_naming_the_setting() {
+    type Env<'a> = &'a [(&'a str, &'a str)];
+    let cases: &[(&[&str], Env, &str)] = &[
+        (&["--redis.instance-id=r-1"], CREDS, "--aliyun.region"),
+        (
+            &["--aliyun.region=cn-hangzhou"],
+            CREDS,
+            "--redis.instance-id",
+        ),
+        (
+            &["--aliyun.region=cn-hangzhou", "--redis.instance-id=r-1"],
+            &[],
+            "ALIBABA_CLOUD_ACCESS_KEY_ID",
+        ),
+        (
+            &[
+                "--aliyun.region=cn-hangzhou",
+                "--redis.instance-id=r-1",
+                "--poll.interval=often",
+            ],
+            CREDS,
+            "--poll.interval",
+        ),
+        (
+            &[
+                "--aliyun.region=cn-hangzhou",
+                "--redis.instance-id=r-1",
+                "--aliyun.endpoint=not a url",
+            ],
+            CREDS,
+            "--aliyun.endpoint",
+        ),
+        (
+            &[
+                "--aliyun.region=cn-hangzhou",
+                "--redis.instance-id=r-1",
+                "--no-such-flag",
+            ],
+            CREDS,
+            "--no-such-flag",
+        ),
+        (
+            &["--redis.instance-id=r-1"],
+            &[
+                ("ALIYUN_BACKUP_EXPORTER_ALIYUN_REGION", "cn-hangzhou"),
+                ("ALIYUN_BACKUP_EXPORTER_POLL_TIMEOUT", "0s"),
+                CREDS[0],
+                CREDS[1],
+            ],
+            "ALIYUN_BACKUP_EXPORTER_POLL_TIMEOUT",
+        ),
+    ];
+    for (args, env, named) in cases {
+        let out = exporter(args, env).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+        assert!(
+            stderr.contains(named),
+            "{args:?} should name {named}: {stderr}"
+        );
+        assert!(!stderr.contains(KEY_SECRET));
+    }
+}
+
+#[test]
+fn help_and_version_exit_0() {
+    let out = exporter(&["--version"], &[]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
+    let out = exporter(&["--help"], &[]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--poll.interval"));
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_http(port: u16, path: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::Write;
+            let _ = write!(
+                s,
+                "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            );
+            let mut answer = String::new();
+            let _ = s.read_to_string(&mut answer);
+            if answer.starts_with("HTTP/1.1 200") {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{path} never answered 200 on port {port}");
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn wait_exit(child: &mut Child) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code().unwrap_or(-1);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("did not exit after the signal");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sigterm_and_sigint_stop_gracefully_with_exit_0() {
+    for sig in ["TERM", "INT"] {
+        let port = free_port();
+        let listen = format!("--web.listen-address=127.0.0.1:{port}");
+        let mut child = exporter(&["--demo", &listen], &[])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_http(port, "/readyz");
+        signal(&child, sig);
+        assert_eq!(wait_exit(&mut child), 0, "SIG{sig}");
+        let mut log = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut log)
+            .unwrap();
+        assert!(log.contains(&format!("SIG{sig} received")), "{log}");
+        assert!(log.contains("stopped"), "{log}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_polls_are_logged_with_code_and_request_id_and_never_a_secret() {
+    let fake = fake().await;
+    fake.set_instance("r-ok", FakeInstance::default());
+    let endpoint = format!("--aliyun.endpoint={}", fake.endpoint());
+    let mut env = CREDS.to_vec();
+    // Sent (and signed) with every request, but it must never be logged.
+    env.push(("ALIBABA_CLOUD_SECURITY_TOKEN", TOKEN));
+    for format in ["logfmt", "json"] {
+        let port = free_port();
+        let listen = format!("--web.listen-address=127.0.0.1:{port}");
+        let log_format = format!("--log.format={format}");
+        let args = [
+            "--aliyun.region=cn-hangzhou",
+            "--redis.instance-id=r-ok,r-gone",
+            &listen,
+            &endpoint,
+            &log_format,
+            "--log.level=debug",
+        ];
+        let mut child = exporter(&args, &env)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        tokio::task::spawn_blocking(move || wait_http(port, "/readyz"))
+            .await
+            .unwrap();
+        signal(&child, "TERM");
+        let mut log = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut log)
+            .unwrap();
+        assert_eq!(child.wait().unwrap().code(), Some(0));
+        let failure = log
+            .lines()
+            .find(|l| l.contains("poll failed"))
+            .unwrap_or_else(|| panic!("a failed-poll line in {log}"));
+        if format == "json" {
+            let line: serde_json::Value = serde_json::from_str(failure).expect("JSON log line");
+            assert_eq!(line["instance_id"], "r-gone");
+            assert_eq!(line["code"], "InvalidInstanceId.NotFound");
+            assert!(
+                line["request_id"]
+                    .as_str()
+                    .is_some_and(|id| id.starts_with("FAKE")),
+                "{line}"
+            );
+        } else {
+            assert!(
+                failure.starts_with("ts=") && failure.contains("level=warn"),
+                "{failure}"
+            );
+            assert!(failure.contains("instance_id=r-gone"), "{failure}");
+            assert!(
+                failure.contains("code=InvalidInstanceId.NotFound"),
+                "{failure}"
+            );
+            assert!(failure.contains("request_id=FAKE"), "{failure}");
+        }
+        assert_no_secret(&log);
+    }
+    let tokens: Vec<_> = fake
+        .received()
+        .into_iter()
+        .filter_map(|r| r.security_token)
+        .collect();
+    assert!(
+        !tokens.is_empty() && tokens.iter().all(|t| t == TOKEN),
+        "the token was sent"
+    );
+}
