@@ -82,7 +82,12 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Runn
     let addr = listener.local_addr()?;
 
     let (publish, snapshots) = watch::channel(Arc::new(Snapshot::default()));
-    let (registry, api_metrics) = metrics::registry(snapshots.clone(), clock.clone(), true)?;
+    let (registry, api_metrics) = metrics::registry(true)?;
+    let exposition = Arc::new(metrics::Exposition {
+        registry,
+        snapshots: snapshots.clone(),
+        clock: clock.clone(),
+    });
     let provider_name = if fake_api.is_some() { "demo" } else { "env" };
     let client = RpcClient::new(
         ClientSettings {
@@ -117,9 +122,17 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Runn
         poller_stopped,
     ));
 
+    if fake_api.is_some() {
+        tokio::spawn(show_demo_metrics(
+            snapshots.clone(),
+            exposition.clone(),
+            addr,
+            config.telemetry_path.clone(),
+        ));
+    }
     let endpoints = Arc::new(Endpoints {
         telemetry_path: config.telemetry_path.clone(),
-        registry,
+        exposition,
         snapshots,
         clock,
     });
@@ -151,4 +164,40 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Runn
         poller,
         _fake_api: fake_api,
     })
+}
+
+/// Demo mode: once every sample instance has been polled, print the
+/// backup metrics being served, so that the first run shows real output.
+async fn show_demo_metrics(
+    mut snapshots: watch::Receiver<Arc<Snapshot>>,
+    exposition: Arc<metrics::Exposition>,
+    addr: SocketAddr,
+    path: String,
+) {
+    if snapshots
+        .wait_for(|s| !s.watched.is_empty() && s.ready())
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let Ok(text) = exposition.render() else {
+        return;
+    };
+    let host = if addr.ip().is_unspecified() {
+        format!("localhost:{}", addr.port())
+    } else {
+        addr.to_string()
+    };
+    let mut out = String::new();
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("aliyun_backup_") && !l.contains("_bucket"))
+    {
+        out.push_str(line);
+        out.push('\n');
+    }
+    println!(
+        "{out}\nThe demo is serving these metrics (and more) at http://{host}{path} and a status page at http://{host}/.\nPress Ctrl-C to stop."
+    );
 }

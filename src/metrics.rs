@@ -1,14 +1,12 @@
-//! Snapshot → Prometheus exposition. The backup gauges are built from the
+//! Snapshot → Prometheus exposition. The backup gauges are written from the
 //! current snapshot at every scrape (so an instance no longer watched leaves
 //! no series behind, and ages are computed against "now"); the API counters
 //! and the latency histogram are ordinary live metrics.
 
-use std::collections::HashMap;
+use std::fmt::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus::core::{Collector, Desc};
-use prometheus::proto::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
@@ -16,7 +14,7 @@ use tokio::sync::watch;
 
 use crate::aliyun::CallObserver;
 use crate::clock::Clock;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{InstanceView, Snapshot};
 
 /// The Prometheus text format's content type.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -24,32 +22,20 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 const NS: &str = "aliyun_backup_";
 const CACHED: &str = "(from the exporter's last cached poll)";
 
-/// The metric families built from snapshots: (name, help, labels).
-const SNAPSHOT_FAMILIES: &[(&str, &str, &[&str])] = &[
-    ("last_success_timestamp_seconds", "End time of the newest successful backup in the lookback window", NODE),
-    ("last_success_age_seconds", "Seconds since the end of the newest successful backup, computed at scrape time", NODE),
-    ("last_success_size_bytes", "Size of the newest successful backup", NODE),
-    ("last_success_duration_seconds", "Duration (end - start) of the newest successful backup", NODE),
-    ("last_success_info", "Kind of the newest successful backup; always 1", INFO),
-    ("last_attempt_timestamp_seconds", "Start time of the newest backup of any status", NODE),
-    ("last_attempt_success", "1 if the newest backup of any status succeeded, else 0", NODE),
-    ("backups", "Backups in the lookback window by status", STATUS),
-    ("poll_success", "1 if the last poll of the instance succeeded, else 0", COMMON),
-    ("poll_success_timestamp_seconds", "When the instance was last polled successfully", COMMON),
-    ("poll_cycle_duration_seconds", "From the first start to the last finish of the last complete round of polls over all instances", &[]),
+/// The HELP texts of the families built from snapshots.
+const SNAPSHOT_FAMILIES: &[(&str, &str)] = &[
+    ("last_success_timestamp_seconds", "End time of the newest successful backup in the lookback window"),
+    ("last_success_age_seconds", "Seconds since the end of the newest successful backup, computed at scrape time"),
+    ("last_success_size_bytes", "Size of the newest successful backup"),
+    ("last_success_duration_seconds", "Duration (end - start) of the newest successful backup"),
+    ("last_success_info", "Kind of the newest successful backup; always 1"),
+    ("last_attempt_timestamp_seconds", "Start time of the newest backup of any status"),
+    ("last_attempt_success", "1 if the newest backup of any status succeeded, else 0"),
+    ("backups", "Backups in the lookback window by status"),
+    ("poll_success", "1 if the last poll of the instance succeeded, else 0"),
+    ("poll_success_timestamp_seconds", "When the instance was last polled successfully"),
+    ("poll_cycle_duration_seconds", "From the first start to the last finish of the last complete round of polls over all instances"),
 ];
-const COMMON: &[&str] = &["product", "region_id", "instance_id"];
-const NODE: &[&str] = &["product", "region_id", "instance_id", "node_id"];
-const INFO: &[&str] = &[
-    "product",
-    "region_id",
-    "instance_id",
-    "node_id",
-    "backup_type",
-    "backup_mode",
-    "backup_method",
-];
-const STATUS: &[&str] = &["product", "region_id", "instance_id", "status"];
 
 /// Counts and times every API attempt; the client reports to it.
 pub struct ApiMetrics {
@@ -66,16 +52,10 @@ impl CallObserver for ApiMetrics {
     }
 }
 
-/// Builds the registry: snapshot gauges, API metrics, build info and, when
+/// Builds the registry of live metrics: API metrics, build info and, when
 /// `process` is set, the standard `process_*` metrics.
-pub fn registry(
-    snapshots: watch::Receiver<Arc<Snapshot>>,
-    clock: Arc<dyn Clock>,
-    process: bool,
-) -> Result<(Registry, Arc<ApiMetrics>), prometheus::Error> {
+pub fn registry(process: bool) -> Result<(Registry, Arc<ApiMetrics>), prometheus::Error> {
     let registry = Registry::new();
-    registry.register(Box::new(SnapshotCollector::new(snapshots, clock)?))?;
-
     let requests = IntCounterVec::new(
         Opts::new(
             format!("{NS}api_requests_total"),
@@ -121,148 +101,259 @@ pub fn registry(
     Ok((registry, Arc::new(ApiMetrics { requests, duration })))
 }
 
-/// Renders the registry in the text format.
-pub fn render(registry: &Registry) -> Result<String, prometheus::Error> {
-    let mut out = Vec::with_capacity(16 * 1024);
-    TextEncoder::new().encode(&registry.gather(), &mut out)?;
-    String::from_utf8(out).map_err(|e| prometheus::Error::Msg(e.to_string()))
+/// Everything `/metrics` shows: the live metrics of the registry, then the
+/// backup gauges of the current snapshot.
+pub struct Exposition {
+    pub registry: Registry,
+    pub snapshots: watch::Receiver<Arc<Snapshot>>,
+    pub clock: Arc<dyn Clock>,
 }
 
-/// Builds the backup gauges from the latest snapshot at scrape time.
-struct SnapshotCollector {
-    snapshots: watch::Receiver<Arc<Snapshot>>,
-    clock: Arc<dyn Clock>,
-    descs: Vec<Desc>,
+impl Exposition {
+    /// Renders the whole exposition in the text format.
+    pub fn render(&self) -> Result<String, prometheus::Error> {
+        let snapshot = self.snapshots.borrow().clone();
+        let mut out = Vec::with_capacity(64 * 1024 + snapshot.instances.len() * 2048);
+        TextEncoder::new().encode(&self.registry.gather(), &mut out)?;
+        let mut text = String::from_utf8(out).map_err(|e| prometheus::Error::Msg(e.to_string()))?;
+        write_snapshot(&mut text, &snapshot, self.clock.now());
+        Ok(text)
+    }
 }
 
-impl SnapshotCollector {
-    fn new(
-        snapshots: watch::Receiver<Arc<Snapshot>>,
-        clock: Arc<dyn Clock>,
-    ) -> Result<Self, prometheus::Error> {
-        let descs = SNAPSHOT_FAMILIES
+/// Writes the snapshot's gauges in the text format, straight from the
+/// snapshot: with a thousand instances this is several times faster, and
+/// far lighter on memory, than building the client library's metric
+/// objects for every scrape. Families without samples are left out.
+pub fn write_snapshot(out: &mut String, snapshot: &Snapshot, now: chrono::DateTime<chrono::Utc>) {
+    let seconds = |t: chrono::DateTime<chrono::Utc>| t.timestamp_millis() as f64 / 1000.0;
+    let region = snapshot.region_id.as_str();
+    let product = snapshot.product;
+    let views: Vec<(&str, &InstanceView)> = snapshot
+        .instances
+        .iter()
+        .map(|(id, view)| (id.as_str(), view.as_ref()))
+        .collect();
+    let nodes = || {
+        views
             .iter()
-            .map(|(name, help, labels)| {
-                Desc::new(
-                    format!("{NS}{name}"),
-                    format!("{help} {CACHED}."),
-                    labels.iter().map(|l| l.to_string()).collect(),
-                    HashMap::new(),
+            .filter_map(|(id, v)| v.summary.as_ref().map(|s| (*id, s)))
+            .flat_map(|(id, s)| {
+                s.nodes
+                    .iter()
+                    .map(move |(node_id, node)| (id, node_id.as_str(), node))
+            })
+    };
+    let node_labels = |id: &str, node_id: &str| {
+        let mut l = Labels::new(out_capacity_hint());
+        l.add("product", product)
+            .add("region_id", region)
+            .add("instance_id", id)
+            .add("node_id", node_id);
+        l
+    };
+    let mut families = FamilyWriter { out };
+
+    families.write(
+        "last_success_timestamp_seconds",
+        nodes().filter_map(|(id, node_id, n)| {
+            n.last_success
+                .as_ref()
+                .map(|l| (node_labels(id, node_id), seconds(l.end)))
+        }),
+    );
+    families.write(
+        "last_success_age_seconds",
+        nodes().filter_map(|(id, node_id, n)| {
+            n.last_success.as_ref().map(|l| {
+                (
+                    node_labels(id, node_id),
+                    (now - l.end).num_milliseconds() as f64 / 1000.0,
                 )
             })
-            .collect::<Result<_, _>>()?;
-        Ok(SnapshotCollector {
-            snapshots,
-            clock,
-            descs,
-        })
-    }
-}
-
-impl Collector for SnapshotCollector {
-    fn desc(&self) -> Vec<&Desc> {
-        self.descs.iter().collect()
-    }
-
-    fn collect(&self) -> Vec<MetricFamily> {
-        let snapshot = self.snapshots.borrow().clone();
-        let now = self.clock.now();
-        let mut families: Vec<Vec<Metric>> = vec![Vec::new(); SNAPSHOT_FAMILIES.len()];
-        let [ts, age, size, duration, info, attempt_ts, attempt_ok, backups, poll_ok, poll_ts, cycle] =
-            &mut families[..]
-        else {
-            unreachable!("one vector per family")
-        };
-        let seconds = |t: chrono::DateTime<chrono::Utc>| t.timestamp_millis() as f64 / 1000.0;
-        let region = snapshot.region_id.as_str();
-        for (instance_id, view) in &snapshot.instances {
-            let common = [
-                ("product", snapshot.product),
-                ("region_id", region),
-                ("instance_id", instance_id.as_str()),
-            ];
-            poll_ok.push(gauge(
-                &common,
-                if view.last_poll_success { 1.0 } else { 0.0 },
-            ));
-            if let Some(at) = view.last_success_poll_at {
-                poll_ts.push(gauge(&common, seconds(at)));
-            }
-            let Some(summary) = &view.summary else {
-                continue;
-            };
-            for (status, count) in &summary.counts {
-                let labels = [common[0], common[1], common[2], ("status", status.as_str())];
-                backups.push(gauge(&labels, *count as f64));
-            }
-            for (node_id, node) in &summary.nodes {
-                let labels = [
-                    common[0],
-                    common[1],
-                    common[2],
-                    ("node_id", node_id.as_str()),
-                ];
-                if let Some(last) = &node.last_success {
-                    ts.push(gauge(&labels, seconds(last.end)));
-                    age.push(gauge(
-                        &labels,
-                        (now - last.end).num_milliseconds() as f64 / 1000.0,
-                    ));
-                    if let Some(bytes) = last.size_bytes {
-                        size.push(gauge(&labels, bytes as f64));
-                    }
-                    duration.push(gauge(
-                        &labels,
-                        (last.end - last.start).num_milliseconds() as f64 / 1000.0,
-                    ));
-                    let kind = [
-                        labels[0],
-                        labels[1],
-                        labels[2],
-                        labels[3],
-                        ("backup_type", last.backup_type.as_str()),
-                        ("backup_mode", last.backup_mode.as_str()),
-                        ("backup_method", last.backup_method.as_str()),
-                    ];
-                    info.push(gauge(&kind, 1.0));
-                }
-                if let Some(attempt) = &node.last_attempt {
-                    attempt_ts.push(gauge(&labels, seconds(attempt.start)));
-                    attempt_ok.push(gauge(&labels, if attempt.success { 1.0 } else { 0.0 }));
-                }
-            }
-        }
-        if let Some(secs) = snapshot.poll_cycle_seconds {
-            cycle.push(gauge(&[], secs));
-        }
-        SNAPSHOT_FAMILIES
-            .iter()
-            .zip(families)
-            .map(|((name, help, _), metrics)| {
-                let mut family = MetricFamily::default();
-                family.set_name(format!("{NS}{name}"));
-                family.set_help(format!("{help} {CACHED}."));
-                family.set_field_type(MetricType::GAUGE);
-                family.set_metric(metrics);
-                family
+        }),
+    );
+    families.write(
+        "last_success_size_bytes",
+        nodes().filter_map(|(id, node_id, n)| {
+            let bytes = n.last_success.as_ref()?.size_bytes?;
+            Some((node_labels(id, node_id), bytes as f64))
+        }),
+    );
+    families.write(
+        "last_success_duration_seconds",
+        nodes().filter_map(|(id, node_id, n)| {
+            n.last_success.as_ref().map(|l| {
+                (
+                    node_labels(id, node_id),
+                    (l.end - l.start).num_milliseconds() as f64 / 1000.0,
+                )
             })
-            .collect()
+        }),
+    );
+    families.write(
+        "last_success_info",
+        nodes().filter_map(|(id, node_id, n)| {
+            n.last_success.as_ref().map(|l| {
+                let mut labels = node_labels(id, node_id);
+                labels
+                    .add("backup_type", &l.backup_type)
+                    .add("backup_mode", &l.backup_mode)
+                    .add("backup_method", &l.backup_method);
+                (labels, 1.0)
+            })
+        }),
+    );
+    families.write(
+        "last_attempt_timestamp_seconds",
+        nodes().filter_map(|(id, node_id, n)| {
+            n.last_attempt
+                .as_ref()
+                .map(|a| (node_labels(id, node_id), seconds(a.start)))
+        }),
+    );
+    families.write(
+        "last_attempt_success",
+        nodes().filter_map(|(id, node_id, n)| {
+            n.last_attempt
+                .as_ref()
+                .map(|a| (node_labels(id, node_id), if a.success { 1.0 } else { 0.0 }))
+        }),
+    );
+    let common = |id: &str| {
+        let mut l = Labels::new(out_capacity_hint());
+        l.add("product", product)
+            .add("region_id", region)
+            .add("instance_id", id);
+        l
+    };
+    families.write(
+        "backups",
+        views
+            .iter()
+            .filter_map(|(id, v)| v.summary.as_ref().map(|s| (*id, s)))
+            .flat_map(|(id, s)| {
+                s.counts.iter().map(move |(status, count)| {
+                    let mut labels = common(id);
+                    labels.add("status", status);
+                    (labels, *count as f64)
+                })
+            }),
+    );
+    families.write(
+        "poll_success",
+        views
+            .iter()
+            .map(|(id, v)| (common(id), if v.last_poll_success { 1.0 } else { 0.0 })),
+    );
+    families.write(
+        "poll_success_timestamp_seconds",
+        views
+            .iter()
+            .filter_map(|(id, v)| v.last_success_poll_at.map(|at| (common(id), seconds(at)))),
+    );
+    families.write(
+        "poll_cycle_duration_seconds",
+        snapshot.poll_cycle_seconds.map(|s| (Labels::new(0), s)),
+    );
+}
+
+fn out_capacity_hint() -> usize {
+    128
+}
+
+/// A label set, already in the text format: `{a="x",b="y"}`.
+struct Labels(String);
+
+impl Labels {
+    fn new(capacity: usize) -> Self {
+        Labels(String::with_capacity(capacity))
+    }
+
+    fn add(&mut self, name: &str, value: &str) -> &mut Self {
+        self.0.push(if self.0.is_empty() { '{' } else { ',' });
+        self.0.push_str(name);
+        self.0.push_str("=\"");
+        // The text format's escapes for label values.
+        for c in value.chars() {
+            match c {
+                '\\' => self.0.push_str("\\\\"),
+                '"' => self.0.push_str("\\\""),
+                '\n' => self.0.push_str("\\n"),
+                c => self.0.push(c),
+            }
+        }
+        self.0.push('"');
+        self
     }
 }
 
-fn gauge(labels: &[(&str, &str)], value: f64) -> Metric {
-    let pairs = labels
-        .iter()
-        .map(|(name, value)| {
-            let mut pair = LabelPair::default();
-            pair.set_name(name.to_string());
-            pair.set_value(value.to_string());
-            pair
-        })
-        .collect();
-    let mut metric = Metric::from_label(pairs);
-    let mut g = Gauge::default();
-    g.set_value(value);
-    metric.set_gauge(g);
-    metric
+struct FamilyWriter<'a> {
+    out: &'a mut String,
+}
+
+impl FamilyWriter<'_> {
+    /// Writes one gauge family, HELP and TYPE first, unless it has no sample.
+    fn write(&mut self, name: &str, samples: impl IntoIterator<Item = (Labels, f64)>) {
+        let help = SNAPSHOT_FAMILIES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or("", |(_, h)| h);
+        let mut samples = samples.into_iter().peekable();
+        if samples.peek().is_none() {
+            return;
+        }
+        let _ = writeln!(self.out, "# HELP {NS}{name} {help} {CACHED}.");
+        let _ = writeln!(self.out, "# TYPE {NS}{name} gauge");
+        for (labels, value) in samples {
+            self.out.push_str(NS);
+            self.out.push_str(name);
+            if !labels.0.is_empty() {
+                self.out.push_str(&labels.0);
+                self.out.push('}');
+            }
+            self.out.push(' ');
+            write_value(self.out, value);
+            self.out.push('\n');
+        }
+    }
+}
+
+fn write_value(out: &mut String, value: f64) {
+    if value.is_nan() {
+        out.push_str("NaN");
+    } else if value.is_infinite() {
+        out.push_str(if value > 0.0 { "+Inf" } else { "-Inf" });
+    } else {
+        let _ = write!(out, "{value}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        let mut labels = Labels::new(0);
+        labels.add("a", "x\"y\\z\nw").add("b", "plain");
+        assert_eq!(labels.0, r#"{a="x\"y\\z\nw",b="plain""#);
+    }
+
+    #[test]
+    fn values_in_the_text_format() {
+        let mut out = String::new();
+        for v in [1.0, 0.25, 1795658404.0, f64::INFINITY, f64::NAN] {
+            write_value(&mut out, v);
+            out.push(' ');
+        }
+        assert_eq!(out, "1 0.25 1795658404 +Inf NaN ");
+    }
+
+    #[test]
+    fn an_empty_snapshot_writes_nothing() {
+        let mut out = String::new();
+        write_snapshot(&mut out, &Snapshot::default(), chrono::Utc::now());
+        assert_eq!(out, "");
+    }
 }

@@ -39,6 +39,14 @@ struct Outcome {
     result: Result<Vec<Backup>, ApiError>,
 }
 
+/// What each instance's task needs of the settings (not the whole list of
+/// instances: a copy per task would cost memory quadratic in their number).
+#[derive(Clone, Copy)]
+struct Schedule {
+    interval: Duration,
+    lookback: Duration,
+}
+
 /// Start and finish of one round over all instances.
 #[derive(Default)]
 struct Round {
@@ -81,7 +89,10 @@ pub async fn run(
             instance_id.clone(),
             first_pass,
             first_pass + settings.interval + offset,
-            settings.clone(),
+            Schedule {
+                interval: settings.interval,
+                lookback: settings.lookback,
+            },
             client.clone(),
             clock.clone(),
             permits.clone(),
@@ -189,7 +200,7 @@ async fn poll_instance(
     instance_id: String,
     first: Instant,
     second: Instant,
-    settings: PollerSettings,
+    schedule: Schedule,
     client: Arc<RpcClient>,
     clock: Arc<dyn Clock>,
     permits: Arc<Semaphore>,
@@ -203,7 +214,7 @@ async fn poll_instance(
         };
         let started = Instant::now();
         let polled_at = clock.now();
-        let window = Window::ending_at(polled_at, settings.lookback);
+        let window = Window::ending_at(polled_at, schedule.lookback);
         let result = redis::describe_backups(&client, &instance_id, &window).await;
         drop(permit);
         let finished = Instant::now();
@@ -223,7 +234,7 @@ async fn poll_instance(
         scheduled = if round == 0 {
             second
         } else {
-            scheduled + settings.interval
+            scheduled + schedule.interval
         };
         scheduled = scheduled.max(Instant::now());
     }

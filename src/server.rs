@@ -5,7 +5,6 @@ use std::fmt::Write;
 use std::sync::Arc;
 
 use hyper::Method;
-use prometheus::Registry;
 use tokio::sync::watch;
 
 use crate::clock::Clock;
@@ -16,7 +15,7 @@ use crate::snapshot::Snapshot;
 /// What the handlers read.
 pub struct Endpoints {
     pub telemetry_path: String,
-    pub registry: Registry,
+    pub exposition: Arc<metrics::Exposition>,
     pub snapshots: watch::Receiver<Arc<Snapshot>>,
     pub clock: Arc<dyn Clock>,
 }
@@ -53,7 +52,7 @@ impl Endpoints {
     }
 
     fn metrics(&self) -> Response {
-        match metrics::render(&self.registry) {
+        match self.exposition.render() {
             Ok(text) => respond(200, metrics::CONTENT_TYPE, text),
             Err(e) => {
                 tracing::error!(error = %e, "cannot render metrics");

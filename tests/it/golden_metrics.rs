@@ -102,7 +102,7 @@ fn fixed_snapshot() -> Snapshot {
 fn metrics_body_matches_the_golden_file() {
     let (_tx, rx) = watch::channel(Arc::new(fixed_snapshot()));
     let clock = Arc::new(ManualClock::new(at(26, 6, 30, 0)));
-    let (registry, api) = metrics::registry(rx, clock, false).unwrap();
+    let (registry, api) = metrics::registry(false).unwrap();
     api.attempt("DescribeBackups", "Success", Duration::from_millis(80));
     api.attempt("DescribeBackups", "Success", Duration::from_millis(300));
     api.attempt(
@@ -111,7 +111,12 @@ fn metrics_body_matches_the_golden_file() {
         Duration::from_millis(40),
     );
 
-    let body = metrics::render(&registry).unwrap();
+    let exposition = metrics::Exposition {
+        registry,
+        snapshots: rx,
+        clock,
+    };
+    let body = exposition.render().unwrap();
     let revision = option_env!("GIT_REVISION").unwrap_or("unknown");
     let normalised = body
         .replace(
