@@ -1,0 +1,255 @@
+#!/usr/bin/env python3
+"""Static checks of the Grafana dashboard (and the metric names of the alerts).
+
+Usage: deploy/check_dashboard.py [dashboards/aliyun-backup.json]
+
+Checks that the dashboard is valid JSON, uses a `datasource` template variable
+of type prometheus everywhere, has the `region_id`/`instance_id` query
+variables, and that every PromQL query (panels and variables) and every alert
+expression only uses metrics of the metrics contract (design.md) or recording
+rules shipped in deploy/prometheus/. Per-instance metrics must be filtered by
+both template variables so that the filters apply to every panel.
+
+Also imported by deploy/e2e/check_e2e.py for `iter_queries` and `substitute`.
+"""
+import json
+import os
+import re
+import sys
+
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_DASHBOARD = os.path.join(ROOT, "dashboards", "aliyun-backup.json")
+RULES_DIR = os.path.join(ROOT, "deploy", "prometheus")
+
+# The metrics contract of design.md: name -> True when the series carry the
+# common per-instance labels (product, region_id, instance_id).
+CONTRACT = {
+    "aliyun_backup_last_success_timestamp_seconds": True,
+    "aliyun_backup_last_success_age_seconds": True,
+    "aliyun_backup_last_success_size_bytes": True,
+    "aliyun_backup_last_success_duration_seconds": True,
+    "aliyun_backup_last_success_info": True,
+    "aliyun_backup_last_attempt_timestamp_seconds": True,
+    "aliyun_backup_last_attempt_success": True,
+    "aliyun_backup_backups": True,
+    "aliyun_backup_poll_success": True,
+    "aliyun_backup_poll_success_timestamp_seconds": True,
+    "aliyun_backup_api_requests_total": False,
+    "aliyun_backup_api_request_duration_seconds_bucket": False,
+    "aliyun_backup_api_request_duration_seconds_sum": False,
+    "aliyun_backup_api_request_duration_seconds_count": False,
+    "aliyun_backup_poll_cycle_duration_seconds": False,
+    "aliyun_backup_exporter_build_info": False,
+}
+# Series Prometheus itself makes; allowed in alert rules only.
+PROMETHEUS_SERIES = {"up"}
+
+KEYWORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left",
+            "group_right", "bool", "offset", "inf", "nan", "atan2"}
+IDENT = re.compile(r"(?<![\w:.$])([a-zA-Z_:][a-zA-Z0-9_:]*)")
+
+# Values substituted for Grafana variables when a query is sent to Prometheus.
+SUBSTITUTIONS = {
+    "region_id": ".*",
+    "instance_id": ".*",
+    "datasource": "prometheus",
+    "__rate_interval": "1m",
+    "__interval": "15s",
+    "__interval_ms": "15000",
+    "__range": "1h",
+    "__range_s": "3600",
+    "__range_ms": "3600000",
+}
+
+
+def substitute(expr):
+    """Replace $var, ${var}, ${var:fmt} and [[var]] by SUBSTITUTIONS."""
+    def repl(m):
+        name = m.group(1) or m.group(2) or m.group(3)
+        if name not in SUBSTITUTIONS:
+            raise ValueError("unknown template variable %r in %r" % (name, expr))
+        return SUBSTITUTIONS[name]
+    return re.sub(r"\$\{(\w+)(?::\w+)?\}|\[\[(\w+)\]\]|\$(\w+)", repl, expr)
+
+
+def _strip(expr):
+    """Remove what cannot hold a metric name: strings, matchers, ranges,
+    grouping label lists."""
+    s = re.sub(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'|`[^`]*`', '""', expr)
+    s = re.sub(r"\{[^}]*\}", " ", s)
+    s = re.sub(r"\[[^\]]*\]", " ", s)
+    s = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", s)
+    return s
+
+
+def metric_names(expr):
+    """Metric names a PromQL expression selects."""
+    s = _strip(expr)
+    names = set()
+    for m in IDENT.finditer(s):
+        word = m.group(1)
+        rest = s[m.end():]
+        if re.match(r"\s*\(", rest):        # function or aggregation
+            continue
+        if word.lower() in KEYWORDS:
+            continue
+        names.add(word)
+    return names
+
+
+def selectors(expr, name):
+    """Label-matcher strings of every selector of metric `name` ('' if none)."""
+    out = []
+    for m in re.finditer(r"(?<![\w:])" + re.escape(name) + r"(?![\w:])(\s*\{([^}]*)\})?", expr):
+        out.append(m.group(2) or "")
+    return out
+
+
+def iter_panels(panels):
+    for p in panels:
+        yield p
+        for sub in p.get("panels", []) or []:
+            yield sub
+
+
+def iter_queries(dash):
+    """(where, expr) for every panel target."""
+    for p in iter_panels(dash.get("panels", [])):
+        for t in p.get("targets", []) or []:
+            yield ("panel %r target %s" % (p.get("title"), t.get("refId")), t.get("expr", ""), t)
+
+
+def iter_variable_queries(dash):
+    """(name, query) for every query variable."""
+    for v in dash.get("templating", {}).get("list", []):
+        if v.get("type") == "query":
+            q = v.get("query")
+            if isinstance(q, dict):
+                q = q.get("query", "")
+            yield v["name"], q
+
+
+def recording_rules():
+    names = set()
+    for fn in sorted(os.listdir(RULES_DIR)):
+        if fn.endswith((".yml", ".yaml")) and not fn.endswith("_test.yml"):
+            with open(os.path.join(RULES_DIR, fn)) as f:
+                doc = yaml.safe_load(f) or {}
+            for g in doc.get("groups", []):
+                for r in g.get("rules", []):
+                    if "record" in r:
+                        names.add(r["record"])
+    return names
+
+
+def alert_exprs():
+    for fn in sorted(os.listdir(RULES_DIR)):
+        if fn.endswith((".yml", ".yaml")) and not fn.endswith("_test.yml"):
+            with open(os.path.join(RULES_DIR, fn)) as f:
+                doc = yaml.safe_load(f) or {}
+            for g in doc.get("groups", []):
+                for r in g.get("rules", []):
+                    yield fn, r.get("alert") or r.get("record"), r["expr"]
+
+
+def check(path):
+    errors = []
+    checked = 0
+    with open(path) as f:
+        try:
+            dash = json.load(f)
+        except ValueError as e:
+            return ["%s: invalid JSON: %s" % (path, e)], 0
+    allowed = set(CONTRACT) | recording_rules()
+
+    if not isinstance(dash.get("schemaVersion"), int) or dash["schemaVersion"] < 36:
+        errors.append("schemaVersion must be >= 36, is %r" % dash.get("schemaVersion"))
+    for key in ("uid", "title"):
+        if not dash.get(key):
+            errors.append("dashboard has no %s" % key)
+
+    variables = {v.get("name"): v for v in dash.get("templating", {}).get("list", [])}
+    ds = variables.get("datasource")
+    if not ds or ds.get("type") != "datasource" or ds.get("query") != "prometheus":
+        errors.append("template variable 'datasource' of type datasource/prometheus missing")
+    for name in ("region_id", "instance_id"):
+        v = variables.get(name)
+        if not v or v.get("type") != "query":
+            errors.append("query variable %r missing" % name)
+            continue
+        if not (v.get("multi") and v.get("includeAll")):
+            errors.append("variable %r must be multi-value with All" % name)
+        q = dict(iter_variable_queries(dash)).get(name, "")
+        if not re.match(r"label_values\(\s*aliyun_backup_poll_success\b.*,\s*%s\s*\)$" % name, q):
+            errors.append("variable %r must use label_values(aliyun_backup_poll_success, %s), has %r" % (name, name, q))
+        if v.get("datasource", {}).get("uid") != "${datasource}":
+            errors.append("variable %r does not use ${datasource}" % name)
+
+    ids = set()
+    for p in iter_panels(dash.get("panels", [])):
+        title = p.get("title")
+        if p.get("id") in ids:
+            errors.append("duplicate panel id %r (%r)" % (p.get("id"), title))
+        ids.add(p.get("id"))
+        if "gridPos" not in p:
+            errors.append("panel %r has no gridPos" % title)
+        if p.get("type") == "row":
+            continue
+        if p.get("datasource", {}).get("uid") != "${datasource}":
+            errors.append("panel %r does not use the ${datasource} variable" % title)
+        if not p.get("targets"):
+            errors.append("panel %r has no query" % title)
+
+    for where, expr, target in iter_queries(dash):
+        checked += 1
+        if not expr.strip():
+            errors.append("%s: empty query" % where)
+            continue
+        if target.get("datasource", {}).get("uid") != "${datasource}":
+            errors.append("%s: target does not use ${datasource}" % where)
+        try:
+            substitute(expr)
+        except ValueError as e:
+            errors.append("%s: %s" % (where, e))
+        names = metric_names(expr)
+        if not names:
+            errors.append("%s: no metric found in %r" % (where, expr))
+        for n in sorted(names - allowed):
+            errors.append("%s: %r is not a metric of the contract" % (where, n))
+        for n in names & {k for k, v in CONTRACT.items() if v}:
+            for matchers in selectors(expr, n):
+                for var in ("region_id", "instance_id"):
+                    if '%s=~"$%s"' % (var, var) not in matchers:
+                        errors.append('%s: %s{%s} lacks %s=~"$%s"' % (where, n, matchers, var, var))
+    for name, q in iter_variable_queries(dash):
+        checked += 1
+        m = re.match(r"\s*label_values\((.*),\s*\w+\s*\)\s*$", q)
+        if not m:
+            errors.append("variable %r: expected label_values(<selector>, <label>), has %r" % (name, q))
+            continue
+        for n in sorted(metric_names(m.group(1)) - allowed):
+            errors.append("variable %r: %r is not a metric of the contract" % (name, n))
+
+    for fn, rule, expr in alert_exprs():
+        checked += 1
+        for n in sorted(metric_names(expr) - allowed - PROMETHEUS_SERIES):
+            errors.append("%s rule %s: %r is not a metric of the contract" % (fn, rule, n))
+    return errors, checked
+
+
+def main(argv):
+    path = argv[1] if len(argv) > 1 else DEFAULT_DASHBOARD
+    errors, checked = check(path)
+    for e in errors:
+        print("  FAIL %s" % e)
+    if errors:
+        print("dashboard check: %d problem(s) in %s" % (len(errors), path))
+        return 1
+    print("dashboard check: %s OK (%d queries and alert expressions use only contract metrics)" % (os.path.relpath(path, ROOT), checked))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

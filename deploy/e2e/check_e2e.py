@@ -1,0 +1,329 @@
+#!/usr/bin/env python3
+"""Checks for deploy/e2e/prometheus_e2e.sh, through HTTP only (stdlib).
+
+  check_e2e.py exporter   --exporter URL --deadline EPOCH
+  check_e2e.py prometheus --prometheus URL --deadline EPOCH [--dashboard FILE]
+
+`exporter`: waits until the exporter is ready (/readyz 200) and checks its
+/metrics. `prometheus`: waits until Prometheus has scraped the exporter, then
+checks that every query of the dashboard returns data and that the demo's
+instances raise exactly the expected alerts (pending or firing).
+Exit status 0 when every check passed.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True  # no __pycache__ in deploy/
+sys.path.insert(0, os.path.dirname(HERE))
+import check_dashboard  # noqa: E402  (deploy/check_dashboard.py)
+
+JOB = "aliyun-backup-exporter"
+REGION = "cn-hangzhou"
+# The demo's instances (src/fake_api.rs) and the alerts each must raise.
+EXPECTED_ALERTS = {
+    "r-demo-healthy": set(),
+    "r-demo-cluster": set(),
+    "r-demo-throttled": set(),
+    "r-demo-failed": {"AliyunBackupLastAttemptFailed"},
+    "r-demo-stale": {"AliyunBackupTooOld"},
+    "r-demo-all-failed": {"AliyunBackupNoSuccessInWindow", "AliyunBackupLastAttemptFailed"},
+    "r-demo-released": {"AliyunBackupPollFailing"},
+}
+ALL_ALERTS = {"AliyunBackupTooOld", "AliyunBackupNoSuccessInWindow", "AliyunBackupLastAttemptFailed",
+              "AliyunBackupPollFailing", "AliyunBackupExporterDown", "AliyunBackupApiThrottled"}
+STABLE_FOR = 5.0  # seconds the alert set must stay as expected
+
+failures = []
+passes = 0
+
+
+def ok(msg):
+    global passes
+    passes += 1
+    print("  ok    %s" % msg, flush=True)
+
+
+def fail(msg):
+    failures.append(msg)
+    print("  FAIL  %s" % msg, flush=True)
+
+
+def http_get(url, timeout=5):
+    """(status, headers, body); status 0 when the connection failed."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.headers, r.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read().decode("utf-8", "replace")
+    except (urllib.error.URLError, OSError):
+        return 0, {}, ""
+
+
+class Deadline:
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def left(self):
+        return self.epoch - time.time()
+
+    def wait_for(self, what, probe, interval=0.5, budget=None):
+        """Call probe() until it returns a truthy value; None on timeout."""
+        end = self.epoch if budget is None else min(self.epoch, time.time() + budget)
+        last = None
+        while True:
+            last = probe()
+            if last:
+                return last
+            if time.time() >= end:
+                fail("timed out waiting for %s" % what)
+                return None
+            time.sleep(interval)
+
+
+# ----------------------------------------------------------------- exporter
+def check_exporter(base, dl):
+    print("exporter %s" % base, flush=True)
+    st = dl.wait_for("the exporter's /readyz to answer 200 (every instance polled once)",
+                     lambda: http_get(base + "/readyz")[0] == 200, budget=60)
+    if not st:
+        return
+    ok("/readyz answers 200")
+    status, _, _ = http_get(base + "/healthz")
+    (ok if status == 200 else fail)("/healthz answers %s" % status)
+    status, headers, body = http_get(base + "/metrics")
+    if status != 200:
+        fail("/metrics answers %s" % status)
+        return
+    ctype = headers.get("Content-Type", "")
+    (ok if ctype.startswith("text/plain; version=0.0.4") else fail)("/metrics Content-Type is %r" % ctype)
+    names = {line.split("{")[0].split(" ")[0] for line in body.splitlines() if line and not line.startswith("#")}
+    missing = sorted(n for n in check_dashboard.CONTRACT if n not in names)
+    if missing:
+        fail("/metrics lacks contract metrics: %s" % ", ".join(missing))
+    else:
+        ok("/metrics has all %d contract metric names" % len(check_dashboard.CONTRACT))
+    if shutil.which("promtool"):
+        lint = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True, text=True, timeout=30)
+        problems = (lint.stdout + lint.stderr).strip()
+        (ok if lint.returncode == 0 else fail)("promtool check metrics%s" % (": " + problems if problems else ": clean"))
+
+
+# --------------------------------------------------------------- prometheus
+def query(base, expr):
+    """Instant query: (result list, error string)."""
+    url = base + "/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    status, _, body = http_get(url, timeout=10)
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return None, "HTTP %s: %s" % (status, body[:200])
+    if doc.get("status") != "success":
+        return None, "%s: %s" % (doc.get("errorType"), doc.get("error"))
+    data = doc["data"]
+    if data["resultType"] == "scalar":
+        return [{"metric": {}, "value": data["result"]}], None
+    return data["result"], None
+
+
+def scalar(base, expr):
+    res, _ = query(base, expr)
+    if res:
+        try:
+            return float(res[0]["value"][1])
+        except (KeyError, ValueError, IndexError):
+            return None
+    return None
+
+
+def active_alerts(base):
+    status, _, body = http_get(base + "/api/v1/alerts")
+    if status != 200:
+        return None
+    alerts = json.loads(body)["data"]["alerts"]
+    return [a for a in alerts if a.get("state") in ("pending", "firing")]
+
+
+def alert_key_set(alerts):
+    return sorted({(a["labels"].get("alertname"), a["labels"].get("instance_id", ""), a["state"]) for a in alerts})
+
+
+def check_prometheus(base, dl, dashboard_path):
+    print("prometheus %s" % base, flush=True)
+    if not dl.wait_for("Prometheus to be ready", lambda: http_get(base + "/-/ready")[0] == 200, budget=60):
+        return
+    ok("Prometheus is ready")
+
+    up = dl.wait_for("up{job=%r} == 1" % JOB,
+                     lambda: scalar(base, 'up{job="%s"}' % JOB) == 1.0, budget=30)
+    if not up:
+        return
+    ok('the exporter target is up (job="%s")' % JOB)
+    n = len(EXPECTED_ALERTS)
+    if not dl.wait_for("%d instances in aliyun_backup_poll_success" % n,
+                       lambda: scalar(base, "count(aliyun_backup_poll_success)") == n, budget=30):
+        return
+    ok("aliyun_backup_poll_success has %d instances" % n)
+    # rate() needs a few samples in its window.
+    if not dl.wait_for("5 scrapes in Prometheus",
+                       lambda: (scalar(base, 'count_over_time(up{job="%s"}[1m])' % JOB) or 0) >= 5, budget=30):
+        return
+    ok("at least 5 scrapes stored")
+
+    # Rules loaded and evaluated without error.
+    def rules_healthy():
+        status, _, body = http_get(base + "/api/v1/rules?type=alert")
+        if status != 200:
+            return None
+        rules = [r for g in json.loads(body)["data"]["groups"] for r in g["rules"]]
+        names = {r["name"] for r in rules}
+        if names != ALL_ALERTS:
+            return None
+        if any(r.get("health") != "ok" for r in rules):
+            return None
+        return rules
+    rules = dl.wait_for("the 6 alert rules to be loaded and evaluated without error", rules_healthy, budget=20)
+    if not rules:
+        status, _, body = http_get(base + "/api/v1/rules?type=alert")
+        print("    rules: %s" % body[:2000])
+        return
+    ok("alerts.yml loaded: %s" % ", ".join(sorted(r["name"] for r in rules)))
+
+    # Rates and latency quantiles need API calls inside their window, and the
+    # demo's throttled instance only sees its first throttled call after a
+    # couple of poll rounds (--poll.interval is 15s in demo mode).
+    if not dl.wait_for("API calls within the last minute, throttled ones included",
+                       lambda: (scalar(base, "sum(increase(aliyun_backup_api_requests_total[1m]))") or 0) > 0
+                       and (scalar(base, 'count(aliyun_backup_api_requests_total{code=~"Throttling.*"})') or 0) > 0,
+                       interval=1, budget=90):
+        return
+    ok("the exporter made API calls in the last minute, some of them throttled")
+
+    # A few facts of the demo that the alerts and dashboard rely on.
+    demo_facts = [
+        ('count(aliyun_backup_poll_success{region_id="%s", product="redis"})' % REGION, n,
+         "every instance has region_id=%s and product=redis" % REGION),
+        ('count(aliyun_backup_last_success_age_seconds{instance_id="r-demo-cluster"})', 2,
+         "r-demo-cluster has one last-success series per node (2)"),
+        ('count(aliyun_backup_backups{instance_id="r-demo-released"}) or vector(0)', 0,
+         "r-demo-released has no backup series"),
+        ('aliyun_backup_poll_success{instance_id="r-demo-released"}', 0,
+         "r-demo-released polls fail (aliyun_backup_poll_success 0)"),
+        ('count(aliyun_backup_last_success_timestamp_seconds{instance_id="r-demo-all-failed"}) or vector(0)', 0,
+         "r-demo-all-failed has no last-success series"),
+        ('aliyun_backup_poll_success{instance_id="r-demo-throttled"}', 1,
+         "r-demo-throttled polls succeed despite throttled calls (retried)"),
+    ]
+    for expr, want, what in demo_facts:
+        got = scalar(base, expr)
+        if (want is None and got) or (want is not None and got == want):
+            ok(what)
+        else:
+            fail("%s: %s gave %r, want %r" % (what, expr, got, want if want is not None else "> 0"))
+
+    # Every dashboard query returns data.
+    with open(dashboard_path) as f:
+        dash = json.load(f)
+    for name, q in check_dashboard.iter_variable_queries(dash):
+        m = re.match(r"\s*label_values\((.*),\s*(\w+)\s*\)\s*$", q)
+        selector, label = check_dashboard.substitute(m.group(1)), m.group(2)
+        url = base + "/api/v1/label/%s/values?%s" % (label, urllib.parse.urlencode({"match[]": selector}))
+        status, _, body = http_get(url)
+        values = json.loads(body).get("data") if status == 200 else None
+        want = [REGION] if label == "region_id" else sorted(EXPECTED_ALERTS)
+        if values is not None and sorted(values) == sorted(want):
+            ok("variable $%s: %s -> %s" % (name, q, ", ".join(values)))
+        else:
+            fail("variable $%s: %s -> %r, want %r" % (name, q, values, want))
+    queries = [(where, check_dashboard.substitute(expr)) for where, expr, _ in check_dashboard.iter_queries(dash)]
+    pending = dict(queries)
+    results = {}
+    errors = {}
+
+    def all_have_data():
+        for where, expr in list(pending.items()):
+            res, err = query(base, expr)
+            if err:
+                errors[where] = err
+            elif res:
+                results[where] = res
+                del pending[where]
+        return not pending
+    dl.wait_for("every dashboard query to return data", all_have_data, interval=1, budget=60)
+    for where, expr in queries:
+        if where in results:
+            res = results[where]
+            nan = sum(1 for r in res if r["value"][1] in ("NaN", "+Inf", "-Inf"))
+            if nan:
+                fail("%s: %d of %d series are NaN/Inf: %s" % (where, nan, len(res), expr))
+            else:
+                ok("%s: %d series" % (where, len(res)))
+        else:
+            fail("%s returned no data: %s%s" % (where, expr, " (error: %s)" % errors[where] if where in errors else ""))
+
+    # Alerts: exactly the expected ones are pending or firing, stably.
+    expected = sorted((a, i) for i, names in EXPECTED_ALERTS.items() for a in names)
+    got_keys = []
+    stable_since = [None]
+
+    def alerts_as_expected():
+        alerts = active_alerts(base)
+        if alerts is None:
+            return False
+        got_keys[:] = alert_key_set(alerts)
+        if sorted({(a, i) for a, i, _ in got_keys}) != expected:
+            stable_since[0] = None
+            return False
+        if stable_since[0] is None:
+            stable_since[0] = time.time()
+        return time.time() - stable_since[0] >= STABLE_FOR
+    dl.wait_for("the expected alerts (stable for %gs)" % STABLE_FOR, alerts_as_expected, interval=0.5, budget=60)
+    got = {(a, i) for a, i, _ in got_keys}
+    print("    active alerts:", flush=True)
+    for a, i, state in got_keys:
+        print("      %-32s %-20s %s" % (a, i or "-", state), flush=True)
+    for inst, names in sorted(EXPECTED_ALERTS.items()):
+        have = {a for a, i in got if i == inst}
+        if have == names:
+            ok("%s raises %s" % (inst, ", ".join(sorted(names)) if names else "no alert"))
+        else:
+            fail("%s raises %s, want %s" % (inst, sorted(have) or "no alert", sorted(names) or "no alert"))
+    for a, i in sorted(got):
+        if i not in EXPECTED_ALERTS:
+            fail("unexpected alert %s (instance_id=%r)" % (a, i))
+    share = scalar(base, 'sum(rate(aliyun_backup_api_requests_total{code=~"Throttling.*"}[15m]))'
+                         ' / sum(rate(aliyun_backup_api_requests_total[15m]))')
+    print("    throttled share of API calls (AliyunBackupApiThrottled's expression): %s (fires above 0.5 for 30m)"
+          % ("%.3f" % share if share is not None else "none"), flush=True)
+    for a in ("AliyunBackupExporterDown", "AliyunBackupApiThrottled"):
+        (fail if any(x == a for x, _ in got) else ok)("%s is not active" % a)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("mode", choices=["exporter", "prometheus"])
+    ap.add_argument("--exporter")
+    ap.add_argument("--prometheus")
+    ap.add_argument("--dashboard", default=check_dashboard.DEFAULT_DASHBOARD)
+    ap.add_argument("--deadline", type=float, required=True)
+    args = ap.parse_args()
+    dl = Deadline(args.deadline)
+    if args.mode == "exporter":
+        check_exporter(args.exporter.rstrip("/"), dl)
+    else:
+        check_prometheus(args.prometheus.rstrip("/"), dl, args.dashboard)
+    print("e2e %s checks: %d passed, %d failed" % (args.mode, passes, len(failures)), flush=True)
+    return 1 if failures or passes == 0 else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
