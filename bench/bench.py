@@ -60,6 +60,7 @@ def main():
         "ALIBABA_CLOUD_ACCESS_KEY_ID": "testid",
         "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "testsecret",
         "ALIYUN_BACKUP_EXPORTER_REDIS_INSTANCE_ID": ids,
+        "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true",
     }
     started = time.perf_counter()
     exporter = subprocess.Popen(

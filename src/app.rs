@@ -8,7 +8,9 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::aliyun::{ClientSettings, Credentials, RetryPolicy, RpcClient, StaticProvider};
+use crate::aliyun::credentials::chain::{self, Source};
+use crate::aliyun::credentials::CredentialsError;
+use crate::aliyun::{ClientSettings, Credentials, RetryPolicy, RpcClient};
 use crate::clock::{self, Clock};
 use crate::config::{Config, Target};
 use crate::poller::{self, PollerSettings};
@@ -52,7 +54,7 @@ impl Running {
 
 /// Binds the listener and starts the poller and the server.
 pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
-    let (endpoint, credentials, fake_api) = match &config.target {
+    let (endpoint, source, fake_api) = match &config.target {
         Target::Api {
             endpoint,
             credentials,
@@ -67,9 +69,38 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Runn
                 security_token: None,
             };
             tracing::info!(endpoint = %fake.endpoint(), "demo mode: serving sample instances from the in-process fake API");
-            (fake.endpoint(), credentials, Some(fake))
+            (
+                fake.endpoint(),
+                Source::Static {
+                    name: "demo",
+                    credentials,
+                },
+                Some(fake),
+            )
         }
     };
+
+    let live = metrics::registry(true)?;
+    let credentials = chain::build(&source, clock.clone(), live.credentials.clone())?;
+    if let Source::Ecs {
+        settings,
+        probe: true,
+    } = &source
+    {
+        // Nothing else was configured: make sure this is an ECS instance
+        // with a role before promising to poll anything.
+        if let Err(e) = credentials.credentials().await {
+            return Err(CredentialsError {
+                source_name: "chain",
+                message: format!(
+                    "no credentials found: set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET, \
+                     or the RRSA variables, or a profile file; the ECS instance RAM role at {} is not available either ({e})",
+                    settings.metadata_endpoint
+                ),
+            }
+            .into());
+        }
+    }
 
     let listener = TcpListener::bind(config.listen_address)
         .await
@@ -82,13 +113,11 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Runn
     let addr = listener.local_addr()?;
 
     let (publish, snapshots) = watch::channel(Arc::new(Snapshot::default()));
-    let (registry, api_metrics) = metrics::registry(true)?;
     let exposition = Arc::new(metrics::Exposition {
-        registry,
+        registry: live.registry,
         snapshots: snapshots.clone(),
         clock: clock.clone(),
     });
-    let provider_name = if fake_api.is_some() { "demo" } else { "env" };
     let client = RpcClient::new(
         ClientSettings {
             endpoint: endpoint.clone(),
@@ -100,8 +129,8 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Runn
                 ..RetryPolicy::default()
             },
         },
-        Arc::new(StaticProvider::new(provider_name, credentials)),
-        api_metrics,
+        credentials,
+        live.api,
         clock.clone(),
     )?;
 
@@ -151,7 +180,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Runn
         address = %addr,
         region_id = %config.region_id,
         endpoint = %endpoint,
-        credentials = provider_name,
+        credentials = source.name(),
         instances = config.instance_ids.len(),
         interval = ?config.poll_interval,
         "listening"

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::aliyun::credentials::{self, Credentials};
+use crate::aliyun::credentials::chain::{self, Pin, Source};
 use crate::aliyun::endpoint;
 
 /// The raw flags, as typed. Durations and addresses stay text here so that
@@ -45,6 +45,26 @@ pub struct Cli {
         env = "ALIYUN_BACKUP_EXPORTER_ALIYUN_ENDPOINT"
     )]
     pub endpoint: Option<String>,
+
+    /// Where credentials come from: auto (the official chain: env, oidc, cli-profile,
+    /// credentials-file, ecs-ram-role), or one of those only.
+    #[arg(
+        long = "aliyun.credentials-provider",
+        env = "ALIYUN_BACKUP_EXPORTER_ALIYUN_CREDENTIALS_PROVIDER",
+        default_value = "auto"
+    )]
+    pub credentials_provider: String,
+
+    /// STS base URL for RRSA/OIDC [default: https://sts.aliyuncs.com, or from ALIBABA_CLOUD_STS_REGION].
+    #[arg(
+        long = "aliyun.sts-endpoint",
+        env = "ALIYUN_BACKUP_EXPORTER_ALIYUN_STS_ENDPOINT"
+    )]
+    pub sts_endpoint: Option<String>,
+
+    /// ECS metadata service base URL, for the instance RAM role.
+    #[arg(long = "aliyun.metadata-endpoint", env = "ALIYUN_BACKUP_EXPORTER_ALIYUN_METADATA_ENDPOINT", default_value = chain::DEFAULT_METADATA_ENDPOINT)]
+    pub metadata_endpoint: String,
 
     /// Instance to watch; repeatable and comma-separated.
     #[arg(
@@ -112,10 +132,10 @@ pub enum LogFormat {
 /// Where the API calls go and with which credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
-    /// A real (or user-given) endpoint with credentials from the environment.
+    /// A real (or user-given) endpoint, and where credentials come from.
     Api {
         endpoint: String,
-        credentials: Credentials,
+        credentials: Source,
     },
     /// The in-process fake API with the demo's sample instances.
     Demo,
@@ -298,19 +318,24 @@ impl Config {
             Target::Demo
         } else {
             let endpoint = match &cli.endpoint {
-                Some(url) => parse_endpoint(url)?,
+                Some(url) => parse_endpoint("aliyun.endpoint", url)?,
                 None => endpoint::kvstore_endpoint(&region_id),
             };
-            let credentials = credentials::from_env(&env)
-                .map_err(|e| ConfigError {
-                    setting: "credentials".into(),
-                    message: e.message,
-                })?
-                .ok_or_else(|| ConfigError {
-                    setting: "credentials".into(),
-                    message: "set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET"
-                        .into(),
-                })?;
+            let pin: Pin = cli
+                .credentials_provider
+                .parse()
+                .map_err(|m: String| bad("aliyun.credentials-provider", m))?;
+            let endpoints = chain::Endpoints {
+                sts: match &cli.sts_endpoint {
+                    Some(url) => parse_endpoint("aliyun.sts-endpoint", url)?,
+                    None => chain::default_sts_endpoint(&env),
+                },
+                metadata: parse_endpoint("aliyun.metadata-endpoint", &cli.metadata_endpoint)?,
+            };
+            let credentials = chain::select(pin, &env, &endpoints).map_err(|e| ConfigError {
+                setting: "credentials".into(),
+                message: e.to_string(),
+            })?;
             Target::Api {
                 endpoint,
                 credentials,
@@ -350,8 +375,8 @@ fn parse_listen_address(raw: &str) -> Option<SocketAddr> {
 }
 
 /// An http(s) base URL without query or fragment; no trailing slash.
-fn parse_endpoint(raw: &str) -> Result<String, ConfigError> {
-    let invalid = |why: &str| bad("aliyun.endpoint", format!("{raw:?} {why}"));
+fn parse_endpoint(flag: &str, raw: &str) -> Result<String, ConfigError> {
+    let invalid = |why: &str| bad(flag, format!("{raw:?} {why}"));
     let url = url::Url::parse(raw.trim()).map_err(|e| invalid(&format!("is not a URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(invalid("must be an http:// or https:// URL with a host"));
@@ -416,13 +441,13 @@ mod tests {
         assert_eq!(c.poll_concurrency, 4);
         let Target::Api {
             endpoint,
-            credentials,
+            credentials: Source::Static { name, credentials },
         } = &c.target
         else {
-            panic!()
+            panic!("{c:?}")
         };
         assert_eq!(endpoint, "https://r-kvstore.aliyuncs.com");
-        assert_eq!(credentials.access_key_id, "id");
+        assert_eq!((*name, credentials.access_key_id.as_str()), ("env", "id"));
         assert!(!format!("{c:?}").contains("very-secret"));
     }
 
@@ -492,9 +517,48 @@ mod tests {
             .unwrap_err()
             .setting
             .contains("--redis.instance-id"));
-        let no_creds = parse(&base, &[]).unwrap_err();
+        let no_creds =
+            parse(&base, &[("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")]).unwrap_err();
         assert_eq!(no_creds.setting, "credentials");
         assert!(no_creds.message.contains("ALIBABA_CLOUD_ACCESS_KEY_ID"));
+        let mut args = base.to_vec();
+        args.push("--aliyun.credentials-provider=magic");
+        assert!(parse(&args, CREDS)
+            .unwrap_err()
+            .setting
+            .contains("--aliyun.credentials-provider"));
+        let mut args = base.to_vec();
+        args.push("--aliyun.sts-endpoint=sts");
+        assert!(parse(&args, CREDS)
+            .unwrap_err()
+            .setting
+            .contains("--aliyun.sts-endpoint"));
+    }
+
+    #[test]
+    fn nothing_configured_falls_back_to_the_ecs_role_without_touching_the_network() {
+        let base = ["--aliyun.region=cn-hangzhou", "--redis.instance-id=r-a"];
+        let c = parse(&base, &[]).unwrap();
+        let Target::Api {
+            credentials: Source::Ecs { settings, probe },
+            ..
+        } = &c.target
+        else {
+            panic!("{c:?}")
+        };
+        assert!(*probe);
+        assert_eq!(settings.metadata_endpoint, "http://100.100.100.200");
+        let mut args = base.to_vec();
+        args.push("--aliyun.metadata-endpoint=http://127.0.0.1:9");
+        let c = parse(&args, &[("ALIBABA_CLOUD_STS_REGION", "cn-shanghai")]).unwrap();
+        let Target::Api {
+            credentials: Source::Ecs { settings, .. },
+            ..
+        } = &c.target
+        else {
+            panic!()
+        };
+        assert_eq!(settings.metadata_endpoint, "http://127.0.0.1:9");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 
+use aliyun_backup_exporter::aliyun::credentials::CredentialsError;
 use aliyun_backup_exporter::config::{Cli, Config};
 use aliyun_backup_exporter::logging;
 use clap::Parser;
@@ -45,6 +46,11 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(aliyun_backup_exporter::run(config, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<CredentialsError>().is_some() => {
+            // No usable credentials is a configuration problem.
+            eprintln!("error: invalid configuration: credentials: {e:#}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "exporter failed");
             eprintln!("error: {e:#}");

@@ -8,10 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 use tokio::sync::watch;
 
+use crate::aliyun::credentials::refresh::RefreshObserver;
 use crate::aliyun::CallObserver;
 use crate::clock::Clock;
 use crate::snapshot::{InstanceView, Snapshot};
@@ -52,9 +54,39 @@ impl CallObserver for ApiMetrics {
     }
 }
 
-/// Builds the registry of live metrics: API metrics, build info and, when
-/// `process` is set, the standard `process_*` metrics.
-pub fn registry(process: bool) -> Result<(Registry, Arc<ApiMetrics>), prometheus::Error> {
+/// Credentials refreshes and the expiry of the credentials in use.
+pub struct CredentialsMetrics {
+    expiry: GaugeVec,
+    refreshes: IntCounterVec,
+}
+
+impl RefreshObserver for CredentialsMetrics {
+    fn refreshed(
+        &self,
+        provider: &'static str,
+        ok: bool,
+        expiration: Option<chrono::DateTime<chrono::Utc>>,
+    ) {
+        let result = if ok { "success" } else { "failure" };
+        self.refreshes.with_label_values(&[provider, result]).inc();
+        if let Some(expiration) = expiration {
+            self.expiry
+                .with_label_values(&[provider])
+                .set(expiration.timestamp() as f64);
+        }
+    }
+}
+
+/// The live metrics and the handles that feed them.
+pub struct Live {
+    pub registry: Registry,
+    pub api: Arc<ApiMetrics>,
+    pub credentials: Arc<CredentialsMetrics>,
+}
+
+/// Builds the registry of live metrics: API and credentials metrics, build
+/// info and, when `process` is set, the standard `process_*` metrics.
+pub fn registry(process: bool) -> Result<Live, prometheus::Error> {
     let registry = Registry::new();
     let requests = IntCounterVec::new(
         Opts::new(
@@ -98,7 +130,28 @@ pub fn registry(process: bool) -> Result<(Registry, Arc<ApiMetrics>), prometheus
     #[cfg(not(target_os = "linux"))]
     let _ = process;
 
-    Ok((registry, Arc::new(ApiMetrics { requests, duration })))
+    let expiry = GaugeVec::new(
+        Opts::new(
+            format!("{NS}credentials_expiry_timestamp_seconds"),
+            "When the temporary credentials in use expire",
+        ),
+        &["provider"],
+    )?;
+    let refreshes = IntCounterVec::new(
+        Opts::new(
+            format!("{NS}credentials_refreshes_total"),
+            "Refreshes of temporary credentials, by provider and result",
+        ),
+        &["provider", "result"],
+    )?;
+    registry.register(Box::new(expiry.clone()))?;
+    registry.register(Box::new(refreshes.clone()))?;
+
+    Ok(Live {
+        registry,
+        api: Arc::new(ApiMetrics { requests, duration }),
+        credentials: Arc::new(CredentialsMetrics { expiry, refreshes }),
+    })
 }
 
 /// Everything `/metrics` shows: the live metrics of the registry, then the

@@ -31,6 +31,7 @@ import re
 import signal
 import socket
 import subprocess
+import tempfile
 import sys
 import time
 import urllib.error
@@ -125,6 +126,9 @@ def env_value(container, name):
     return None
 
 
+EMPTY_HOME = tempfile.mkdtemp(prefix="check-manifests-home-")
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -161,9 +165,16 @@ def run_exporter(binary, where, container, listen_port_expected, telemetry_path,
         # The image's ENTRYPOINT is the binary; a command would replace it.
         fail("%s: sets command %r (the image's ENTRYPOINT is the exporter)" % (where, container["command"]))
     port = free_port()
-    run_args = without_flag(without_flag(args, "--web.listen-address"), "--aliyun.endpoint")
-    run_args += ["--aliyun.endpoint=" + FAKE_ENDPOINT, "--web.listen-address=127.0.0.1:%d" % port]
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp")}
+    run_args = args
+    for flag in ("--web.listen-address", "--aliyun.endpoint", "--aliyun.sts-endpoint", "--aliyun.metadata-endpoint"):
+        run_args = without_flag(run_args, flag)
+    # Every endpoint on loopback: the check never reaches Alibaba, STS or the
+    # ECS metadata address, whatever the manifest says.
+    run_args += ["--aliyun.endpoint=" + FAKE_ENDPOINT, "--web.listen-address=127.0.0.1:%d" % port,
+                 "--aliyun.sts-endpoint=" + FAKE_ENDPOINT, "--aliyun.metadata-endpoint=" + FAKE_ENDPOINT]
+    # An empty HOME: no developer's own profile files are read.
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": EMPTY_HOME,
+           "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true"}
     for e in container.get("env", []) or []:
         if "value" in e:
             env[e["name"]] = str(e["value"])

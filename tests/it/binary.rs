@@ -10,13 +10,17 @@ use crate::helpers::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_aliyun-backup-exporter");
 
-/// The binary with an empty environment but for `env`.
+/// The binary with an empty environment but for `env`. The ECS metadata
+/// fallback is disabled unless a test turns it on with its own (loopback)
+/// metadata endpoint: no test may ever reach the real metadata address.
 fn exporter(args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.args(args)
         .env_clear()
+        .env("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
         .envs(env.iter().copied())
-        .stdin(Stdio::null());
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
     cmd
 }
 
@@ -27,6 +31,10 @@ const CREDS: &[(&str, &str)] = &[
 
 #[test]
 fn bad_configuration_exits_2_with_one_line_naming_the_setting() {
+    let closed_metadata = format!(
+        "--aliyun.metadata-endpoint=http://127.0.0.1:{}",
+        free_port()
+    );
     type Env<'a> = &'a [(&'a str, &'a str)];
     let cases: &[(&[&str], Env, &str)] = &[
         (&["--redis.instance-id=r-1"], CREDS, "--aliyun.region"),
@@ -38,6 +46,17 @@ fn bad_configuration_exits_2_with_one_line_naming_the_setting() {
         (
             &["--aliyun.region=cn-hangzhou", "--redis.instance-id=r-1"],
             &[],
+            "ALIBABA_CLOUD_ACCESS_KEY_ID",
+        ),
+        // Nothing configured and the ECS fallback on, pointed at a closed
+        // loopback port: the start-up probe fails and says what to set.
+        (
+            &[
+                "--aliyun.region=cn-hangzhou",
+                "--redis.instance-id=r-1",
+                &closed_metadata,
+            ],
+            &[("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "false")],
             "ALIBABA_CLOUD_ACCESS_KEY_ID",
         ),
         (
@@ -93,10 +112,16 @@ fn bad_configuration_exits_2_with_one_line_naming_the_setting() {
 
 #[test]
 fn help_and_version_exit_0() {
-    let out = exporter(&["--version"], &[]).output().unwrap();
+    let out = exporter(&["--version"], &[])
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
-    let out = exporter(&["--help"], &[]).output().unwrap();
+    let out = exporter(&["--help"], &[])
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("--poll.interval"));
 }

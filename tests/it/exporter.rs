@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use aliyun_backup_exporter::aliyun::credentials::chain::Source;
 use aliyun_backup_exporter::app::{self, Running};
 use aliyun_backup_exporter::clock;
 use aliyun_backup_exporter::config::{Config, LogFormat, Target};
@@ -18,7 +19,10 @@ fn config(fake: &FakeApi, instances: &[&str], interval: Duration) -> Config {
         region_id: "cn-test-1".into(),
         target: Target::Api {
             endpoint: fake.endpoint(),
-            credentials: credentials(KEY_SECRET, None),
+            credentials: Source::Static {
+                name: "test",
+                credentials: credentials(KEY_SECRET, None),
+            },
         },
         instance_ids: instances.iter().map(|s| s.to_string()).collect(),
         poll_interval: interval,

@@ -102,7 +102,7 @@ fn fixed_snapshot() -> Snapshot {
 fn metrics_body_matches_the_golden_file() {
     let (_tx, rx) = watch::channel(Arc::new(fixed_snapshot()));
     let clock = Arc::new(ManualClock::new(at(26, 6, 30, 0)));
-    let (registry, api) = metrics::registry(false).unwrap();
+    let metrics::Live { registry, api, .. } = metrics::registry(false).unwrap();
     api.attempt("DescribeBackups", "Success", Duration::from_millis(80));
     api.attempt("DescribeBackups", "Success", Duration::from_millis(300));
     api.attempt(

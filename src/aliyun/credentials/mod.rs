@@ -1,4 +1,16 @@
 //! Credentials and where they come from.
+//!
+//! - `chain`: which source to use (the official libraries' order).
+//! - `refresh`: temporary credentials, refreshed before they expire.
+//! - `sts`: RRSA / OIDC through `AssumeRoleWithOIDC`.
+//! - `ecs`: the ECS instance RAM role from the metadata service.
+//! - `files`: the CLI's config.json and the credentials INI file.
+
+pub mod chain;
+pub mod ecs;
+pub mod files;
+pub mod refresh;
+pub mod sts;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -59,7 +71,7 @@ impl CredentialsProvider for StaticProvider {
 /// the optional `ALIBABA_CLOUD_SECURITY_TOKEN` through `lookup`. `Ok(None)`
 /// when neither key variable is set; an error names the variable missing.
 pub fn from_env(
-    lookup: impl Fn(&str) -> Option<String>,
+    lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<Credentials>, CredentialsError> {
     let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
     let id = get("ALIBABA_CLOUD_ACCESS_KEY_ID");
@@ -96,7 +108,7 @@ mod tests {
 
     #[test]
     fn reads_the_alibaba_variables() {
-        let creds = from_env(env(&[
+        let creds = from_env(&env(&[
             ("ALIBABA_CLOUD_ACCESS_KEY_ID", "LTAIid"),
             ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "s3cret"),
             ("ALIBABA_CLOUD_SECURITY_TOKEN", "tok"),
@@ -118,8 +130,8 @@ mod tests {
 
     #[test]
     fn half_a_key_names_the_missing_variable() {
-        let err = from_env(env(&[("ALIBABA_CLOUD_ACCESS_KEY_ID", "id")])).unwrap_err();
+        let err = from_env(&env(&[("ALIBABA_CLOUD_ACCESS_KEY_ID", "id")])).unwrap_err();
         assert!(err.to_string().contains("ALIBABA_CLOUD_ACCESS_KEY_SECRET"));
-        assert_eq!(from_env(env(&[])).unwrap(), None);
+        assert_eq!(from_env(&env(&[])).unwrap(), None);
     }
 }
