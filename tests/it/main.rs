@@ -2,6 +2,8 @@
 
 mod api_client;
 mod binary;
+mod credentials;
 mod exporter;
+mod fake_cloud;
 mod golden_metrics;
 mod helpers;
