@@ -154,6 +154,15 @@ fn wait_http(port: u16, path: &str) {
     panic!("{path} never answered 200 on port {port}");
 }
 
+/// Everything the child wrote to its (piped) stderr, once it has exited.
+fn stderr_of(child: &mut Child) -> String {
+    let mut log = String::new();
+    if let Some(mut stderr) = child.stderr.take() {
+        stderr.read_to_string(&mut log).expect("stderr is text");
+    }
+    log
+}
+
 fn signal(child: &Child, name: &str) {
     let status = Command::new("kill")
         .args([&format!("-{name}"), &child.id().to_string()])
@@ -188,13 +197,7 @@ fn sigterm_and_sigint_stop_gracefully_with_exit_0() {
         wait_http(port, "/readyz");
         signal(&child, sig);
         assert_eq!(wait_exit(&mut child), 0, "SIG{sig}");
-        let mut log = String::new();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut log)
-            .unwrap();
+        let log = stderr_of(&mut child);
         assert!(log.contains(&format!("SIG{sig} received")), "{log}");
         assert!(log.contains("stopped"), "{log}");
     }
@@ -228,13 +231,7 @@ async fn failed_polls_are_logged_with_code_and_request_id_and_never_a_secret() {
             .await
             .unwrap();
         signal(&child, "TERM");
-        let mut log = String::new();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut log)
-            .unwrap();
+        let log = stderr_of(&mut child);
         assert_eq!(child.wait().unwrap().code(), Some(0));
         let failure = log
             .lines()

@@ -34,6 +34,12 @@ fn config(fake: &FakeApi, instances: &[&str], interval: Duration) -> Config {
     }
 }
 
+async fn start(config: Config) -> Running {
+    app::start(config, clock::system())
+        .await
+        .expect("exporter starts")
+}
+
 async fn get(running: &Running, path: &str) -> reqwest::Response {
     reqwest::get(format!("http://{}{path}", running.addr))
         .await
@@ -350,12 +356,7 @@ async fn polls_repeat_and_spread_and_one_slow_instance_delays_no_other() {
 async fn http_endpoints_answer_as_documented() {
     let fake = fake().await;
     fake.set_instance("r-1", FakeInstance::default());
-    let running = app::start(
-        config(&fake, &["r-1"], Duration::from_secs(300)),
-        clock::system(),
-    )
-    .await
-    .unwrap();
+    let running = start(config(&fake, &["r-1"], Duration::from_secs(300))).await;
     wait_ready(&running).await;
     let client = reqwest::Client::new();
     let url = |p: &str| format!("http://{}{p}", running.addr);
@@ -396,12 +397,7 @@ async fn nothing_secret_reaches_the_exposition_or_the_page() {
             1,
         )]),
     );
-    let running = app::start(
-        config(&fake, &["r-1"], Duration::from_secs(300)),
-        clock::system(),
-    )
-    .await
-    .unwrap();
+    let running = start(config(&fake, &["r-1"], Duration::from_secs(300))).await;
     wait_ready(&running).await;
     let metrics = get(&running, "/metrics").await.text().await.unwrap();
     let page = get(&running, "/").await.text().await.unwrap();
