@@ -112,7 +112,13 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Runn
         })?;
     let addr = listener.local_addr()?;
 
-    let (publish, snapshots) = watch::channel(Arc::new(Snapshot::default()));
+    // Starts with the watched list, so that /readyz is 503 from the start.
+    let (publish, snapshots) = watch::channel(Arc::new(Snapshot {
+        product: "redis",
+        region_id: config.region_id.clone(),
+        watched: Arc::new(config.instance_ids.clone()),
+        ..Default::default()
+    }));
     let exposition = Arc::new(metrics::Exposition {
         registry: live.registry,
         snapshots: snapshots.clone(),

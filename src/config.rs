@@ -178,7 +178,8 @@ fn bad(flag: &str, message: impl Into<String>) -> ConfigError {
     }
 }
 
-fn duration(flag: &str, raw: &str) -> Result<Duration, ConfigError> {
+/// A duration, longer than zero and at most `max_secs`.
+fn duration(flag: &str, raw: &str, max_secs: u64) -> Result<Duration, ConfigError> {
     let value = humantime::parse_duration(raw.trim()).map_err(|e| {
         bad(
             flag,
@@ -187,6 +188,13 @@ fn duration(flag: &str, raw: &str) -> Result<Duration, ConfigError> {
     })?;
     if value.is_zero() {
         return Err(bad(flag, "must be longer than zero"));
+    }
+    if value > Duration::from_secs(max_secs) {
+        let max = humantime::format_duration(Duration::from_secs(max_secs));
+        return Err(bad(
+            flag,
+            format!("{raw:?} is longer than the maximum of {max}"),
+        ));
     }
     Ok(value)
 }
@@ -271,12 +279,14 @@ impl Config {
         }
 
         let default_interval = if cli.demo { "15s" } else { "5m" };
+        const DAY: u64 = 86_400;
         let poll_interval = duration(
             "poll.interval",
             cli.poll_interval.as_deref().unwrap_or(default_interval),
+            DAY,
         )?;
-        let poll_lookback = duration("poll.lookback", &cli.poll_lookback)?;
-        let poll_timeout = duration("poll.timeout", &cli.poll_timeout)?;
+        let poll_lookback = duration("poll.lookback", &cli.poll_lookback, 366 * DAY)?;
+        let poll_timeout = duration("poll.timeout", &cli.poll_timeout, 300)?;
         let poll_concurrency = cli
             .poll_concurrency
             .trim()
@@ -376,7 +386,19 @@ fn parse_listen_address(raw: &str) -> Option<SocketAddr> {
 
 /// An http(s) base URL without query or fragment; no trailing slash.
 fn parse_endpoint(flag: &str, raw: &str) -> Result<String, ConfigError> {
-    let invalid = |why: &str| bad(flag, format!("{raw:?} {why}"));
+    // The value may hold credentials (user:password@, ?token=): the error
+    // shows only what comes before them.
+    let shown: String = raw
+        .split(['?', '#'])
+        .next()
+        .unwrap_or_default()
+        .rsplit('@')
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(100)
+        .collect();
+    let invalid = |why: &str| bad(flag, format!("{shown:?} {why}"));
     let url = url::Url::parse(raw.trim()).map_err(|e| invalid(&format!("is not a URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(invalid("must be an http:// or https:// URL with a host"));
@@ -484,12 +506,19 @@ mod tests {
                 "--poll.interval (ALIYUN_BACKUP_EXPORTER_POLL_INTERVAL)",
             ),
             (&["--poll.lookback=0s"], "--poll.lookback"),
+            (&["--poll.lookback=270000y"], "--poll.lookback"),
+            (&["--poll.interval=400d"], "--poll.interval"),
+            (&["--poll.timeout=1h"], "--poll.timeout"),
             (&["--poll.timeout=soon"], "--poll.timeout"),
             (&["--poll.concurrency=0"], "--poll.concurrency"),
             (&["--web.listen-address=nowhere"], "--web.listen-address"),
             (&["--web.telemetry-path=metrics"], "--web.telemetry-path"),
             (&["--aliyun.endpoint=ftp://x"], "--aliyun.endpoint"),
             (&["--aliyun.endpoint=http://h/?a=b"], "--aliyun.endpoint"),
+            (
+                &["--aliyun.endpoint=http://user:pa55word@h/?token=t0ken"],
+                "--aliyun.endpoint",
+            ),
             (&["--log.level=loud"], "--log.level"),
             (&["--log.format=xml"], "--log.format"),
         ];
@@ -502,6 +531,10 @@ mod tests {
                 "{err} should name {setting}"
             );
             assert!(!err.to_string().contains('\n'));
+            assert!(
+                !err.to_string().contains("pa55word") && !err.to_string().contains("t0ken"),
+                "{err}"
+            );
         }
         assert!(parse(&["--redis.instance-id=r-a"], CREDS)
             .unwrap_err()

@@ -114,6 +114,13 @@ pub async fn run(
                 }
                 continue;
             }
+            // Poll tasks never end on their own; one that does has panicked.
+            // Stop, so that /healthz reports the loop dead instead of
+            // serving that instance's last facts for ever.
+            Some(ended) = tasks.join_next() => {
+                tracing::error!(error = ?ended.err(), "a poll task ended unexpectedly; stopping the poll loop");
+                break;
+            }
         };
         let round = rounds.entry(outcome.round).or_default();
         round.first_start = Some(
@@ -193,6 +200,24 @@ fn spread_offset(interval: Duration, index: usize, n: usize) -> Duration {
     interval.mul_f64(index as f64 / n.max(1) as f64)
 }
 
+/// When poll `round + 1` of an instance starts: at `second` after the first
+/// pass, then an interval after the planned start of the previous one. No
+/// catch-up burst after a stall: never earlier than `now`.
+fn next_start(
+    round: u64,
+    scheduled: Instant,
+    second: Instant,
+    interval: Duration,
+    now: Instant,
+) -> Instant {
+    let planned = if round == 0 {
+        second
+    } else {
+        scheduled + interval
+    };
+    planned.max(now)
+}
+
 /// Polls one instance for ever: now, then at `second`, then every interval.
 #[allow(clippy::too_many_arguments)]
 async fn poll_instance(
@@ -215,7 +240,12 @@ async fn poll_instance(
         let started = Instant::now();
         let polled_at = clock.now();
         let window = Window::ending_at(polled_at, schedule.lookback);
-        let result = redis::describe_backups(&client, &instance_id, &window).await;
+        // A poll, every page and retry included, ends before the next one
+        // is due.
+        let deadline = std::time::Instant::now()
+            .checked_add(schedule.interval)
+            .unwrap_or_else(|| std::time::Instant::now() + Duration::from_secs(86_400));
+        let result = redis::describe_backups(&client, &instance_id, &window, deadline).await;
         drop(permit);
         let finished = Instant::now();
         let outcome = Outcome {
@@ -229,14 +259,7 @@ async fn poll_instance(
         if outcomes.send(outcome).await.is_err() {
             return;
         }
-        // No catch-up burst after a stall: the next poll is an interval
-        // after the planned start, or now if that is already past.
-        scheduled = if round == 0 {
-            second
-        } else {
-            scheduled + schedule.interval
-        };
-        scheduled = scheduled.max(Instant::now());
+        scheduled = next_start(round, scheduled, second, schedule.interval, Instant::now());
     }
 }
 
@@ -253,6 +276,26 @@ mod tests {
             .collect();
         assert_eq!(offsets, vec![0, 15, 30, 45]);
         assert_eq!(spread_offset(minute, 0, 1), Duration::ZERO);
+    }
+
+    #[test]
+    fn polls_follow_the_plan_without_drift_or_bursts() {
+        let t0 = Instant::now();
+        let minute = Duration::from_secs(60);
+        let second = t0 + minute + Duration::from_secs(15);
+        // After the first pass: the spread slot.
+        assert_eq!(
+            next_start(0, t0, second, minute, t0 + Duration::from_secs(1)),
+            second
+        );
+        // Then every interval after the planned start, however long the poll took.
+        assert_eq!(
+            next_start(1, second, second, minute, second + Duration::from_secs(20)),
+            second + minute
+        );
+        // A poll that overran its slot: the next starts now, not in a burst.
+        let late = second + minute * 3;
+        assert_eq!(next_start(1, second, second, minute, late), late);
     }
 
     #[test]

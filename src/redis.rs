@@ -16,12 +16,14 @@ pub const PAGE_SIZE: usize = 100;
 /// A runaway `TotalCount` must not make us loop for ever.
 const MAX_PAGES: usize = 200;
 
-/// The backups of `instance_id` that started in the window, all pages.
-/// A page that fails fails the whole call: no half-counted windows.
+/// The backups of `instance_id` that started in the window, all pages,
+/// retries included, by `deadline`. A page that fails fails the whole call:
+/// no half-counted windows.
 pub async fn describe_backups(
     client: &RpcClient,
     instance_id: &str,
     window: &Window,
+    deadline: std::time::Instant,
 ) -> Result<Vec<Backup>, ApiError> {
     let mut backups = Vec::new();
     for page_number in 1..=MAX_PAGES {
@@ -33,9 +35,12 @@ pub async fn describe_backups(
             ("PageNumber", page_number.to_string()),
         ];
         let answer = client
-            .call("DescribeBackups", &params, |body| {
-                decode_page(body, instance_id)
-            })
+            .call(
+                "DescribeBackups",
+                &params,
+                |body| decode_page(body, instance_id),
+                deadline,
+            )
             .await?;
         let page = answer.value;
         let got = page.backups.len();
@@ -67,10 +72,17 @@ impl Window {
                 .and_then(|t| t.with_nanosecond(0))
                 .unwrap_or(t)
         };
+        // Config bounds the lookback; saturate anyway rather than panic.
         let lookback = ChronoDuration::from_std(lookback).unwrap_or(ChronoDuration::days(7));
+        let start = now
+            .checked_sub_signed(lookback)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let end = floor(now)
+            .checked_add_signed(ChronoDuration::minutes(1))
+            .unwrap_or(now);
         Window {
-            start: floor(now - lookback),
-            end: floor(now) + ChronoDuration::minutes(1),
+            start: floor(start),
+            end,
         }
     }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use reqwest::header::HeaderMap;
 use serde::Deserialize;
 
-use super::credentials::CredentialsProvider;
+use super::credentials::{Credentials, CredentialsProvider};
 use super::error::{sanitize_message, ApiError};
 use super::retry::RetryPolicy;
 use super::sign;
@@ -91,18 +91,43 @@ impl RpcClient {
         &self.settings.endpoint
     }
 
-    /// Calls `action` with `params`, retrying per the policy; `decode` turns
-    /// a successful body into a value or says what is wrong with it.
+    /// Calls `action` with `params`, retrying per the policy but never past
+    /// `deadline`; `decode` turns a successful body into a value or says
+    /// what is wrong with it.
     pub async fn call<T>(
         &self,
         action: &str,
         params: &[(&str, String)],
         decode: impl Fn(&[u8]) -> Result<T, String>,
+        deadline: Instant,
     ) -> Result<Answer<T>, ApiError> {
         let started = Instant::now();
         let mut retry = 0;
+        let mut last_error = None;
         loop {
-            let attempt = self.attempt(action, params, &decode).await;
+            // Credentials first, outside the attempt's clock: waiting for a
+            // refresh is not the API's latency, and no request is sent (or
+            // counted) without them.
+            let credentials = self
+                .credentials
+                .credentials()
+                .await
+                .map_err(|e| ApiError::Credentials(e.to_string()))?;
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(last_error.unwrap_or(ApiError::Timeout(Duration::ZERO)));
+            }
+            let timeout = self.settings.timeout.min(remaining);
+            let attempt_started = Instant::now();
+            let attempt = self
+                .send(action, params, &credentials, timeout, &decode)
+                .await;
+            let code = match &attempt.result {
+                Ok(_) => "Success".to_string(),
+                Err(e) => e.code_label(),
+            };
+            self.observer
+                .attempt(action, &code, attempt_started.elapsed());
             let error = match attempt.result {
                 Ok(answer) => return Ok(answer),
                 Err(e) => e,
@@ -111,15 +136,20 @@ impl RpcClient {
                 return Err(error);
             }
             retry += 1;
-            let wait = self.settings.retry.next_delay(
-                retry,
-                started.elapsed(),
-                attempt.retry_after,
-                fastrand::f64(),
-            );
+            let wait = self
+                .settings
+                .retry
+                .next_delay(
+                    retry,
+                    started.elapsed(),
+                    attempt.retry_after,
+                    fastrand::f64(),
+                )
+                .filter(|wait| Instant::now() + *wait < deadline);
             match wait {
                 Some(wait) => {
                     tracing::debug!(action, code = %error.code_label(), retry, wait_ms = wait.as_millis() as u64, "retrying");
+                    last_error = Some(error);
                     tokio::time::sleep(wait).await;
                 }
                 None => return Err(error),
@@ -127,35 +157,17 @@ impl RpcClient {
         }
     }
 
-    async fn attempt<T>(
-        &self,
-        action: &str,
-        params: &[(&str, String)],
-        decode: &impl Fn(&[u8]) -> Result<T, String>,
-    ) -> Attempt<T> {
-        let started = Instant::now();
-        let attempt = self.send(action, params, decode).await;
-        let code = match &attempt.result {
-            Ok(_) => "Success".to_string(),
-            Err(e) => e.code_label(),
-        };
-        self.observer.attempt(action, &code, started.elapsed());
-        attempt
-    }
-
     async fn send<T>(
         &self,
         action: &str,
         params: &[(&str, String)],
+        credentials: &Credentials,
+        timeout: Duration,
         decode: &impl Fn(&[u8]) -> Result<T, String>,
     ) -> Attempt<T> {
         let fail = |e| Attempt {
             result: Err(e),
             retry_after: None,
-        };
-        let credentials = match self.credentials.credentials().await {
-            Ok(c) => c,
-            Err(e) => return fail(ApiError::Credentials(e.to_string())),
         };
         let mut all: Vec<(&str, String)> = vec![
             ("Action", action.to_string()),
@@ -182,13 +194,12 @@ impl RpcClient {
             sign::canonical_query(&all)
         );
 
-        let timeout = self.settings.timeout;
         // One deadline for the whole exchange, body included.
         let exchange = async {
             let response = self.http.get(&url).send().await?;
             let status = response.status().as_u16();
             let headers = response.headers().clone();
-            let body = response.bytes().await?;
+            let body = read_limited(response, MAX_BODY).await?;
             Ok::<_, reqwest::Error>((status, headers, body))
         };
         let (status, headers, body) = match tokio::time::timeout(timeout, exchange).await {
@@ -197,7 +208,15 @@ impl RpcClient {
             Ok(Err(e)) => return fail(ApiError::Transport(describe_reqwest_error(&e))),
             Ok(Ok(parts)) => parts,
         };
-        let request_id = header_request_id(&headers).or_else(|| body_request_id(&body));
+        let request_id = header_request_id(&headers)
+            .or_else(|| body.as_deref().and_then(body_request_id))
+            .filter(|id| {
+                id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        let Some(body) = body else {
+            let detail = format!("the answer is larger than {} MiB", MAX_BODY >> 20);
+            return fail(ApiError::Decode { detail, request_id });
+        };
         if (200..300).contains(&status) {
             let result = match decode(&body) {
                 Ok(value) => Ok(Answer { value, request_id }),
@@ -210,18 +229,67 @@ impl RpcClient {
         }
         let retry_after = retry_after(&headers);
         let error = match serde_json::from_slice::<ErrorDocument>(&body) {
-            Ok(doc) if doc.code.as_deref().is_some_and(|c| !c.is_empty()) => ApiError::Api {
-                code: doc.code.unwrap_or_default(),
-                message: sanitize_message(&doc.message.unwrap_or_default()),
-                request_id,
-                status,
-            },
+            Ok(doc) if doc.code.as_deref().is_some_and(|c| !c.is_empty()) => {
+                let mut message = sanitize_message(&doc.message.unwrap_or_default());
+                // Belt and braces: whatever the server echoes, never our secrets.
+                for secret in [
+                    Some(&credentials.access_key_secret),
+                    credentials.security_token.as_ref(),
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    if !secret.expose().is_empty() {
+                        message = message.replace(secret.expose(), "***");
+                    }
+                }
+                ApiError::Api {
+                    code: clean_code(doc.code.as_deref().unwrap_or_default()),
+                    message,
+                    request_id,
+                    status,
+                }
+            }
             _ => ApiError::Http { status },
         };
         Attempt {
             result: Err(error),
             retry_after,
         }
+    }
+}
+
+/// Answers larger than this are refused: a page of 100 backups is ~200 KB,
+/// and a broken proxy must not make the exporter buffer without end.
+const MAX_BODY: usize = 16 << 20;
+
+/// The body, or `None` if it is larger than `limit`.
+async fn read_limited(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Option<bytes::Bytes>, reqwest::Error> {
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body.freeze()))
+}
+
+/// The API's error code, as it goes into a metric label and the logs: the
+/// characters codes are made of, and a bounded length.
+fn clean_code(code: &str) -> String {
+    let ok = !code.is_empty()
+        && code.len() <= 64
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        code.to_string()
+    } else {
+        "invalid_code".to_string()
     }
 }
 
@@ -327,6 +395,18 @@ mod tests {
         assert_eq!(retry_after(&h), Some(Duration::from_millis(1500)));
         h.insert("x-acs-retry-after", "soon".parse().unwrap());
         assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn error_codes_are_bounded_for_labels() {
+        assert_eq!(clean_code("Throttling.User"), "Throttling.User");
+        assert_eq!(
+            clean_code("InvalidInstanceId.NotFound"),
+            "InvalidInstanceId.NotFound"
+        );
+        assert_eq!(clean_code("a\"b"), "invalid_code");
+        assert_eq!(clean_code(&"x".repeat(65)), "invalid_code");
+        assert_eq!(clean_code(""), "invalid_code");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 pub mod scenario;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -23,6 +23,9 @@ pub use scenario::{FakeBackup, FakeInstance, Fault};
 
 /// The page sizes the real DescribeBackups accepts.
 const ACCEPTED_PAGE_SIZES: [usize; 5] = [30, 50, 100, 200, 300];
+
+/// How many received requests are kept for inspection.
+const MAX_RECEIVED: usize = 100_000;
 
 /// Clock skew the real API tolerates.
 const MAX_SKEW_MINUTES: i64 = 15;
@@ -54,8 +57,12 @@ struct State {
     instances: BTreeMap<String, FakeInstance>,
     /// Requests per instance, for `throttle_every`.
     counts: HashMap<String, u32>,
-    seen_nonces: HashSet<String>,
-    received: Vec<Received>,
+    /// Nonces with the request timestamp they came with; forgotten once that
+    /// timestamp is out of the accepted window (a replay would be refused
+    /// for its timestamp anyway), so a long demo does not grow without end.
+    seen_nonces: HashMap<String, DateTime<Utc>>,
+    /// The most recent requests, for tests (bounded for long demo runs).
+    received: VecDeque<Received>,
     next_request_id: u64,
 }
 
@@ -148,7 +155,7 @@ impl FakeApi {
 
     /// Every request received so far.
     pub fn received(&self) -> Vec<Received> {
-        self.shared.lock().received.clone()
+        self.shared.lock().received.iter().cloned().collect()
     }
 
     /// Requests about one instance so far.
@@ -372,7 +379,11 @@ fn check_auth(
     }
     // Only a correctly signed nonce is remembered, like the real API.
     let nonce = get("SignatureNonce").unwrap_or_default().to_string();
-    if !state.seen_nonces.insert(nonce) {
+    if state.seen_nonces.len() >= 10_000 {
+        let horizon = shared.clock.now() - chrono::Duration::minutes(2 * MAX_SKEW_MINUTES);
+        state.seen_nonces.retain(|_, sent| *sent > horizon);
+    }
+    if state.seen_nonces.insert(nonce, sent_at).is_some() {
         return Some(error(
             400,
             "SignatureNonceUsed",
@@ -422,7 +433,11 @@ fn record(shared: &Shared, params: &[(String, String)], answer: &Response) {
         outcome,
         security_token: get("SecurityToken"),
     };
-    shared.lock().received.push(received);
+    let mut state = shared.lock();
+    if state.received.len() >= MAX_RECEIVED {
+        state.received.pop_front();
+    }
+    state.received.push_back(received);
 }
 
 /// Tags an answer with the code the fake meant, for `Received::outcome`.

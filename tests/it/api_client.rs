@@ -3,8 +3,9 @@
 
 use std::time::{Duration, Instant};
 
+use aliyun_backup_exporter::aliyun::credentials::{CredentialsError, CredentialsFuture};
 use aliyun_backup_exporter::aliyun::sign;
-use aliyun_backup_exporter::aliyun::{ApiError, RetryPolicy};
+use aliyun_backup_exporter::aliyun::{ApiError, CredentialsProvider, RetryPolicy};
 use aliyun_backup_exporter::clock::ManualClock;
 use aliyun_backup_exporter::fake_api::{FakeApi, FakeBackup, FakeInstance, FakeKey, Fault};
 use aliyun_backup_exporter::model::BackupStatus;
@@ -14,6 +15,16 @@ use chrono::{DateTime, TimeZone, Utc};
 use crate::helpers::*;
 
 const HOUR: Duration = Duration::from_secs(3600);
+
+/// DescribeBackups over the last week, with a deadline far enough away
+/// that only the retry policy bounds the call.
+async fn describe(
+    client: &aliyun_backup_exporter::aliyun::RpcClient,
+    instance_id: &str,
+) -> Result<Vec<aliyun_backup_exporter::model::Backup>, ApiError> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    redis::describe_backups(client, instance_id, &week_window(), deadline).await
+}
 
 fn week_window() -> Window {
     Window::ending_at(Utc::now(), Duration::from_secs(7 * 86400))
@@ -51,9 +62,7 @@ async fn follows_every_page_of_a_long_window() {
     });
     let (client, attempts) = ClientBuilder::new(fake.endpoint()).build();
 
-    let backups = redis::describe_backups(&client, "r-many", &week_window())
-        .await
-        .unwrap();
+    let backups = describe(&client, "r-many").await.unwrap();
 
     assert_eq!(backups.len(), 250);
     let pages: Vec<usize> = fake.received().iter().map(|r| r.page_number).collect();
@@ -88,9 +97,7 @@ async fn a_failing_page_fails_the_whole_call() {
     // First page fine, second page broken.
     fake.push_faults("r-many", [Fault::Slow(Duration::ZERO), Fault::InvalidJson]);
 
-    let err = redis::describe_backups(&client, "r-many", &week_window())
-        .await
-        .unwrap_err();
+    let err = describe(&client, "r-many").await.unwrap_err();
 
     assert!(matches!(err, ApiError::Decode { .. }), "{err:?}");
     assert_eq!(fake.requests_for("r-many"), 2);
@@ -104,9 +111,7 @@ async fn quirky_types_and_spellings_are_accepted() {
     fake.set_instance("r-q", instance);
     let (client, _) = ClientBuilder::new(fake.endpoint()).build();
 
-    let backups = redis::describe_backups(&client, "r-q", &week_window())
-        .await
-        .unwrap();
+    let backups = describe(&client, "r-q").await.unwrap();
 
     assert_eq!(backups.len(), 3);
     assert!(backups
@@ -125,9 +130,7 @@ async fn wrong_secret_is_refused_once_and_nothing_leaks() {
     builder.credentials = credentials("not-the-secret", Some(TOKEN));
     let (client, attempts) = builder.build();
 
-    let err = redis::describe_backups(&client, "r-1", &week_window())
-        .await
-        .unwrap_err();
+    let err = describe(&client, "r-1").await.unwrap_err();
 
     let ApiError::Api {
         code,
@@ -164,19 +167,11 @@ async fn security_token_is_sent_and_checked() {
     let mut with_token = ClientBuilder::new(fake.endpoint());
     with_token.credentials = credentials(KEY_SECRET, Some(TOKEN));
     let (client, _) = with_token.build();
-    assert_eq!(
-        redis::describe_backups(&client, "r-1", &week_window())
-            .await
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(describe(&client, "r-1").await.unwrap().len(), 2);
     assert_eq!(fake.received()[0].security_token.as_deref(), Some(TOKEN));
 
     let (no_token, _) = ClientBuilder::new(fake.endpoint()).build();
-    let err = redis::describe_backups(&no_token, "r-1", &week_window())
-        .await
-        .unwrap_err();
+    let err = describe(&no_token, "r-1").await.unwrap_err();
     assert_eq!(err.code_label(), "InvalidSecurityToken.Mismatch");
 }
 
@@ -195,9 +190,7 @@ async fn throttling_is_retried_until_it_passes() {
     );
     let (client, attempts) = ClientBuilder::new(fake.endpoint()).build();
 
-    let backups = redis::describe_backups(&client, "r-1", &week_window())
-        .await
-        .unwrap();
+    let backups = describe(&client, "r-1").await.unwrap();
 
     assert_eq!(backups.len(), 1);
     assert_eq!(
@@ -213,9 +206,7 @@ async fn server_errors_and_unreadable_error_pages_are_retried() {
     fake.push_faults("r-1", [Fault::ServerError, Fault::Unavailable]);
     let (client, attempts) = ClientBuilder::new(fake.endpoint()).build();
 
-    redis::describe_backups(&client, "r-1", &week_window())
-        .await
-        .unwrap();
+    describe(&client, "r-1").await.unwrap();
 
     assert_eq!(
         attempts.codes(),
@@ -231,9 +222,7 @@ async fn gives_up_after_the_attempt_budget() {
     builder.retry = fast_retries(3);
     let (client, attempts) = builder.build();
 
-    let err = redis::describe_backups(&client, "r-1", &week_window())
-        .await
-        .unwrap_err();
+    let err = describe(&client, "r-1").await.unwrap_err();
 
     assert_eq!(err, ApiError::Http { status: 503 });
     assert_eq!(attempts.codes(), vec!["http_503"; 3]);
@@ -257,9 +246,7 @@ async fn gives_up_when_the_time_budget_is_spent_honouring_retry_after() {
     let (client, attempts) = builder.build();
     let started = Instant::now();
 
-    let err = redis::describe_backups(&client, "r-1", &week_window())
-        .await
-        .unwrap_err();
+    let err = describe(&client, "r-1").await.unwrap_err();
 
     // Waits of 400 ms as asked: attempts at ~0, ~0.4 and ~0.8 s; a fourth
     // would start after the 1 s budget, so it is not made.
@@ -277,9 +264,7 @@ async fn a_slow_answer_times_out_and_is_retried() {
     builder.timeout = Duration::from_millis(300);
     let (client, attempts) = builder.build();
 
-    let backups = redis::describe_backups(&client, "r-1", &week_window())
-        .await
-        .unwrap();
+    let backups = describe(&client, "r-1").await.unwrap();
 
     assert_eq!(backups.len(), 1);
     assert_eq!(attempts.codes(), vec!["timeout", "Success"]);
@@ -290,9 +275,7 @@ async fn released_instance_is_not_retried() {
     let fake = fake().await;
     let (client, attempts) = ClientBuilder::new(fake.endpoint()).build();
 
-    let err = redis::describe_backups(&client, "r-gone", &week_window())
-        .await
-        .unwrap_err();
+    let err = describe(&client, "r-gone").await.unwrap_err();
 
     assert_eq!(err.code_label(), "InvalidInstanceId.NotFound");
     assert!(matches!(err, ApiError::Api { status: 404, .. }));
@@ -322,9 +305,7 @@ async fn decode_errors_name_the_field_and_carry_the_request_id() {
     ];
     for (fault, field) in cases {
         fake.push_faults("r-1", [fault]);
-        let err = redis::describe_backups(&client, "r-1", &week_window())
-            .await
-            .unwrap_err();
+        let err = describe(&client, "r-1").await.unwrap_err();
         let ApiError::Decode { detail, request_id } = &err else {
             panic!("{err:?}")
         };
@@ -355,9 +336,7 @@ async fn connection_errors_are_retried_and_say_nothing_secret() {
     builder.credentials = credentials(KEY_SECRET, Some(TOKEN));
     let (client, attempts) = builder.build();
 
-    let err = redis::describe_backups(&client, "r-1", &week_window())
-        .await
-        .unwrap_err();
+    let err = describe(&client, "r-1").await.unwrap_err();
 
     assert!(matches!(err, ApiError::Transport(_)), "{err:?}");
     assert_eq!(attempts.codes(), vec!["transport"; 2]);
@@ -377,9 +356,7 @@ async fn clock_skew_is_refused_like_the_real_api() {
         std::sync::Arc::new(ManualClock::new(Utc::now() - chrono::Duration::minutes(20)));
     let (client, _) = builder.build();
 
-    let err = redis::describe_backups(&client, "r-1", &week_window())
-        .await
-        .unwrap_err();
+    let err = describe(&client, "r-1").await.unwrap_err();
 
     assert_eq!(err.code_label(), "InvalidTimeStamp.Expired");
 }
@@ -483,4 +460,65 @@ async fn fake_checks_nonces_page_sizes_windows_and_methods() {
         .to_string();
     let (_, body) = send(as_refs(&common_params("n-7", &old)), "GET").await;
     assert!(body.contains("InvalidTimeStamp.Expired"), "{body}");
+}
+
+/// Credentials that take a while to come, or never come.
+struct SlowCredentials {
+    delay: Duration,
+    fail: bool,
+}
+
+impl CredentialsProvider for SlowCredentials {
+    fn name(&self) -> &'static str {
+        "slow"
+    }
+
+    fn credentials(&self) -> CredentialsFuture<'_> {
+        Box::pin(async move {
+            tokio::time::sleep(self.delay).await;
+            if self.fail {
+                return Err(CredentialsError {
+                    source_name: "slow",
+                    message: "STS is down".into(),
+                });
+            }
+            Ok(credentials(KEY_SECRET, None))
+        })
+    }
+}
+
+#[tokio::test]
+async fn credentials_time_is_not_api_latency_and_no_credentials_is_no_call() {
+    let fake = fake().await;
+    fake.set_instance("r-1", FakeInstance::default());
+    let mut builder = ClientBuilder::new(fake.endpoint());
+    builder.provider = Some(std::sync::Arc::new(SlowCredentials {
+        delay: Duration::from_millis(400),
+        fail: false,
+    }));
+    let (client, attempts) = builder.build();
+    let started = Instant::now();
+    describe(&client, "r-1").await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(400));
+    assert_eq!(attempts.codes(), vec!["Success"]);
+    assert!(
+        attempts.durations()[0] < Duration::from_millis(400),
+        "{:?}",
+        attempts.durations()
+    );
+
+    let mut builder = ClientBuilder::new(fake.endpoint());
+    builder.provider = Some(std::sync::Arc::new(SlowCredentials {
+        delay: Duration::ZERO,
+        fail: true,
+    }));
+    let (client, attempts) = builder.build();
+    let err = describe(&client, "r-1").await.unwrap_err();
+    assert_eq!(err.code_label(), "credentials");
+    assert!(err.to_string().contains("STS is down"), "{err}");
+    assert!(
+        attempts.codes().is_empty(),
+        "nothing was sent, nothing is counted"
+    );
+    assert_eq!(fake.requests_for("r-1"), 1);
 }

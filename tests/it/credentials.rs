@@ -398,6 +398,8 @@ fn the_chain_follows_the_official_order() {
         ("ALIBABA_CLOUD_ACCESS_KEY_ID", "env-id".to_string()),
         ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "env-secret".to_string()),
     ];
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, "oidc-token").unwrap();
     let rrsa = [
         ("ALIBABA_CLOUD_ROLE_ARN", "acs:ram::1:role/r".to_string()),
         (
@@ -406,7 +408,7 @@ fn the_chain_follows_the_official_order() {
         ),
         (
             "ALIBABA_CLOUD_OIDC_TOKEN_FILE",
-            "/var/run/secrets/ack.alibabacloud.com/rrsa-tokens/token".to_string(),
+            token_file.display().to_string(),
         ),
     ];
     let select = |pairs: Vec<(&str, String)>| {
@@ -457,6 +459,15 @@ fn the_chain_follows_the_official_order() {
     assert_eq!(
         (name, credentials.access_key_id.as_str()),
         ("env", "env-id")
+    );
+
+    // A token file named but missing stops start-up, naming it.
+    let mut missing = all(&rrsa);
+    missing[2].1 = dir.join("no-token").display().to_string();
+    let err = select(missing).unwrap_err();
+    assert!(
+        err.to_string().starts_with("oidc") && err.to_string().contains("no-token"),
+        "{err}"
     );
 
     // A half-configured source is an error, not a silent fall-through.
@@ -540,9 +551,13 @@ fn default_sts_endpoints() {
 
 #[test]
 fn secrets_of_temporary_credentials_never_print() {
-    let source = Source::Static {
-        name: "env",
+    use aliyun_backup_exporter::aliyun::credentials::refresh::Temporary;
+    let temporary = Temporary {
         credentials: credentials(KEY_SECRET, Some(TOKEN)),
+        expiration: Utc::now(),
     };
-    assert_no_secret(&format!("{source:?}"));
+    let text = format!("{temporary:?}");
+    assert!(text.contains(KEY_ID), "{text}");
+    assert_no_secret(&text);
+    assert!(!text.contains(TOKEN));
 }

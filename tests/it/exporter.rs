@@ -34,6 +34,16 @@ fn config(fake: &FakeApi, instances: &[&str], interval: Duration) -> Config {
     }
 }
 
+/// Sends `request` as is and reads the answer until the server closes.
+async fn raw_http(addr: std::net::SocketAddr, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    answer
+}
+
 async fn start(config: Config) -> Running {
     app::start(config, clock::system())
         .await
@@ -321,7 +331,7 @@ async fn a_failed_poll_keeps_the_last_known_facts_and_others_go_on() {
 }
 
 #[tokio::test]
-async fn polls_repeat_and_spread_and_one_slow_instance_delays_no_other() {
+async fn a_slow_instance_delays_no_other_and_its_poll_ends_before_the_next_is_due() {
     let fake = fake().await;
     let ids = ["r-1", "r-2", "r-3", "r-slow"];
     for id in ids {
@@ -330,25 +340,44 @@ async fn polls_repeat_and_spread_and_one_slow_instance_delays_no_other() {
     fake.update_instance("r-slow", |i| {
         i.always = Some(Fault::Slow(Duration::from_secs(3)))
     });
-    let mut cfg = config(&fake, &ids, Duration::from_millis(400));
+    let mut cfg = config(&fake, &ids, Duration::from_secs(1));
     cfg.poll_timeout = Duration::from_secs(10);
-    let running = app::start(cfg, clock::system()).await.unwrap();
+    let running = start(cfg).await;
 
-    // r-slow holds one of the two permits for 3 s; the others keep going.
+    // Not ready until the slow instance's first poll has ended.
+    assert_eq!(get(&running, "/readyz").await.status(), 503);
+    // r-slow holds one of the two permits; the others keep going.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     for id in ["r-1", "r-2", "r-3"] {
         assert!(
-            fake.requests_for(id) >= 3,
+            fake.requests_for(id) >= 2,
             "{id} polled {} times",
             fake.requests_for(id)
         );
     }
-    // The fake records a request when it answers: r-slow's first is still
-    // in flight, and it is never started twice at once.
-    assert!(fake.requests_for("r-slow") <= 1);
-    // Not ready until the slow instance's first poll is done.
-    assert_eq!(get(&running, "/readyz").await.status(), 503);
     wait_ready(&running).await;
+    // The whole poll of r-slow (retries included) is cut at the interval,
+    // well before its 10 s request timeout.
+    let m = scrape(&running).await;
+    assert_eq!(
+        value(
+            &m,
+            "aliyun_backup_poll_success",
+            &[("instance_id", "r-slow")]
+        ),
+        0.0
+    );
+    assert!(
+        value(
+            &m,
+            "aliyun_backup_api_requests_total",
+            &[("code", "timeout")]
+        ) >= 1.0
+    );
+    assert_eq!(
+        value(&m, "aliyun_backup_poll_success", &[("instance_id", "r-1")]),
+        1.0
+    );
     running.stop().await;
 }
 
@@ -374,7 +403,19 @@ async fn http_endpoints_answer_as_documented() {
         head.headers()["content-type"],
         "text/plain; version=0.0.4; charset=utf-8"
     );
-    assert!(head.text().await.unwrap().is_empty());
+    // Through a raw socket, since HTTP clients never read a HEAD body:
+    // the headers of GET, and nothing after them.
+    let raw = raw_http(
+        running.addr,
+        "HEAD /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let (head_headers, head_body) = raw.split_once("\r\n\r\n").expect("a header block");
+    assert!(head_headers.starts_with("HTTP/1.1 200"), "{raw}");
+    assert!(head_headers
+        .to_ascii_lowercase()
+        .contains("content-type: text/plain; version=0.0.4; charset=utf-8"));
+    assert_eq!(head_body, "", "HEAD has no body");
     let page = get(&running, "/").await.text().await.unwrap();
     assert!(
         page.contains("href=\"/metrics\"") && page.contains("r-1"),
@@ -386,7 +427,14 @@ async fn http_endpoints_answer_as_documented() {
 
 #[tokio::test]
 async fn nothing_secret_reaches_the_exposition_or_the_page() {
-    let fake = fake().await;
+    // STS-style credentials with a token; one instance polled fine, one
+    // failing with the server echoing its string-to-sign (it holds the token).
+    let fake = FakeApi::start(vec![aliyun_backup_exporter::fake_api::FakeKey {
+        security_token: Some(TOKEN.into()),
+        ..key()
+    }])
+    .await
+    .unwrap();
     let now = Utc::now();
     fake.set_instance(
         "r-1",
@@ -397,12 +445,33 @@ async fn nothing_secret_reaches_the_exposition_or_the_page() {
             1,
         )]),
     );
-    let running = start(config(&fake, &["r-1"], Duration::from_secs(300))).await;
+    fake.set_instance("r-2", FakeInstance::default());
+    let mut cfg = config(&fake, &["r-1", "r-2"], Duration::from_secs(300));
+    cfg.target = Target::Api {
+        endpoint: fake.endpoint(),
+        credentials: Source::Static {
+            name: "test",
+            credentials: credentials(KEY_SECRET, Some(TOKEN)),
+        },
+    };
+    let echo = format!(
+        r#"{{"Code":"SignatureDoesNotMatch","Message":"Specified signature is not matched. server string to sign is:GET&%2F&SecurityToken%3D{TOKEN}"}}"#
+    );
+    fake.push_faults(
+        "r-2",
+        [Fault::Raw {
+            status: 400,
+            body: echo,
+        }],
+    );
+    let running = start(cfg).await;
     wait_ready(&running).await;
     let metrics = get(&running, "/metrics").await.text().await.unwrap();
     let page = get(&running, "/").await.text().await.unwrap();
+    assert!(page.contains("failed (SignatureDoesNotMatch)"), "{page}");
     for text in [&metrics, &page] {
         assert_no_secret(text);
+        assert!(!text.contains(TOKEN));
         assert!(!text.contains("100000"), "no backup ID in labels");
         assert!(!text.contains("rdsbak"), "no download host");
     }

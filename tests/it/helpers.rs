@@ -4,7 +4,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aliyun_backup_exporter::aliyun::{
-    CallObserver, ClientSettings, Credentials, RetryPolicy, RpcClient, StaticProvider,
+    CallObserver, ClientSettings, Credentials, CredentialsProvider, RetryPolicy, RpcClient,
+    StaticProvider,
 };
 use aliyun_backup_exporter::clock::{self, Clock};
 use aliyun_backup_exporter::fake_api::{FakeApi, FakeKey};
@@ -37,25 +38,24 @@ pub fn credentials(secret: &str, token: Option<&str>) -> Credentials {
 
 /// Records every attempt the client reports.
 #[derive(Default)]
-pub struct Attempts(Mutex<Vec<(String, String)>>);
+pub struct Attempts(Mutex<Vec<(String, String, Duration)>>);
 
 impl Attempts {
     pub fn codes(&self) -> Vec<String> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(_, code)| code.clone())
-            .collect()
+        let attempts = self.0.lock().unwrap();
+        attempts.iter().map(|(_, code, _)| code.clone()).collect()
+    }
+
+    pub fn durations(&self) -> Vec<Duration> {
+        let attempts = self.0.lock().unwrap();
+        attempts.iter().map(|(_, _, elapsed)| *elapsed).collect()
     }
 }
 
 impl CallObserver for Attempts {
-    fn attempt(&self, action: &str, code: &str, _elapsed: Duration) {
-        self.0
-            .lock()
-            .unwrap()
-            .push((action.to_string(), code.to_string()));
+    fn attempt(&self, action: &str, code: &str, elapsed: Duration) {
+        let mut attempts = self.0.lock().unwrap();
+        attempts.push((action.to_string(), code.to_string(), elapsed));
     }
 }
 
@@ -65,6 +65,8 @@ pub struct ClientBuilder {
     pub retry: RetryPolicy,
     pub timeout: Duration,
     pub clock: Arc<dyn Clock>,
+    /// Replaces the static provider built from `credentials`.
+    pub provider: Option<Arc<dyn CredentialsProvider>>,
 }
 
 impl ClientBuilder {
@@ -75,6 +77,7 @@ impl ClientBuilder {
             retry: fast_retries(4),
             timeout: Duration::from_secs(5),
             clock: clock::system(),
+            provider: None,
         }
     }
 
@@ -87,7 +90,8 @@ impl ClientBuilder {
                 timeout: self.timeout,
                 retry: self.retry,
             },
-            Arc::new(StaticProvider::new("test", self.credentials)),
+            self.provider
+                .unwrap_or_else(|| Arc::new(StaticProvider::new("test", self.credentials))),
             attempts.clone(),
             self.clock,
         )

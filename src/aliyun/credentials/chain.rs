@@ -179,10 +179,22 @@ fn oidc_source(
     else {
         unreachable!("checked above")
     };
+    // A token file that is named but missing is a broken set-up, said at
+    // start-up (it is read again at each refresh, as the kubelet rotates it).
+    let token_file = PathBuf::from(token_file);
+    if let Err(e) = std::fs::metadata(&token_file) {
+        return Err(CredentialsError {
+            source_name: "oidc",
+            message: format!(
+                "ALIBABA_CLOUD_OIDC_TOKEN_FILE={}: {e}",
+                token_file.display()
+            ),
+        });
+    }
     Ok(Some(Source::Oidc(OidcSettings {
         role_arn,
         provider_arn,
-        token_file: PathBuf::from(token_file),
+        token_file,
         session_name: get("ALIBABA_CLOUD_ROLE_SESSION_NAME")
             .unwrap_or_else(|| "aliyun-backup-exporter".into()),
         duration_seconds: 3600,

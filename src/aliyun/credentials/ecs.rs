@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::refresh::{Fetch, FetchFuture, Temporary};
-use super::sts::{http_client, short, WireCredentials};
+use super::sts::{http_client, read_small, short, WireCredentials};
 use super::CredentialsError;
 
 const NAME: &str = "ecs-ram-role";
@@ -52,9 +52,9 @@ impl EcsFetcher {
             .send()
             .await;
         match answer {
-            Ok(r) if r.status().is_success() => match r.text().await {
-                Ok(token) if !token.trim().is_empty() => Ok(Some(token.trim().to_string())),
-                _ => self.fallback("an empty metadata token"),
+            Ok(r) if r.status().is_success() => match read_small(r).await.map(String::from_utf8) {
+                Ok(Ok(token)) if !token.trim().is_empty() => Ok(Some(token.trim().to_string())),
+                _ => self.fallback("an empty or unreadable metadata token"),
             },
             Ok(r) => self.fallback(&format!(
                 "HTTP {} for a metadata token",
@@ -88,10 +88,10 @@ impl EcsFetcher {
         if !(200..300).contains(&status) {
             return Err(format!("GET {path}: HTTP {status}"));
         }
-        response
-            .text()
+        let body = read_small(response)
             .await
-            .map_err(|e| format!("GET {path}: {}", short(&e)))
+            .map_err(|e| format!("GET {path}: {e}"))?;
+        String::from_utf8(body).map_err(|_| format!("GET {path}: the answer is not text"))
     }
 
     async fn fetch_credentials(&self) -> Result<Temporary, CredentialsError> {

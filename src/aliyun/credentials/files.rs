@@ -40,8 +40,15 @@ pub fn cli_profile(path: &Path, wanted: Option<&str>) -> Result<Profile, Credent
     }
     let text = std::fs::read_to_string(path)
         .map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
-    let config: Config = serde_json::from_str(&text)
-        .map_err(|e| fail(format!("{} is not a CLI config: {e}", path.display())))?;
+    // Only where it broke: serde's message can quote the values around it.
+    let config: Config = serde_json::from_str(&text).map_err(|e| {
+        fail(format!(
+            "{} is not a CLI config (line {}, column {})",
+            path.display(),
+            e.line(),
+            e.column()
+        ))
+    })?;
     let name = wanted
         .map(str::to_string)
         .or(config.current)

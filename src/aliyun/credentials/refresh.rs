@@ -49,6 +49,8 @@ struct State {
     current: Option<Temporary>,
     failures: u32,
     next_attempt: Option<DateTime<Utc>>,
+    /// Why the last refresh failed, answered again while backing off.
+    last_error: Option<CredentialsError>,
 }
 
 pub struct Refreshing<F: Fetch> {
@@ -85,7 +87,15 @@ impl<F: Fetch> Refreshing<F> {
                     }
                 }
             }
-            _ => self.refresh(&mut state, now).await?,
+            _ => {
+                // Nothing usable: refresh now, unless a refresh just failed,
+                // in which case every request would hammer STS or the
+                // metadata service; answer the same error until the wait is over.
+                match (&state.last_error, state.next_attempt) {
+                    (Some(error), Some(at)) if now < at => return Err(error.clone()),
+                    _ => self.refresh(&mut state, now).await?,
+                }
+            }
         }
         match &state.current {
             Some(t) => Ok(t.credentials.clone()),
@@ -97,7 +107,17 @@ impl<F: Fetch> Refreshing<F> {
     }
 
     async fn refresh(&self, state: &mut State, now: DateTime<Utc>) -> Result<(), CredentialsError> {
-        match self.fetcher.fetch().await {
+        let fetched = self.fetcher.fetch().await.and_then(|fresh| {
+            if fresh.expiration - now < MIN_VALIDITY + REFRESH_AHEAD {
+                Err(CredentialsError {
+                    source_name: self.fetcher.name(),
+                    message: format!("the new credentials expire too soon ({})", fresh.expiration),
+                })
+            } else {
+                Ok(fresh)
+            }
+        });
+        match fetched {
             Ok(fresh) => {
                 tracing::info!(provider = self.fetcher.name(), expiration = %fresh.expiration, "credentials refreshed");
                 self.observer
@@ -105,13 +125,16 @@ impl<F: Fetch> Refreshing<F> {
                 state.current = Some(fresh);
                 state.failures = 0;
                 state.next_attempt = None;
+                state.last_error = None;
                 Ok(())
             }
             Err(e) => {
                 state.failures += 1;
                 // 1 s, 2 s, 4 s … at most a minute between tries.
-                let wait = Duration::seconds(1i64 << state.failures.min(6).saturating_sub(1));
+                let wait =
+                    Duration::seconds((1i64 << state.failures.min(7).saturating_sub(1)).min(60));
                 state.next_attempt = Some(now + wait);
+                state.last_error = Some(e.clone());
                 let expiration = state.current.as_ref().map(|t| t.expiration);
                 self.observer
                     .refreshed(self.fetcher.name(), false, expiration);

@@ -89,10 +89,9 @@ impl OidcFetcher {
                 ))
             })?;
         let status = response.status().as_u16();
-        let body = response
-            .bytes()
+        let body = read_small(response)
             .await
-            .map_err(|e| fail(format!("cannot read the STS answer: {}", short(&e))))?;
+            .map_err(|e| fail(format!("cannot read the STS answer: {e}")))?;
         parse_sts_answer(status, &body).map_err(fail)
     }
 }
@@ -179,6 +178,20 @@ pub(super) fn http_client(timeout: Duration) -> Result<reqwest::Client, Credenti
             source_name: "http",
             message: short(&e),
         })
+}
+
+/// A credentials answer: a few hundred bytes; more than 64 KiB is refused
+/// rather than buffered.
+pub(super) async fn read_small(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
+    const LIMIT: usize = 64 << 10;
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| short(&e))? {
+        if body.len() + chunk.len() > LIMIT {
+            return Err(format!("the answer is larger than {} KiB", LIMIT >> 10));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// A reqwest error without its URL.
