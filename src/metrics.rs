@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use crate::aliyun::credentials::refresh::RefreshObserver;
 use crate::aliyun::CallObserver;
 use crate::clock::Clock;
-use crate::snapshot::{InstanceView, Snapshot};
+use crate::snapshot::{InstanceView, NodeSummary, Snapshot};
 
 /// The Prometheus text format's content type.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -180,151 +180,127 @@ impl Exposition {
 /// objects for every scrape. Families without samples are left out.
 pub fn write_snapshot(out: &mut String, snapshot: &Snapshot, now: chrono::DateTime<chrono::Utc>) {
     let seconds = |t: chrono::DateTime<chrono::Utc>| t.timestamp_millis() as f64 / 1000.0;
-    let region = snapshot.region_id.as_str();
-    let product = snapshot.product;
-    let views: Vec<(&str, &InstanceView)> = snapshot
+    let millis = |d: chrono::TimeDelta| d.num_milliseconds() as f64 / 1000.0;
+    let common = |instance_id: &str| {
+        let mut labels = Labels::default();
+        labels
+            .add("product", snapshot.product)
+            .add("region_id", &snapshot.region_id)
+            .add("instance_id", instance_id);
+        labels
+    };
+    // Each label set is rendered once per scrape and shared by the families.
+    let instances: Vec<(Labels, &InstanceView)> = snapshot
         .instances
         .iter()
-        .map(|(id, view)| (id.as_str(), view.as_ref()))
+        .map(|(id, view)| (common(id), view.as_ref()))
         .collect();
-    let nodes = || {
-        views
-            .iter()
-            .filter_map(|(id, v)| v.summary.as_ref().map(|s| (*id, s)))
-            .flat_map(|(id, s)| {
-                s.nodes
-                    .iter()
-                    .map(move |(node_id, node)| (id, node_id.as_str(), node))
+    let nodes: Vec<(Labels, &NodeSummary)> = instances
+        .iter()
+        .filter_map(|(labels, view)| view.summary.as_ref().map(|s| (labels, s)))
+        .flat_map(|(labels, summary)| {
+            summary.nodes.iter().map(move |(node_id, node)| {
+                let mut node_labels = labels.clone();
+                node_labels.add("node_id", node_id);
+                (node_labels, node)
             })
+        })
+        .collect();
+    let last_success = || {
+        nodes
+            .iter()
+            .filter_map(|(l, n)| n.last_success.as_ref().map(|s| (l, s)))
     };
-    let node_labels = |id: &str, node_id: &str| {
-        let mut l = Labels::new(out_capacity_hint());
-        l.add("product", product)
-            .add("region_id", region)
-            .add("instance_id", id)
-            .add("node_id", node_id);
-        l
+    let last_attempt = || {
+        nodes
+            .iter()
+            .filter_map(|(l, n)| n.last_attempt.as_ref().map(|a| (l, a)))
     };
-    let mut families = FamilyWriter { out };
+    let mut w = FamilyWriter { out };
 
-    families.write(
+    w.write(
         "last_success_timestamp_seconds",
-        nodes().filter_map(|(id, node_id, n)| {
-            n.last_success
-                .as_ref()
-                .map(|l| (node_labels(id, node_id), seconds(l.end)))
-        }),
+        last_success().map(|(l, s)| (l, None, seconds(s.end))),
     );
-    families.write(
+    w.write(
         "last_success_age_seconds",
-        nodes().filter_map(|(id, node_id, n)| {
-            n.last_success.as_ref().map(|l| {
-                (
-                    node_labels(id, node_id),
-                    (now - l.end).num_milliseconds() as f64 / 1000.0,
-                )
-            })
-        }),
+        last_success().map(|(l, s)| (l, None, millis(now - s.end))),
     );
-    families.write(
+    w.write(
         "last_success_size_bytes",
-        nodes().filter_map(|(id, node_id, n)| {
-            let bytes = n.last_success.as_ref()?.size_bytes?;
-            Some((node_labels(id, node_id), bytes as f64))
-        }),
+        last_success().filter_map(|(l, s)| s.size_bytes.map(|b| (l, None, b as f64))),
     );
-    families.write(
+    w.write(
         "last_success_duration_seconds",
-        nodes().filter_map(|(id, node_id, n)| {
-            n.last_success.as_ref().map(|l| {
-                (
-                    node_labels(id, node_id),
-                    (l.end - l.start).num_milliseconds() as f64 / 1000.0,
-                )
-            })
-        }),
+        last_success().map(|(l, s)| (l, None, millis(s.end - s.start))),
     );
-    families.write(
+    w.write(
         "last_success_info",
-        nodes().filter_map(|(id, node_id, n)| {
-            n.last_success.as_ref().map(|l| {
-                let mut labels = node_labels(id, node_id);
-                labels
-                    .add("backup_type", &l.backup_type)
-                    .add("backup_mode", &l.backup_mode)
-                    .add("backup_method", &l.backup_method);
-                (labels, 1.0)
-            })
+        last_success().map(|(l, s)| {
+            let mut kind = Labels::default();
+            kind.add("backup_type", &s.backup_type)
+                .add("backup_mode", &s.backup_mode)
+                .add("backup_method", &s.backup_method);
+            (l, Some(kind), 1.0)
         }),
     );
-    families.write(
+    w.write(
         "last_attempt_timestamp_seconds",
-        nodes().filter_map(|(id, node_id, n)| {
-            n.last_attempt
-                .as_ref()
-                .map(|a| (node_labels(id, node_id), seconds(a.start)))
-        }),
+        last_attempt().map(|(l, a)| (l, None, seconds(a.start))),
     );
-    families.write(
+    w.write(
         "last_attempt_success",
-        nodes().filter_map(|(id, node_id, n)| {
-            n.last_attempt
-                .as_ref()
-                .map(|a| (node_labels(id, node_id), if a.success { 1.0 } else { 0.0 }))
-        }),
+        last_attempt().map(|(l, a)| (l, None, bool_value(a.success))),
     );
-    let common = |id: &str| {
-        let mut l = Labels::new(out_capacity_hint());
-        l.add("product", product)
-            .add("region_id", region)
-            .add("instance_id", id);
-        l
-    };
-    families.write(
+    w.write(
         "backups",
-        views
+        instances
             .iter()
-            .filter_map(|(id, v)| v.summary.as_ref().map(|s| (*id, s)))
-            .flat_map(|(id, s)| {
+            .filter_map(|(l, v)| v.summary.as_ref().map(|s| (l, s)))
+            .flat_map(|(l, s)| {
                 s.counts.iter().map(move |(status, count)| {
-                    let mut labels = common(id);
-                    labels.add("status", status);
-                    (labels, *count as f64)
+                    let mut extra = Labels::default();
+                    extra.add("status", status);
+                    (l, Some(extra), *count as f64)
                 })
             }),
     );
-    families.write(
+    w.write(
         "poll_success",
-        views
+        instances
             .iter()
-            .map(|(id, v)| (common(id), if v.last_poll_success { 1.0 } else { 0.0 })),
+            .map(|(l, v)| (l, None, bool_value(v.last_poll_success))),
     );
-    families.write(
+    w.write(
         "poll_success_timestamp_seconds",
-        views
+        instances
             .iter()
-            .filter_map(|(id, v)| v.last_success_poll_at.map(|at| (common(id), seconds(at)))),
+            .filter_map(|(l, v)| v.last_success_poll_at.map(|at| (l, None, seconds(at)))),
     );
-    families.write(
+    let no_labels = Labels::default();
+    w.write(
         "poll_cycle_duration_seconds",
-        snapshot.poll_cycle_seconds.map(|s| (Labels::new(0), s)),
+        snapshot.poll_cycle_seconds.map(|s| (&no_labels, None, s)),
     );
 }
 
-fn out_capacity_hint() -> usize {
-    128
+fn bool_value(b: bool) -> f64 {
+    if b {
+        1.0
+    } else {
+        0.0
+    }
 }
 
-/// A label set, already in the text format: `{a="x",b="y"}`.
+/// Label pairs already in the text format, without braces: `a="x",b="y"`.
+#[derive(Clone, Default)]
 struct Labels(String);
 
 impl Labels {
-    fn new(capacity: usize) -> Self {
-        Labels(String::with_capacity(capacity))
-    }
-
     fn add(&mut self, name: &str, value: &str) -> &mut Self {
-        self.0.push(if self.0.is_empty() { '{' } else { ',' });
+        if !self.0.is_empty() {
+            self.0.push(',');
+        }
         self.0.push_str(name);
         self.0.push_str("=\"");
         // The text format's escapes for label values.
@@ -346,8 +322,13 @@ struct FamilyWriter<'a> {
 }
 
 impl FamilyWriter<'_> {
-    /// Writes one gauge family, HELP and TYPE first, unless it has no sample.
-    fn write(&mut self, name: &str, samples: impl IntoIterator<Item = (Labels, f64)>) {
+    /// Writes one gauge family, HELP and TYPE first, unless it has no
+    /// sample. Each sample: shared labels, its own extra labels, the value.
+    fn write<'l>(
+        &mut self,
+        name: &str,
+        samples: impl IntoIterator<Item = (&'l Labels, Option<Labels>, f64)>,
+    ) {
         let help = SNAPSHOT_FAMILIES
             .iter()
             .find(|(n, _)| *n == name)
@@ -358,11 +339,17 @@ impl FamilyWriter<'_> {
         }
         let _ = writeln!(self.out, "# HELP {NS}{name} {help} {CACHED}.");
         let _ = writeln!(self.out, "# TYPE {NS}{name} gauge");
-        for (labels, value) in samples {
+        for (labels, extra, value) in samples {
             self.out.push_str(NS);
             self.out.push_str(name);
-            if !labels.0.is_empty() {
+            let extra = extra.as_ref().map_or("", |e| e.0.as_str());
+            if !labels.0.is_empty() || !extra.is_empty() {
+                self.out.push('{');
                 self.out.push_str(&labels.0);
+                if !labels.0.is_empty() && !extra.is_empty() {
+                    self.out.push(',');
+                }
+                self.out.push_str(extra);
                 self.out.push('}');
             }
             self.out.push(' ');
@@ -388,9 +375,9 @@ mod tests {
 
     #[test]
     fn label_values_are_escaped() {
-        let mut labels = Labels::new(0);
+        let mut labels = Labels::default();
         labels.add("a", "x\"y\\z\nw").add("b", "plain");
-        assert_eq!(labels.0, r#"{a="x\"y\\z\nw",b="plain""#);
+        assert_eq!(labels.0, r#"a="x\"y\\z\nw",b="plain""#);
     }
 
     #[test]
