@@ -388,6 +388,46 @@ async fn ecs_role_falls_back_to_plain_reads_unless_disabled() {
     );
 }
 
+#[tokio::test]
+async fn broken_metadata_answers_are_clear_errors() {
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(Utc::now()));
+    let md = fake_metadata(clock.clone(), "backup-reader", true).await;
+    let settings = EcsSettings {
+        role_name: None,
+        metadata_endpoint: md.endpoint.clone(),
+        hardened_only: false,
+    };
+    let cases = [
+        (
+            r#"{"Code":"Failed","Message":"role detached"}"#,
+            "Code Some(\"Failed\")",
+        ),
+        ("<html>oops</html>", "not JSON"),
+        (
+            r#"{"Code":"Success","AccessKeyId":"a","AccessKeySecret":"s","SecurityToken":"t","Expiration":"soon"}"#,
+            "Expiration",
+        ),
+        (
+            r#"{"Code":"Success","AccessKeyId":"a","SecurityToken":"t","Expiration":"2030-01-01T00:00:00Z"}"#,
+            "AccessKeySecret",
+        ),
+    ];
+    for (body, expected) in cases {
+        md.state.lock().unwrap().credentials_body = Some(body.to_string());
+        let provider = Refreshing::new(
+            EcsFetcher::new(settings.clone()).unwrap(),
+            clock.clone(),
+            Arc::new(NoRefreshObserver),
+        );
+        let err = provider.credentials().await.unwrap_err().to_string();
+        assert!(
+            err.starts_with("ecs-ram-role") && err.contains(expected),
+            "{err} should mention {expected}"
+        );
+        assert!(err.contains("backup-reader"), "names the role: {err}");
+    }
+}
+
 #[test]
 fn the_chain_follows_the_official_order() {
     let dir = temp_dir("chain");

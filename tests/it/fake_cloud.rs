@@ -118,6 +118,8 @@ pub struct MetadataState {
     /// Reads that carried the session token.
     pub reads_with_token: usize,
     pub reads_without_token: usize,
+    /// Answered instead of the role's credentials, when set.
+    pub credentials_body: Option<String>,
 }
 
 pub struct FakeMetadata {
@@ -170,6 +172,9 @@ pub async fn fake_metadata(
                 "/latest/meta-data/ram/security-credentials/" => respond(200, "text/plain", role),
                 p if p == format!("/latest/meta-data/ram/security-credentials/{role}") => {
                     s.credential_reads += 1;
+                    if let Some(body) = &s.credentials_body {
+                        return respond(200, "application/json", body.clone());
+                    }
                     let n = s.credential_reads;
                     let expiration = clock.now() + chrono::Duration::hours(6);
                     let body = json!({
