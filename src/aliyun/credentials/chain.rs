@@ -159,25 +159,23 @@ fn oidc_source(
             .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty())
     };
-    let names = [
-        "ALIBABA_CLOUD_ROLE_ARN",
-        "ALIBABA_CLOUD_OIDC_PROVIDER_ARN",
-        "ALIBABA_CLOUD_OIDC_TOKEN_FILE",
-    ];
-    let values: Vec<Option<String>> = names.iter().map(|n| get(n)).collect();
-    if values.iter().all(Option::is_none) {
-        return Ok(None);
-    }
-    if let Some(i) = values.iter().position(Option::is_none) {
-        return Err(CredentialsError {
-            source_name: "oidc",
-            message: format!("{} is not set", names[i]),
-        });
-    }
-    let [Some(role_arn), Some(provider_arn), Some(token_file)] =
-        <[Option<String>; 3]>::try_from(values).unwrap_or_else(|_| unreachable!("three names"))
-    else {
-        unreachable!("checked above")
+    const ROLE: &str = "ALIBABA_CLOUD_ROLE_ARN";
+    const PROVIDER: &str = "ALIBABA_CLOUD_OIDC_PROVIDER_ARN";
+    const TOKEN_FILE: &str = "ALIBABA_CLOUD_OIDC_TOKEN_FILE";
+    let (role_arn, provider_arn, token_file) = match (get(ROLE), get(PROVIDER), get(TOKEN_FILE)) {
+        (None, None, None) => return Ok(None),
+        (Some(role), Some(provider), Some(file)) => (role, provider, file),
+        (role, provider, _) => {
+            let missing = match (role, provider) {
+                (None, _) => ROLE,
+                (_, None) => PROVIDER,
+                _ => TOKEN_FILE,
+            };
+            return Err(CredentialsError {
+                source_name: "oidc",
+                message: format!("{missing} is not set"),
+            });
+        }
     };
     // A token file that is named but missing is a broken set-up, said at
     // start-up (it is read again at each refresh, as the kubelet rotates it).
