@@ -5,7 +5,8 @@
 //!
 //! - `config`: command-line flags and environment → a validated `Config`.
 //! - `app`: wires the parts together; `run(config, shutdown)`.
-//! - `aliyun`: the generic Alibaba Cloud RPC client (signing, retries, errors).
+//! - `aliyun`: the generic Alibaba Cloud RPC client (signing, retries, errors)
+//!   and the credentials chain (env, RRSA, profiles, ECS role; refresh).
 //! - `redis`: R-kvstore calls (`DescribeBackups`) decoded into `model` types.
 //! - `model`: product-neutral backup records.
 //! - `poller`: the polling loop; owns all mutable state, publishes snapshots.
