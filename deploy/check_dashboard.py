@@ -131,27 +131,24 @@ def iter_variable_queries(dash):
             yield v["name"], q
 
 
-def recording_rules():
-    names = set()
+def rules():
+    """(file, rule) for every rule of the rule files (not their tests)."""
     for fn in sorted(os.listdir(RULES_DIR)):
         if fn.endswith((".yml", ".yaml")) and not fn.endswith("_test.yml"):
             with open(os.path.join(RULES_DIR, fn)) as f:
                 doc = yaml.safe_load(f) or {}
             for g in doc.get("groups", []):
                 for r in g.get("rules", []):
-                    if "record" in r:
-                        names.add(r["record"])
-    return names
+                    yield fn, r
+
+
+def recording_rules():
+    return {r["record"] for _, r in rules() if "record" in r}
 
 
 def alert_exprs():
-    for fn in sorted(os.listdir(RULES_DIR)):
-        if fn.endswith((".yml", ".yaml")) and not fn.endswith("_test.yml"):
-            with open(os.path.join(RULES_DIR, fn)) as f:
-                doc = yaml.safe_load(f) or {}
-            for g in doc.get("groups", []):
-                for r in g.get("rules", []):
-                    yield fn, r.get("alert") or r.get("record"), r["expr"]
+    for fn, r in rules():
+        yield fn, r.get("alert") or r.get("record"), r["expr"]
 
 
 def check(path):

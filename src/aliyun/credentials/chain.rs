@@ -241,43 +241,47 @@ fn cli_source(
     env: &dyn Fn(&str) -> Option<String>,
     endpoints: &Endpoints,
 ) -> Result<Option<Source>, CredentialsError> {
-    let fail = |message| CredentialsError {
-        source_name: "cli-profile",
-        message,
-    };
-    let Some(path) =
-        profile_path(env, "ALIBABA_CLOUD_CONFIG_FILE", ".aliyun/config.json").map_err(fail)?
-    else {
-        return Ok(None);
-    };
-    let profile = files::cli_profile(&path, env("ALIBABA_CLOUD_PROFILE").as_deref())?;
-    Ok(Some(from_profile(profile, "cli-profile", env, endpoints)))
+    file_source(
+        env,
+        endpoints,
+        "cli-profile",
+        "ALIBABA_CLOUD_CONFIG_FILE",
+        ".aliyun/config.json",
+        files::cli_profile,
+    )
 }
 
 fn ini_source(
     env: &dyn Fn(&str) -> Option<String>,
     endpoints: &Endpoints,
 ) -> Result<Option<Source>, CredentialsError> {
-    let fail = |message| CredentialsError {
-        source_name: "credentials-file",
-        message,
-    };
-    let Some(path) = profile_path(
-        env,
-        "ALIBABA_CLOUD_CREDENTIALS_FILE",
-        ".alibabacloud/credentials",
-    )
-    .map_err(fail)?
-    else {
-        return Ok(None);
-    };
-    let profile = files::ini_profile(&path, env("ALIBABA_CLOUD_PROFILE").as_deref())?;
-    Ok(Some(from_profile(
-        profile,
-        "credentials-file",
+    file_source(
         env,
         endpoints,
-    )))
+        "credentials-file",
+        "ALIBABA_CLOUD_CREDENTIALS_FILE",
+        ".alibabacloud/credentials",
+        files::ini_profile,
+    )
+}
+
+/// A profile file source: found through `variable` or under the home
+/// directory, read with `parse`, profile `ALIBABA_CLOUD_PROFILE`.
+fn file_source(
+    env: &dyn Fn(&str) -> Option<String>,
+    endpoints: &Endpoints,
+    name: &'static str,
+    variable: &str,
+    default: &str,
+    parse: fn(&std::path::Path, Option<&str>) -> Result<Profile, CredentialsError>,
+) -> Result<Option<Source>, CredentialsError> {
+    let path = profile_path(env, variable, default).map_err(|message| CredentialsError {
+        source_name: name,
+        message,
+    })?;
+    let Some(path) = path else { return Ok(None) };
+    let profile = parse(&path, env("ALIBABA_CLOUD_PROFILE").as_deref())?;
+    Ok(Some(from_profile(profile, name, env, endpoints)))
 }
 
 fn ecs_settings(
