@@ -14,10 +14,11 @@ use crate::aliyun::{ClientSettings, Credentials, RetryPolicy, RpcClient};
 use crate::clock::{self, Clock};
 use crate::config::{Config, Target};
 use crate::poller::{self, PollerSettings};
+use crate::products::kvstore;
 use crate::secret::Secret;
 use crate::server::Endpoints;
 use crate::snapshot::Snapshot;
-use crate::{demo, http, metrics, redis};
+use crate::{demo, http, metrics};
 
 /// Runs the exporter until `shutdown` completes.
 pub async fn run(
@@ -127,7 +128,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Runn
     let client = RpcClient::new(
         ClientSettings {
             endpoint: endpoint.clone(),
-            version: redis::API_VERSION,
+            version: kvstore::API_VERSION,
             timeout: config.poll_timeout,
             retry: RetryPolicy {
                 // Retries never run into the next poll of the instance.

@@ -7,7 +7,8 @@
 //! - `app`: wires the parts together; `run(config, shutdown)`.
 //! - `aliyun`: the generic Alibaba Cloud RPC client (signing, retries, errors)
 //!   and the credentials chain (env, RRSA, profiles, ECS role; refresh).
-//! - `redis`: R-kvstore calls (`DescribeBackups`) decoded into `model` types.
+//! - `products`: one file per database product; `kvstore` (Redis / Tair):
+//!   `DescribeBackups` decoded into `model` types.
 //! - `model`: product-neutral backup records.
 //! - `poller`: the polling loop; owns all mutable state, publishes snapshots.
 //! - `snapshot`: pure functions from backups to per-node summaries.
@@ -31,7 +32,7 @@ pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod poller;
-pub mod redis;
+pub mod products;
 pub mod secret;
 pub mod server;
 pub mod snapshot;

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use crate::aliyun::{ApiError, RpcClient};
 use crate::clock::Clock;
 use crate::model::Backup;
-use crate::redis::{self, Window};
+use crate::products::kvstore::{self, Window};
 use crate::snapshot::{summarize, InstanceView, Snapshot};
 
 /// What the poller needs to know.
@@ -245,7 +245,7 @@ async fn poll_instance(
         let deadline = std::time::Instant::now()
             .checked_add(schedule.interval)
             .unwrap_or_else(|| std::time::Instant::now() + Duration::from_secs(86_400));
-        let result = redis::describe_backups(&client, &instance_id, &window, deadline).await;
+        let result = kvstore::describe_backups(&client, &instance_id, &window, deadline).await;
         drop(permit);
         let finished = Instant::now();
         let outcome = Outcome {

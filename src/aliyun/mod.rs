@@ -6,11 +6,13 @@
 //! - `retry`: the backoff policy.
 //! - `error`: what a call can fail with.
 //! - `endpoint`: which host serves a product in a region.
+//! - `json`: lenient readers for the API's inconsistently typed JSON.
 
 pub mod client;
 pub mod credentials;
 pub mod endpoint;
 pub mod error;
+pub mod json;
 pub mod retry;
 pub mod sign;
 

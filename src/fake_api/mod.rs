@@ -294,7 +294,7 @@ fn check_auth(
             ));
         }
     }
-    if get("Version") != Some(crate::redis::API_VERSION) {
+    if get("Version") != Some(crate::products::kvstore::API_VERSION) {
         return Some(error(
             400,
             "InvalidVersion",

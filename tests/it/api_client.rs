@@ -9,7 +9,7 @@ use aliyun_backup_exporter::aliyun::{ApiError, CredentialsProvider, RetryPolicy}
 use aliyun_backup_exporter::clock::ManualClock;
 use aliyun_backup_exporter::fake_api::{FakeApi, FakeBackup, FakeInstance, FakeKey, Fault};
 use aliyun_backup_exporter::model::BackupStatus;
-use aliyun_backup_exporter::redis::{self, Window};
+use aliyun_backup_exporter::products::kvstore::{self, Window};
 use chrono::{DateTime, TimeZone, Utc};
 
 use crate::helpers::*;
@@ -23,7 +23,7 @@ async fn describe(
     instance_id: &str,
 ) -> Result<Vec<aliyun_backup_exporter::model::Backup>, ApiError> {
     let deadline = Instant::now() + Duration::from_secs(60);
-    redis::describe_backups(client, instance_id, &week_window(), deadline).await
+    kvstore::describe_backups(client, instance_id, &week_window(), deadline).await
 }
 
 fn week_window() -> Window {

@@ -9,7 +9,7 @@ use aliyun_backup_exporter::aliyun::{
 };
 use aliyun_backup_exporter::clock::{self, Clock};
 use aliyun_backup_exporter::fake_api::{FakeApi, FakeKey};
-use aliyun_backup_exporter::redis;
+use aliyun_backup_exporter::products::kvstore;
 use aliyun_backup_exporter::secret::Secret;
 
 pub const KEY_ID: &str = "LTAI5tTestKeyId";
@@ -86,7 +86,7 @@ impl ClientBuilder {
         let client = RpcClient::new(
             ClientSettings {
                 endpoint: self.endpoint,
-                version: redis::API_VERSION,
+                version: kvstore::API_VERSION,
                 timeout: self.timeout,
                 retry: self.retry,
             },
