@@ -3,6 +3,8 @@
 //!
 //!     cargo run --example fake_api -- --listen 127.0.0.1:18080 --demo
 //!     cargo run --release --example fake_api -- --instances 1000
+//!     cargo run --release --example fake_api -- --instances 5000 \
+//!         --regions cn-hangzhou,cn-shanghai --latency 50ms
 //!
 //! It prints `listening on http://ADDR` once it accepts requests, and runs
 //! until interrupted.
@@ -12,7 +14,7 @@ use std::time::Duration;
 
 use aliyun_backup_exporter::clock;
 use aliyun_backup_exporter::demo;
-use aliyun_backup_exporter::fake_api::{FakeApi, FakeBackup, FakeInstance, FakeKey};
+use aliyun_backup_exporter::fake_api::{FakeApi, FakeBackup, FakeInfo, FakeInstance, FakeKey};
 use chrono::Utc;
 use clap::Parser;
 
@@ -38,6 +40,12 @@ struct Args {
     /// backups; every 50th is a classic cluster with two shard nodes.
     #[arg(long, default_value_t = 0)]
     instances: usize,
+    /// Regions the generated instances are spread over, round-robin.
+    #[arg(long, value_delimiter = ',', default_value = "cn-hangzhou")]
+    regions: Vec<String>,
+    /// Every answer waits this long first, e.g. `50ms`.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    latency: Option<Duration>,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -47,20 +55,36 @@ async fn main() -> std::io::Result<()> {
         id: args.access_key_id.clone(),
         secret: args.access_key_secret.clone(),
         security_token: args.security_token.clone(),
+        account: "main".into(),
     }];
     if args.demo {
         keys.push(demo::key());
     }
     let fake = FakeApi::start_on(args.listen, keys, clock::system()).await?;
+    if let Some(latency) = args.latency {
+        fake.set_latency(latency);
+    }
     let now = Utc::now();
     if args.demo {
         for (id, instance) in demo::instances(now) {
             fake.set_instance(id, instance);
         }
     }
+    let regions: Vec<&str> = args
+        .regions
+        .iter()
+        .map(|r| r.trim())
+        .filter(|r| !r.is_empty())
+        .collect();
+    let regions = if regions.is_empty() {
+        vec!["cn-hangzhou"]
+    } else {
+        regions
+    };
     for i in 0..args.instances {
         let id = format!("r-bench-{i:04}");
-        let nodes: Vec<String> = if i % 50 == 0 {
+        let cluster = i % 50 == 0;
+        let nodes: Vec<String> = if cluster {
             vec![format!("{id}-db-0"), format!("{id}-db-1")]
         } else {
             vec![id.clone()]
@@ -74,7 +98,27 @@ async fn main() -> std::io::Result<()> {
                 })
             })
             .collect();
-        fake.set_instance(&id, FakeInstance::with_backups(backups));
+        let region = regions[i % regions.len()];
+        let info = FakeInfo {
+            name: format!("bench-{i:04}"),
+            tags: vec![("env".into(), "bench".into())],
+            ..if cluster {
+                FakeInfo {
+                    architecture: "cluster".into(),
+                    instance_class: "redis.logic.sharding.2g.2db.0rodb.4proxy.default".into(),
+                    ..FakeInfo::in_region(region)
+                }
+            } else {
+                FakeInfo::in_region(region)
+            }
+        };
+        fake.set_instance(
+            &id,
+            FakeInstance {
+                info,
+                ..FakeInstance::with_backups(backups)
+            },
+        );
     }
     println!("listening on {}", fake.endpoint());
     tokio::signal::ctrl_c().await?;

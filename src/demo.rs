@@ -1,13 +1,17 @@
 //! The sample instances `--demo` serves from the fake API: one of each state
-//! an operator cares about, with times relative to the start of the demo.
+//! an operator cares about, in two regions, with times relative to the
+//! start of the demo.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::fake_api::{FakeApi, FakeBackup, FakeInstance, FakeKey, Fault};
+use crate::fake_api::{FakeApi, FakeBackup, FakeInfo, FakeInstance, FakeKey};
 
 pub const REGION_ID: &str = "cn-hangzhou";
+
+/// The regions the demo's DescribeRegions lists.
+pub const REGIONS: &[&str] = &["cn-hangzhou", "cn-shanghai"];
 
 /// The demo's own AccessKey, known only to the in-process fake.
 pub const ACCESS_KEY_ID: &str = "demo-access-key-id";
@@ -25,12 +29,39 @@ pub const INSTANCE_IDS: &[&str] = &[
     HEALTHY, CLUSTER, THROTTLED, FAILED, STALE, ALL_FAILED, RELEASED,
 ];
 
+/// Listed by DescribeInstances (status `Creating`), never backed up; not in
+/// `INSTANCE_IDS`.
+pub const CREATING: &str = "r-demo-creating";
+/// Not there at the start: `late_instance` is for adding it during a demo
+/// (an instance that discovery should pick up).
+pub const LATE: &str = "r-demo-new";
+
+/// The demo's key, of account `main`.
 pub fn key() -> FakeKey {
     FakeKey {
         id: ACCESS_KEY_ID.into(),
         secret: ACCESS_KEY_SECRET.into(),
         security_token: None,
+        account: "main".into(),
     }
+}
+
+/// What DescribeInstances says of a demo instance.
+fn info(region: &str, zone: &str, name: &str, status: &str) -> FakeInfo {
+    FakeInfo {
+        region_id: region.into(),
+        zone_id: format!("{region}-{zone}"),
+        name: name.into(),
+        status: status.into(),
+        ..FakeInfo::default()
+    }
+}
+
+fn tags(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 const GIB: u64 = 1 << 30;
@@ -74,16 +105,32 @@ pub fn instances(now: DateTime<Utc>) -> Vec<(&'static str, FakeInstance)> {
         .map(|d| FakeBackup::failed(ALL_FAILED, day(now, d), Duration::from_secs(30)))
         .collect();
 
+    let hz = "cn-hangzhou";
+    let sh = "cn-shanghai";
     vec![
         (
             HEALTHY,
-            FakeInstance::with_backups(daily(now, HEALTHY, 0..=6, 2 * GIB)),
+            FakeInstance {
+                info: FakeInfo {
+                    tags: tags(&[("env", "prod"), ("team", "payments")]),
+                    ..info(hz, "h", "payments-sessions", "Normal")
+                },
+                ..FakeInstance::with_backups(daily(now, HEALTHY, 0..=6, 2 * GIB))
+            },
         ),
-        // Numbers as strings, odd enum case: Alibaba's inconsistencies.
+        // A classic cluster (one backup per shard node), and numbers as
+        // strings, odd enum case: Alibaba's inconsistencies.
         (
             CLUSTER,
             FakeInstance {
                 quirky_types: true,
+                info: FakeInfo {
+                    architecture: "cluster".into(),
+                    instance_class: "redis.logic.sharding.2g.2db.0rodb.4proxy.default".into(),
+                    shard_count: None,
+                    tags: tags(&[("env", "prod"), ("team", "catalog")]),
+                    ..info(hz, "i", "catalog-cache", "Normal")
+                },
                 ..FakeInstance::with_backups(cluster)
             },
         ),
@@ -91,30 +138,97 @@ pub fn instances(now: DateTime<Utc>) -> Vec<(&'static str, FakeInstance)> {
             THROTTLED,
             FakeInstance {
                 throttle_every: Some(3),
+                info: FakeInfo {
+                    tags: tags(&[("env", "staging")]),
+                    ..info(hz, "h", "search-ratelimit", "Normal")
+                },
                 ..FakeInstance::with_backups(daily(now, THROTTLED, 0..=6, GIB / 2))
             },
         ),
-        (FAILED, FakeInstance::with_backups(failed)),
+        (
+            FAILED,
+            FakeInstance {
+                info: FakeInfo {
+                    tags: tags(&[("env", "prod"), ("team", "payments")]),
+                    ..info(sh, "e", "payments-queue", "Normal")
+                },
+                ..FakeInstance::with_backups(failed)
+            },
+        ),
         (
             STALE,
-            FakeInstance::with_backups(daily(now, STALE, 3..=6, GIB)),
+            FakeInstance {
+                info: info(sh, "f", "analytics-features", "Normal"),
+                ..FakeInstance::with_backups(daily(now, STALE, 3..=6, GIB))
+            },
         ),
-        (ALL_FAILED, FakeInstance::with_backups(all_failed)),
+        (
+            ALL_FAILED,
+            FakeInstance {
+                info: info(sh, "e", "legacy-jobs", "Normal"),
+                ..FakeInstance::with_backups(all_failed)
+            },
+        ),
+        // Gone: not listed, and DescribeBackups says InvalidInstanceId.NotFound.
         (
             RELEASED,
             FakeInstance {
-                always: Some(Fault::NotFound),
+                released: true,
+                info: info(hz, "h", "old-leaderboard", "Normal"),
+                ..Default::default()
+            },
+        ),
+        (
+            CREATING,
+            FakeInstance {
+                info: info(sh, "f", "orders-cache", "Creating"),
                 ..Default::default()
             },
         ),
     ]
 }
 
-/// Starts the fake API on `127.0.0.1` with the demo instances.
+/// The instance `LATE` as of `now`, for adding during a demo: one
+/// successful backup an hour ago.
+pub fn late_instance(now: DateTime<Utc>) -> FakeInstance {
+    let start = now - chrono::Duration::hours(1);
+    FakeInstance {
+        info: info("cn-hangzhou", "h", "checkout-sessions", "Normal"),
+        ..FakeInstance::with_backups(vec![FakeBackup::success(
+            LATE,
+            start,
+            Duration::from_secs(180),
+            GIB / 4,
+        )])
+    }
+}
+
+/// Starts the fake API on `127.0.0.1` with the demo instances and regions.
 pub async fn start_fake_api(now: DateTime<Utc>) -> std::io::Result<FakeApi> {
     let fake = FakeApi::start(vec![key()]).await?;
     for (id, instance) in instances(now) {
         fake.set_instance(id, instance);
     }
+    fake.set_regions(REGIONS.iter().map(|r| r.to_string()).collect());
     Ok(fake)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_watched_instance_is_served_and_regions_are_listed() {
+        let now = Utc::now();
+        let served = instances(now);
+        for id in INSTANCE_IDS {
+            assert!(served.iter().any(|(s, _)| s == id), "{id}");
+        }
+        assert!(!INSTANCE_IDS.contains(&CREATING) && !INSTANCE_IDS.contains(&LATE));
+        for (id, instance) in &served {
+            assert!(REGIONS.contains(&instance.info.region_id.as_str()), "{id}");
+            assert!(!instance.info.name.is_empty(), "{id}");
+        }
+        assert_eq!(late_instance(now).backups.len(), 1);
+    }
 }

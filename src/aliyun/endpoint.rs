@@ -19,6 +19,9 @@ const KVSTORE_CENTRAL_REGIONS: &[&str] = &[
     "cn-north-2-gov-1",
 ];
 
+/// The central R-kvstore host, also where DescribeRegions is asked.
+pub const KVSTORE_CENTRAL: &str = "https://r-kvstore.aliyuncs.com";
+
 /// Whether `region` looks like an Alibaba region ID. It ends up in a host
 /// name, so nothing but lower-case letters, digits and dashes.
 pub fn is_valid_region(region: &str) -> bool {
@@ -31,13 +34,19 @@ pub fn is_valid_region(region: &str) -> bool {
         && !region.ends_with('-')
 }
 
+/// The host of the R-kvstore API for `region`, as DescribeRegions'
+/// `RegionEndpoint` names it.
+pub fn kvstore_host(region: &str) -> String {
+    if KVSTORE_CENTRAL_REGIONS.contains(&region) {
+        "r-kvstore.aliyuncs.com".to_string()
+    } else {
+        format!("r-kvstore.{region}.aliyuncs.com")
+    }
+}
+
 /// The base URL of the R-kvstore API for `region`.
 pub fn kvstore_endpoint(region: &str) -> String {
-    if KVSTORE_CENTRAL_REGIONS.contains(&region) {
-        "https://r-kvstore.aliyuncs.com".to_string()
-    } else {
-        format!("https://r-kvstore.{region}.aliyuncs.com")
-    }
+    format!("https://{}", kvstore_host(region))
 }
 
 #[cfg(test)]
@@ -61,6 +70,11 @@ mod tests {
         assert_eq!(
             kvstore_endpoint("eu-central-1"),
             "https://r-kvstore.eu-central-1.aliyuncs.com"
+        );
+        assert_eq!(kvstore_host("cn-shanghai"), "r-kvstore.aliyuncs.com");
+        assert_eq!(
+            kvstore_host("me-east-1"),
+            "r-kvstore.me-east-1.aliyuncs.com"
         );
     }
 

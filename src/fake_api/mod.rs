@@ -1,14 +1,29 @@
-//! An in-process fake of the Alibaba Cloud R-kvstore API: a real HTTP
-//! server on a real socket that checks requests the way the real API does
-//! (common parameters, timestamp window, nonce reuse, the signature itself)
-//! and serves `DescribeBackups` from data it is given, with real time-window
-//! filtering, pagination and injected faults. `--demo` and the tests use it.
+//! An in-process fake of the Alibaba Cloud APIs the exporter calls: a real
+//! HTTP server on a real socket that checks requests the way the real API
+//! does and serves a whole fleet from data it is given. `--demo`, the tests
+//! and the benchmark use it.
+//!
+//! - `mod.rs`: the server, its shared state, the `FakeApi` handle, request
+//!   dispatch, injected latency and per-action faults, and the record of
+//!   received requests.
+//! - `auth`: what is checked before any action (common parameters, the
+//!   timestamp window, nonce reuse, the signature, the security token and
+//!   its expiry).
+//! - `kvstore`: R-kvstore's `DescribeBackups`, `DescribeInstances` and
+//!   `DescribeRegions`, with accounts, pagination and filters.
+//! - `sts`: STS `AssumeRole`, minting keys that the other actions accept.
+//! - `scenario`: the data types (keys, roles, instances, backups, faults)
+//!   and how they render as JSON.
 
+mod auth;
+mod kvstore;
 pub mod scenario;
+mod sts;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use http_body_util::BodyExt;
@@ -16,28 +31,20 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use crate::aliyun::sign;
 use crate::clock::{self, Clock};
 use crate::http::{self, respond, Request, Response};
-pub use scenario::{FakeBackup, FakeInstance, Fault};
-
-/// The page sizes the real DescribeBackups accepts.
-const ACCEPTED_PAGE_SIZES: [usize; 5] = [30, 50, 100, 200, 300];
+pub use scenario::{FakeBackup, FakeInfo, FakeInstance, FakeKey, FakeRole, Fault};
 
 /// How many received requests are kept for inspection.
 const MAX_RECEIVED: usize = 100_000;
 
-/// Clock skew the real API tolerates.
-const MAX_SKEW_MINUTES: i64 = 15;
-
-/// An AccessKey the fake accepts.
-#[derive(Debug, Clone)]
-pub struct FakeKey {
-    pub id: String,
-    pub secret: String,
-    /// When set, requests must carry exactly this `SecurityToken`.
-    pub security_token: Option<String>,
-}
+/// The actions the fake serves.
+const ACTIONS: [&str; 4] = [
+    "DescribeBackups",
+    "DescribeInstances",
+    "DescribeRegions",
+    "AssumeRole",
+];
 
 /// One request the fake received, for tests to inspect.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,14 +56,38 @@ pub struct Received {
     /// `Success` or the error code answered.
     pub outcome: String,
     pub security_token: Option<String>,
+    /// The request's `RegionId`, if it sent one.
+    pub region_id: Option<String>,
+    /// The `AccessKeyId` it was signed with (or claimed, if refused).
+    pub access_key_id: String,
+}
+
+/// A key the fake accepts; keys minted by `AssumeRole` expire.
+#[derive(Debug, Clone)]
+struct AcceptedKey {
+    key: FakeKey,
+    expires: Option<DateTime<Utc>>,
 }
 
 #[derive(Default)]
 struct State {
-    keys: Vec<FakeKey>,
+    keys: Vec<AcceptedKey>,
+    roles: BTreeMap<String, FakeRole>,
     instances: BTreeMap<String, FakeInstance>,
+    /// DescribeRegions' answer, when a test set one.
+    regions: Option<Vec<String>>,
     /// Requests per instance, for `throttle_every`.
     counts: HashMap<String, u32>,
+    /// A fault for every request of an action, until cleared.
+    action_faults: HashMap<String, Fault>,
+    /// Faults for the next requests of an action, one each.
+    queued_action_faults: HashMap<String, VecDeque<Fault>>,
+    /// Waited before every answer.
+    latency: Duration,
+    /// AssumeRole requests received, answered or refused.
+    assume_role_calls: usize,
+    /// Keys minted by AssumeRole so far (for unique IDs).
+    minted: u64,
     /// Nonces with the request timestamp they came with; forgotten once that
     /// timestamp is out of the accepted window (a replay would be refused
     /// for its timestamp anyway), so a long demo does not grow without end.
@@ -64,6 +95,16 @@ struct State {
     /// The most recent requests, for tests (bounded for long demo runs).
     received: VecDeque<Received>,
     next_request_id: u64,
+}
+
+impl State {
+    /// The next fault of `action`: a queued one first, then the standing one.
+    fn take_action_fault(&mut self, action: &str) -> Option<Fault> {
+        self.queued_action_faults
+            .get_mut(action)
+            .and_then(VecDeque::pop_front)
+            .or_else(|| self.action_faults.get(action).cloned())
+    }
 }
 
 struct Shared {
@@ -76,6 +117,18 @@ impl Shared {
         // A test that panicked while holding the lock must not hide its own
         // failure behind a poisoned mutex.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The parameters of one request: query string and form body together.
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -92,6 +145,8 @@ impl FakeApi {
         Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), keys, clock::system()).await
     }
 
+    /// Starts on `addr`; `clock` is the fake's idea of now (timestamp
+    /// window, STS expirations).
     pub async fn start_on(
         addr: SocketAddr,
         keys: Vec<FakeKey>,
@@ -99,6 +154,10 @@ impl FakeApi {
     ) -> std::io::Result<FakeApi> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
+        let keys = keys
+            .into_iter()
+            .map(|key| AcceptedKey { key, expires: None })
+            .collect();
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 keys,
@@ -131,6 +190,20 @@ impl FakeApi {
         format!("http://{}", self.addr)
     }
 
+    /// Accepts one more key (it never expires).
+    pub fn add_key(&self, key: FakeKey) {
+        self.shared
+            .lock()
+            .keys
+            .push(AcceptedKey { key, expires: None });
+    }
+
+    /// A role `AssumeRole` can hand out credentials for (replaces one with
+    /// the same ARN).
+    pub fn add_role(&self, role: FakeRole) {
+        self.shared.lock().roles.insert(role.arn.clone(), role);
+    }
+
     pub fn set_instance(&self, instance_id: &str, instance: FakeInstance) {
         self.shared
             .lock()
@@ -153,6 +226,43 @@ impl FakeApi {
         self.update_instance(instance_id, |i| i.queued_faults.extend(faults));
     }
 
+    /// DescribeRegions answers these regions. Until set, it answers the
+    /// regions of all instances plus `cn-hangzhou`.
+    pub fn set_regions(&self, regions: Vec<String>) {
+        self.shared.lock().regions = Some(regions);
+    }
+
+    /// Every request of `action` (e.g. `DescribeInstances`, `AssumeRole`)
+    /// answers `fault` until it is cleared with `None`. Queued faults of the
+    /// action come first.
+    pub fn set_action_fault(&self, action: &str, fault: Option<Fault>) {
+        let mut state = self.shared.lock();
+        match fault {
+            Some(fault) => state.action_faults.insert(action.to_string(), fault),
+            None => state.action_faults.remove(action),
+        };
+    }
+
+    /// Faults for the next requests of `action`, one each.
+    pub fn push_action_faults(&self, action: &str, faults: impl IntoIterator<Item = Fault>) {
+        self.shared
+            .lock()
+            .queued_action_faults
+            .entry(action.to_string())
+            .or_default()
+            .extend(faults);
+    }
+
+    /// Every answer, of any action, waits this long first (benchmarks).
+    pub fn set_latency(&self, latency: Duration) {
+        self.shared.lock().latency = latency;
+    }
+
+    /// AssumeRole requests received so far, answered or refused.
+    pub fn assume_role_calls(&self) -> usize {
+        self.shared.lock().assume_role_calls
+    }
+
     /// Every request received so far.
     pub fn received(&self) -> Vec<Received> {
         self.shared.lock().received.iter().cloned().collect()
@@ -169,11 +279,24 @@ impl FakeApi {
     }
 }
 
+/// The host an error document names, per product.
+fn host_of(action: &str) -> &'static str {
+    if action == "AssumeRole" {
+        "sts.aliyuncs.com"
+    } else {
+        "r-kvstore.aliyuncs.com"
+    }
+}
+
 /// An error answer in the shape of the real API's.
 fn error(status: u16, code: &str, message: &str, request_id: &str) -> Response {
+    error_from("r-kvstore.aliyuncs.com", status, code, message, request_id)
+}
+
+fn error_from(host: &str, status: u16, code: &str, message: &str, request_id: &str) -> Response {
     let body = json!({
         "RequestId": request_id,
-        "HostId": "r-kvstore.aliyuncs.com",
+        "HostId": host,
         "Code": code,
         "Message": message,
         "Recommend": format!("https://api.aliyun.com/troubleshoot?q={code}"),
@@ -184,11 +307,96 @@ fn error(status: u16, code: &str, message: &str, request_id: &str) -> Response {
     )
 }
 
+/// A successful JSON answer.
+fn ok_json(body: &serde_json::Value, request_id: &str) -> Response {
+    with_request_id(
+        respond(200, "application/json;charset=utf-8", body.to_string()),
+        request_id,
+    )
+}
+
 fn with_request_id(mut response: Response, request_id: &str) -> Response {
     if let Ok(v) = hyper::header::HeaderValue::from_str(request_id) {
         response.headers_mut().insert("x-acs-request-id", v);
     }
     response
+}
+
+/// Tags an answer with the code the fake meant, for `Received::outcome`.
+fn outcome(mut response: Response, code: &str) -> Response {
+    if let Ok(v) = hyper::header::HeaderValue::from_str(code) {
+        response.headers_mut().insert("x-fake-outcome", v);
+    }
+    response
+}
+
+/// An error answer tagged with its code.
+fn fail(status: u16, code: &str, message: &str, request_id: &str) -> Response {
+    outcome(error(status, code, message, request_id), code)
+}
+
+/// The answer a fault makes for `action`; `None` when the request goes on
+/// (a slow answer, once it has waited).
+async fn fault_answer(fault: Fault, action: &str, request_id: &str) -> Option<Response> {
+    let host = host_of(action);
+    let fail = |status, code: &str, message: &str| {
+        outcome(error_from(host, status, code, message, request_id), code)
+    };
+    Some(match fault {
+        Fault::Slow(delay) => {
+            tokio::time::sleep(delay).await;
+            return None;
+        }
+        Fault::Throttle { retry_after_ms } => {
+            let mut answer = fail(
+                400,
+                "Throttling.User",
+                "Request was denied due to user flow control.",
+            );
+            if let Some(ms) = retry_after_ms {
+                answer.headers_mut().insert("x-acs-retry-after", ms.into());
+            }
+            answer
+        }
+        Fault::TooManyRequests => {
+            fail(429, "Throttling", "Request was denied due to flow control.")
+        }
+        Fault::ServerError => fail(
+            500,
+            "InternalError",
+            "The request processing has failed due to some unknown error.",
+        ),
+        Fault::Unavailable => {
+            let body = "<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>";
+            outcome(
+                with_request_id(respond(503, "text/html", body), request_id),
+                "http_503",
+            )
+        }
+        Fault::InvalidJson => {
+            // Cut off in the middle of the list, as a broken proxy would.
+            let list = match action {
+                "DescribeInstances" => "\"Instances\":{\"KVStoreInstance\":[{\"InstanceId\":",
+                "DescribeRegions" => "\"RegionIds\":{\"KVStoreRegion\":[{\"RegionId\":",
+                "AssumeRole" => "\"Credentials\":{\"AccessKeyId\":",
+                _ => "\"Backups\":{\"Backup\":[{\"BackupStatus\":",
+            };
+            let body = format!("{{\"RequestId\":\"{request_id}\",{list}");
+            outcome(
+                with_request_id(respond(200, "application/json", body), request_id),
+                "invalid_json",
+            )
+        }
+        Fault::NotFound => fail(
+            404,
+            "InvalidInstanceId.NotFound",
+            "The specified instance is not found.",
+        ),
+        Fault::Raw { status, body } => outcome(
+            with_request_id(respond(status, "application/json", body), request_id),
+            "raw",
+        ),
+    })
 }
 
 async fn handle(shared: Arc<Shared>, req: Request) -> Response {
@@ -220,20 +428,23 @@ async fn handle(shared: Arc<Shared>, req: Request) -> Response {
     if is_form {
         params.extend(url::form_urlencoded::parse(&body).into_owned());
     }
-    let request_id = {
+    let params = Params(params);
+    let action = params.get("Action").unwrap_or_default().to_string();
+    let (request_id, latency) = {
         let mut state = shared.lock();
         state.next_request_id += 1;
-        format!(
+        if action == "AssumeRole" {
+            state.assume_role_calls += 1;
+        }
+        let id = format!(
             "FAKE{:08X}-0000-4000-8000-{:012X}",
             state.next_request_id, state.next_request_id
-        )
+        );
+        (id, state.latency)
     };
-    let get = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
 
     if method != "GET" && method != "POST" {
         return error(
@@ -243,178 +454,46 @@ async fn handle(shared: Arc<Shared>, req: Request) -> Response {
             &request_id,
         );
     }
-    if let Some(answer) = check_auth(&shared, &method, &params, &request_id) {
-        record(&shared, &params, &answer);
-        return answer;
-    }
-    let answer = match get("Action") {
-        Some("DescribeBackups") => describe_backups(&shared, &params, &request_id).await,
-        _ => error(
-            404,
-            "InvalidAction.NotFound",
-            "Specified api is not found, please check your url and method.",
-            &request_id,
-        ),
+    let answer = match auth::check(&shared, &method, &params, &request_id) {
+        Err(refused) => *refused,
+        Ok(key) => dispatch(&shared, &key, &action, &params, &request_id).await,
     };
     record(&shared, &params, &answer);
     answer
 }
 
-/// Checks everything about a request but its action's own parameters, in
-/// the order the real API does; `Some` is the error answer.
-fn check_auth(
+/// Runs an authenticated request: the action's injected fault if any, else
+/// the action itself.
+async fn dispatch(
     shared: &Shared,
-    method: &str,
-    params: &[(String, String)],
+    key: &FakeKey,
+    action: &str,
+    params: &Params,
     request_id: &str,
-) -> Option<Response> {
-    let get = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
-    for required in [
-        "Action",
-        "Version",
-        "AccessKeyId",
-        "Signature",
-        "SignatureMethod",
-        "SignatureVersion",
-        "SignatureNonce",
-        "Timestamp",
-    ] {
-        if get(required).is_none() {
-            let message = format!("{required} is mandatory for this action.");
-            return Some(error(
-                400,
-                &format!("Missing{required}"),
-                &message,
-                request_id,
-            ));
-        }
-    }
-    if get("Version") != Some(crate::products::kvstore::API_VERSION) {
-        return Some(error(
-            400,
-            "InvalidVersion",
-            "Specified parameter Version is not valid.",
-            request_id,
-        ));
-    }
-    if get("Format").is_some_and(|f| !f.eq_ignore_ascii_case("JSON")) {
-        return Some(error(
-            400,
-            "InvalidParameter.Format",
-            "This fake answers JSON only.",
-            request_id,
-        ));
-    }
-    if get("SignatureMethod") != Some("HMAC-SHA1") {
-        return Some(error(
-            400,
-            "InvalidSignatureMethod",
-            "Specified signature method is not valid.",
-            request_id,
-        ));
-    }
-    if get("SignatureVersion") != Some("1.0") {
-        return Some(error(
-            400,
-            "InvalidSignatureVersion",
-            "Specified signature version is not valid.",
-            request_id,
-        ));
-    }
-    let timestamp = get("Timestamp").unwrap_or_default();
-    let Some(sent_at) = parse_timestamp(timestamp) else {
-        return Some(error(
-            400,
-            "InvalidTimeStamp.Format",
-            "Specified time stamp or date value is not well formatted.",
-            request_id,
-        ));
-    };
-    let skew = (shared.clock.now() - sent_at).num_minutes().abs();
-    if skew > MAX_SKEW_MINUTES {
-        return Some(error(
-            400,
-            "InvalidTimeStamp.Expired",
-            "Specified time stamp or date value is expired.",
-            request_id,
-        ));
-    }
-    let mut state = shared.lock();
-    let id = get("AccessKeyId").unwrap_or_default();
-    let Some(key) = state.keys.iter().find(|k| k.id == id).cloned() else {
-        return Some(error(
+) -> Response {
+    if !ACTIONS.contains(&action) {
+        return error(
             404,
-            "InvalidAccessKeyId.NotFound",
-            "Specified access key is not found.",
+            "InvalidAction.NotFound",
+            "Specified api is not found, please check your url and method.",
             request_id,
-        ));
-    };
-    let unsigned: Vec<(&str, &str)> = params
-        .iter()
-        .filter(|(k, _)| k != "Signature")
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let string_to_sign = sign::string_to_sign(method, &unsigned);
-    let expected = sign::sign_string(&string_to_sign, &key.secret);
-    if !sign::signatures_equal(&expected, get("Signature").unwrap_or_default()) {
-        // The real API echoes its string-to-sign; so does the fake, so that
-        // tests prove the client does not repeat it.
-        let message = format!("Specified signature is not matched with our calculation. server string to sign is:{string_to_sign}");
-        return Some(error(400, "SignatureDoesNotMatch", &message, request_id));
+        );
     }
-    if let Some(token) = &key.security_token {
-        if get("SecurityToken") != Some(token.as_str()) {
-            return Some(error(
-                400,
-                "InvalidSecurityToken.Mismatch",
-                "Specified SecurityToken is invalid.",
-                request_id,
-            ));
+    let fault = shared.lock().take_action_fault(action);
+    if let Some(fault) = fault {
+        if let Some(answer) = fault_answer(fault, action, request_id).await {
+            return answer;
         }
     }
-    // Only a correctly signed nonce is remembered, like the real API.
-    let nonce = get("SignatureNonce").unwrap_or_default().to_string();
-    if state.seen_nonces.len() >= 10_000 {
-        let horizon = shared.clock.now() - chrono::Duration::minutes(2 * MAX_SKEW_MINUTES);
-        state.seen_nonces.retain(|_, sent| *sent > horizon);
+    match action {
+        "DescribeBackups" => kvstore::describe_backups(shared, key, params, request_id).await,
+        "DescribeInstances" => kvstore::describe_instances(shared, key, params, request_id),
+        "DescribeRegions" => kvstore::describe_regions(shared, params, request_id),
+        _ => sts::assume_role(shared, key, params, request_id),
     }
-    if state.seen_nonces.insert(nonce, sent_at).is_some() {
-        return Some(error(
-            400,
-            "SignatureNonceUsed",
-            "Specified signature nonce was used already.",
-            request_id,
-        ));
-    }
-    None
 }
 
-/// `yyyy-MM-ddTHH:mm:ssZ`, the only form the API takes.
-fn parse_timestamp(raw: &str) -> Option<DateTime<Utc>> {
-    chrono::NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%SZ")
-        .ok()
-        .map(|t| t.and_utc())
-}
-
-/// `yyyy-MM-ddTHH:mmZ`, the form of DescribeBackups' window.
-fn parse_minute(raw: &str) -> Option<DateTime<Utc>> {
-    chrono::NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%MZ")
-        .ok()
-        .map(|t| t.and_utc())
-}
-
-fn record(shared: &Shared, params: &[(String, String)], answer: &Response) {
-    let get = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
+fn record(shared: &Shared, params: &Params, answer: &Response) {
     let outcome = answer
         .headers()
         .get("x-fake-outcome")
@@ -425,209 +504,26 @@ fn record(shared: &Shared, params: &[(String, String)], answer: &Response) {
             "error"
         })
         .to_string();
+    let text = |name: &str| params.get(name).map(str::to_string);
     let received = Received {
-        action: get("Action").unwrap_or_default(),
-        instance_id: get("InstanceId").unwrap_or_default(),
-        page_number: get("PageNumber").and_then(|v| v.parse().ok()).unwrap_or(1),
-        page_size: get("PageSize").and_then(|v| v.parse().ok()).unwrap_or(30),
+        action: text("Action").unwrap_or_default(),
+        instance_id: text("InstanceId").unwrap_or_default(),
+        page_number: params
+            .get("PageNumber")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1),
+        page_size: params
+            .get("PageSize")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(30),
         outcome,
-        security_token: get("SecurityToken"),
+        security_token: text("SecurityToken"),
+        region_id: text("RegionId"),
+        access_key_id: text("AccessKeyId").unwrap_or_default(),
     };
     let mut state = shared.lock();
     if state.received.len() >= MAX_RECEIVED {
         state.received.pop_front();
     }
     state.received.push_back(received);
-}
-
-/// Tags an answer with the code the fake meant, for `Received::outcome`.
-fn outcome(mut response: Response, code: &str) -> Response {
-    if let Ok(v) = hyper::header::HeaderValue::from_str(code) {
-        response.headers_mut().insert("x-fake-outcome", v);
-    }
-    response
-}
-
-async fn describe_backups(
-    shared: &Shared,
-    params: &[(String, String)],
-    request_id: &str,
-) -> Response {
-    let get = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let fail =
-        |status, code: &str, message: &str| outcome(error(status, code, message, request_id), code);
-
-    let Some(instance_id) = get("InstanceId").filter(|s| !s.is_empty()) else {
-        return fail(
-            400,
-            "MissingInstanceId",
-            "InstanceId is mandatory for this action.",
-        );
-    };
-    let Some(start) = get("StartTime").and_then(parse_minute) else {
-        return fail(
-            400,
-            "InvalidStartTime.Malformed",
-            "Specified parameter StartTime is not valid.",
-        );
-    };
-    let Some(end) = get("EndTime").and_then(parse_minute) else {
-        return fail(
-            400,
-            "InvalidEndTime.Malformed",
-            "Specified parameter EndTime is not valid.",
-        );
-    };
-    if end <= start {
-        return fail(
-            400,
-            "InvalidStartTimeAndEndTime.Malformed",
-            "EndTime must be later than StartTime.",
-        );
-    }
-    let page_size = match get("PageSize").map(str::parse::<usize>) {
-        None => 30,
-        Some(Ok(n)) if ACCEPTED_PAGE_SIZES.contains(&n) => n,
-        Some(_) => {
-            return fail(
-                400,
-                "InvalidPageSize.Malformed",
-                "Specified parameter PageSize is not valid.",
-            )
-        }
-    };
-    let page_number = match get("PageNumber").map(str::parse::<usize>) {
-        None => 1,
-        Some(Ok(n)) if n >= 1 => n,
-        Some(_) => {
-            return fail(
-                400,
-                "InvalidPageNumber.Malformed",
-                "Specified parameter PageNumber is not valid.",
-            )
-        }
-    };
-
-    // Decide the fault (if any) and copy what is served, under the lock.
-    let (fault, backups, quirky) = {
-        let mut state = shared.lock();
-        let Some(instance) = state.instances.get_mut(instance_id) else {
-            drop(state);
-            return fail(
-                404,
-                "InvalidInstanceId.NotFound",
-                "The specified instance is not found.",
-            );
-        };
-        let mut fault = instance
-            .queued_faults
-            .pop_front()
-            .or_else(|| instance.always.clone());
-        let throttle_every = instance.throttle_every;
-        let mut backups: Vec<FakeBackup> = instance
-            .backups
-            .iter()
-            .filter(|b| b.start >= start && b.start <= end)
-            .cloned()
-            .collect();
-        let quirky = instance.quirky_types;
-        let count = state.counts.entry(instance_id.to_string()).or_default();
-        *count += 1;
-        if fault.is_none() && throttle_every.is_some_and(|n| n > 0 && *count % n == 0) {
-            fault = Some(Fault::Throttle {
-                retry_after_ms: None,
-            });
-        }
-        // Newest first, like the real API; the client must not rely on it.
-        backups.sort_by_key(|b| std::cmp::Reverse(b.start));
-        (fault, backups, quirky)
-    };
-
-    match fault {
-        None => {}
-        Some(Fault::Slow(delay)) => tokio::time::sleep(delay).await,
-        Some(Fault::Throttle { retry_after_ms }) => {
-            let mut answer = fail(
-                400,
-                "Throttling.User",
-                "Request was denied due to user flow control.",
-            );
-            if let Some(ms) = retry_after_ms {
-                answer.headers_mut().insert("x-acs-retry-after", ms.into());
-            }
-            return answer;
-        }
-        Some(Fault::TooManyRequests) => {
-            return fail(429, "Throttling", "Request was denied due to flow control.")
-        }
-        Some(Fault::ServerError) => {
-            return fail(
-                500,
-                "InternalError",
-                "The request processing has failed due to some unknown error.",
-            )
-        }
-        Some(Fault::Unavailable) => {
-            let body = "<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>";
-            return outcome(
-                with_request_id(respond(503, "text/html", body), request_id),
-                "http_503",
-            );
-        }
-        Some(Fault::InvalidJson) => {
-            let body = format!(
-                "{{\"RequestId\":\"{request_id}\",\"Backups\":{{\"Backup\":[{{\"BackupStatus\":"
-            );
-            return outcome(
-                with_request_id(respond(200, "application/json", body), request_id),
-                "invalid_json",
-            );
-        }
-        Some(Fault::NotFound) => {
-            return fail(
-                404,
-                "InvalidInstanceId.NotFound",
-                "The specified instance is not found.",
-            )
-        }
-        Some(Fault::Raw { status, body }) => {
-            return outcome(
-                with_request_id(respond(status, "application/json", body), request_id),
-                "raw",
-            );
-        }
-    }
-
-    let total = backups.len();
-    let items: Vec<serde_json::Value> = backups
-        .iter()
-        .enumerate()
-        .skip((page_number - 1).saturating_mul(page_size))
-        .take(page_size)
-        .map(|(i, b)| scenario::render_backup(b, 100_000 + i as u64, quirky))
-        .collect();
-    let total_count = if quirky {
-        json!(total.to_string())
-    } else {
-        json!(total)
-    };
-    let body = json!({
-        "RequestId": request_id,
-        "PageNumber": page_number,
-        "PageSize": page_size,
-        "TotalCount": total_count,
-        "FullStorageSize": 0,
-        "LogStorageSize": 0,
-        "FreeSize": 0,
-        "Backups": { "Backup": items },
-    });
-    with_request_id(
-        respond(200, "application/json;charset=utf-8", body.to_string()),
-        request_id,
-    )
 }

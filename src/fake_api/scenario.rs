@@ -1,11 +1,37 @@
-//! What the fake API knows: instances, their backups, and the faults it
-//! should inject, plus how it renders backups as the real API does.
+//! What the fake API knows: keys, roles, instances, their backups, and the
+//! faults it should inject, plus how it renders them as the real API does.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::{json, Map, Value};
+
+/// An AccessKey the fake accepts.
+#[derive(Debug, Clone)]
+pub struct FakeKey {
+    pub id: String,
+    pub secret: String,
+    /// When set, requests must carry exactly this `SecurityToken`.
+    pub security_token: Option<String>,
+    /// The account the key belongs to: it sees that account's instances
+    /// (and those without an account) only.
+    pub account: String,
+}
+
+/// A RAM role that `AssumeRole` hands out credentials for.
+#[derive(Debug, Clone)]
+pub struct FakeRole {
+    /// `acs:ram::<account-id>:role/<name>`.
+    pub arn: String,
+    /// The account whose instances the minted credentials see.
+    pub account: String,
+    /// AccessKey IDs allowed to assume the role; any other gets `NoPermission`.
+    pub trusted_key_ids: Vec<String>,
+    /// Overrides the asked `DurationSeconds`, e.g. to mint credentials that
+    /// expire within a test.
+    pub lifetime: Option<Duration>,
+}
 
 /// One backup the fake serves.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,9 +94,74 @@ pub enum Fault {
     Raw { status: u16, body: String },
 }
 
+/// What DescribeInstances says of an instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakeInfo {
+    pub region_id: String,
+    pub zone_id: String,
+    pub name: String,
+    /// `Normal`, `Creating`, `Changing`, …
+    pub status: String,
+    /// `Redis`, `Tair`, `Memcache`.
+    pub instance_type: String,
+    /// `standard`, `cluster` or `rwsplit`.
+    pub architecture: String,
+    pub instance_class: String,
+    pub engine_version: String,
+    /// Only cloud-native cluster and read/write splitting instances have one.
+    pub shard_count: Option<u32>,
+    pub tags: Vec<(String, String)>,
+    pub create_time: DateTime<Utc>,
+}
+
+impl Default for FakeInfo {
+    fn default() -> Self {
+        FakeInfo {
+            region_id: "cn-hangzhou".into(),
+            zone_id: "cn-hangzhou-h".into(),
+            name: String::new(),
+            status: "Normal".into(),
+            instance_type: "Redis".into(),
+            architecture: "standard".into(),
+            instance_class: "redis.master.small.default".into(),
+            engine_version: "5.0".into(),
+            shard_count: None,
+            tags: Vec::new(),
+            create_time: Utc
+                .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+                .single()
+                .unwrap_or_default(),
+        }
+    }
+}
+
+impl FakeInfo {
+    /// Defaults in `region` (zone `<region>-a`).
+    pub fn in_region(region: &str) -> Self {
+        FakeInfo {
+            region_id: region.to_string(),
+            zone_id: format!("{region}-a"),
+            ..Default::default()
+        }
+    }
+
+    /// Whether the instance carries `key`, with `value` when one is given.
+    pub fn has_tag(&self, key: &str, value: Option<&str>) -> bool {
+        self.tags
+            .iter()
+            .any(|(k, v)| k == key && value.is_none_or(|want| want == v))
+    }
+}
+
 /// One instance: its backups and how the fake misbehaves for it.
 #[derive(Debug, Clone, Default)]
 pub struct FakeInstance {
+    /// The account that owns it; `None` = visible to every key.
+    pub account: Option<String>,
+    /// Released: never listed, and DescribeBackups answers
+    /// `InvalidInstanceId.NotFound` as for an unknown instance.
+    pub released: bool,
+    pub info: FakeInfo,
     pub backups: Vec<FakeBackup>,
     /// Faults for the next requests about this instance, one each.
     pub queued_faults: VecDeque<Fault>,
@@ -91,6 +182,11 @@ impl FakeInstance {
             ..Default::default()
         }
     }
+
+    /// Whether a key of `account` may see it.
+    pub fn visible_to(&self, account: &str) -> bool {
+        self.account.as_deref().is_none_or(|a| a == account)
+    }
 }
 
 /// A pre-signed-looking download URL. It is a secret in real life; the
@@ -103,7 +199,6 @@ pub fn fake_download_url(backup_id: u64) -> String {
 
 /// The JSON of one backup, as DescribeBackups returns it.
 pub fn render_backup(backup: &FakeBackup, backup_id: u64, quirky: bool) -> Value {
-    let time = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
     let mut item = json!({
         "BackupId": backup_id,
         "BackupJobID": backup_id + 1_000_000,
@@ -149,4 +244,195 @@ pub fn render_backup(backup: &FakeBackup, backup_id: u64, quirky: bool) -> Value
         map.insert("SomethingNew".into(), json!([1, "two"]));
     }
     item
+}
+
+/// `yyyy-MM-ddTHH:mm:ssZ`, the API's form of a time.
+pub fn time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// A number, or its text when the instance has quirky types.
+fn number(n: u64, quirky: bool) -> Value {
+    if quirky {
+        json!(n.to_string())
+    } else {
+        json!(n)
+    }
+}
+
+/// A small stable hash of an instance id, for noise fields that must not
+/// change between two answers.
+fn seed(instance_id: &str) -> u64 {
+    instance_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// The JSON of one instance, as DescribeInstances returns it: the fields the
+/// exporter reads plus some of the many it does not.
+pub fn render_instance(instance_id: &str, instance: &FakeInstance) -> Value {
+    let info = &instance.info;
+    let quirky = instance.quirky_types;
+    let h = seed(instance_id);
+    let tags: Vec<Value> = info
+        .tags
+        .iter()
+        .map(|(k, v)| json!({"Key": k, "Value": v}))
+        .collect();
+    let mut item = json!({
+        "InstanceId": instance_id,
+        "InstanceName": info.name,
+        "RegionId": info.region_id,
+        "ZoneId": info.zone_id,
+        "InstanceType": info.instance_type,
+        "ArchitectureType": info.architecture,
+        "EngineVersion": info.engine_version,
+        "InstanceClass": info.instance_class,
+        "InstanceStatus": info.status,
+        "CreateTime": time(info.create_time),
+        "Tags": {"Tag": tags},
+        // Noise: real answers carry these, the exporter must ignore them.
+        "ConnectionDomain": format!("{instance_id}.redis.rds.aliyuncs.com"),
+        "Port": number(6379, quirky),
+        "Capacity": number(1024 << (h % 4), quirky),
+        "Bandwidth": number(96, quirky),
+        "Connections": number(10_000, quirky),
+        "QPS": number(100_000, quirky),
+        "ChargeType": "PrePaid",
+        "NetworkType": "VPC",
+        "VpcId": format!("vpc-fake{:012x}", h >> 16),
+        "VSwitchId": format!("vsw-fake{:012x}", h >> 20),
+        "PrivateIp": format!("172.16.{}.{}", (h >> 8) % 250 + 1, h % 250 + 1),
+        "ResourceGroupId": "rg-acfmfakegroup",
+        "EditionType": "Community",
+        "NodeType": "double",
+        "PackageType": "standard",
+        "ConnectionMode": "Standard",
+        "HasRenewChangeOrder": false,
+        "IsRds": true,
+        "EndTime": "2099-01-01T00:00:00Z",
+        "Config": "{\"maxmemory-policy\":\"volatile-lru\"}",
+    });
+    let Value::Object(map) = &mut item else {
+        unreachable!("built as an object")
+    };
+    if let Some(shards) = info.shard_count {
+        map.insert("ShardCount".into(), number(u64::from(shards), quirky));
+    }
+    if quirky {
+        // The engine version as a number, an object where text is usual,
+        // and a field nobody has heard of.
+        if let Ok(v) = info.engine_version.parse::<f64>() {
+            map.insert("EngineVersion".into(), json!(v));
+        }
+        map.insert("Config".into(), json!({"maxmemory-policy": "volatile-lru"}));
+        map.insert("SomethingNew".into(), json!([1, "two", {"three": 3}]));
+    }
+    item
+}
+
+/// The JSON of one region, as DescribeRegions returns it.
+pub fn render_region(region_id: &str, zones: &[String]) -> Value {
+    let zone_ids = if zones.is_empty() {
+        format!("{region_id}-a,{region_id}-b")
+    } else {
+        zones.join(",")
+    };
+    let mut region = Map::new();
+    region.insert("RegionId".into(), json!(region_id));
+    region.insert(
+        "RegionEndpoint".into(),
+        json!(crate::aliyun::endpoint::kvstore_host(region_id)),
+    );
+    region.insert("LocalName".into(), json!(local_name(region_id)));
+    region.insert("ZoneIds".into(), json!(zone_ids));
+    region.insert(
+        "ZoneIdList".into(),
+        json!({"ZoneId": zone_ids.split(',').collect::<Vec<_>>()}),
+    );
+    Value::Object(region)
+}
+
+/// The name the console shows for a region (Chinese, as the API's default
+/// language gives it).
+fn local_name(region_id: &str) -> String {
+    let known = [
+        ("cn-hangzhou", "华东1（杭州）"),
+        ("cn-shanghai", "华东2（上海）"),
+        ("cn-qingdao", "华北1（青岛）"),
+        ("cn-beijing", "华北2（北京）"),
+        ("cn-zhangjiakou", "华北3（张家口）"),
+        ("cn-shenzhen", "华南1（深圳）"),
+        ("cn-hongkong", "中国香港"),
+        ("ap-southeast-1", "新加坡"),
+        ("eu-central-1", "德国（法兰克福）"),
+        ("us-west-1", "美国（硅谷）"),
+    ];
+    known
+        .iter()
+        .find(|(id, _)| *id == region_id)
+        .map_or_else(|| region_id.to_string(), |(_, name)| name.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instances_render_with_their_info_and_quirks() {
+        let mut instance = FakeInstance::default();
+        instance.info.tags = vec![("env".into(), "prod".into())];
+        instance.info.shard_count = Some(2);
+        let plain = render_instance("r-1", &instance);
+        assert_eq!(plain["InstanceId"], "r-1");
+        assert_eq!(plain["RegionId"], "cn-hangzhou");
+        assert_eq!(plain["CreateTime"], "2026-01-01T00:00:00Z");
+        assert_eq!(plain["ShardCount"], 2);
+        assert_eq!(plain["Port"], 6379);
+        assert_eq!(plain["Tags"]["Tag"][0]["Key"], "env");
+        assert_eq!(plain["Tags"]["Tag"][0]["Value"], "prod");
+        assert!(plain.get("SomethingNew").is_none());
+
+        instance.quirky_types = true;
+        let quirky = render_instance("r-1", &instance);
+        assert_eq!(quirky["ShardCount"], "2");
+        assert_eq!(quirky["Port"], "6379");
+        assert!(quirky["Capacity"].is_string());
+        assert_eq!(quirky["EngineVersion"], 5.0);
+        assert!(quirky.get("SomethingNew").is_some());
+        // The noise is stable from one answer to the next.
+        assert_eq!(quirky, render_instance("r-1", &instance));
+
+        instance.info.shard_count = None;
+        assert!(render_instance("r-1", &instance)
+            .get("ShardCount")
+            .is_none());
+    }
+
+    #[test]
+    fn regions_name_their_host() {
+        let central = render_region("cn-hangzhou", &[]);
+        assert_eq!(central["RegionEndpoint"], "r-kvstore.aliyuncs.com");
+        assert_eq!(central["ZoneIds"], "cn-hangzhou-a,cn-hangzhou-b");
+        let own = render_region("cn-zhangjiakou", &["cn-zhangjiakou-c".into()]);
+        assert_eq!(
+            own["RegionEndpoint"],
+            "r-kvstore.cn-zhangjiakou.aliyuncs.com"
+        );
+        assert_eq!(own["ZoneIds"], "cn-zhangjiakou-c");
+        assert_eq!(own["LocalName"], "华北3（张家口）");
+    }
+
+    #[test]
+    fn accounts_and_tags() {
+        let mut instance = FakeInstance::default();
+        assert!(instance.visible_to("main") && instance.visible_to("other"));
+        instance.account = Some("main".into());
+        assert!(instance.visible_to("main") && !instance.visible_to("other"));
+        instance.info.tags = vec![("env".into(), "prod".into())];
+        assert!(instance.info.has_tag("env", Some("prod")));
+        assert!(instance.info.has_tag("env", None));
+        assert!(!instance.info.has_tag("env", Some("dev")));
+        assert!(!instance.info.has_tag("team", None));
+    }
 }

@@ -86,6 +86,7 @@ async fn rrsa_exporter_polls_with_sts_credentials_and_refreshes_before_expiry() 
             id: format!("STS.{n}"),
             secret: format!("sts-secret-{n}"),
             security_token: Some(format!("token-{n}")),
+            account: "main".into(),
         })
         .collect();
     let api = FakeApi::start(keys).await.unwrap();

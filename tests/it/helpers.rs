@@ -21,6 +21,7 @@ pub fn key() -> FakeKey {
         id: KEY_ID.into(),
         secret: KEY_SECRET.into(),
         security_token: None,
+        account: "main".into(),
     }
 }
 

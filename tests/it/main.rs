@@ -5,5 +5,6 @@ mod binary;
 mod credentials;
 mod exporter;
 mod fake_cloud;
+mod fake_fleet;
 mod golden_metrics;
 mod helpers;

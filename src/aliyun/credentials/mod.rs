@@ -3,9 +3,12 @@
 //! - `chain`: which source to use (the official libraries' order).
 //! - `refresh`: temporary credentials, refreshed before they expire.
 //! - `sts`: RRSA / OIDC through `AssumeRoleWithOIDC`.
+//! - `assume_role`: a RAM role's credentials through STS `AssumeRole`,
+//!   signed with base credentials from another provider.
 //! - `ecs`: the ECS instance RAM role from the metadata service.
 //! - `files`: the CLI's config.json and the credentials INI file.
 
+pub mod assume_role;
 pub mod chain;
 pub mod ecs;
 pub mod files;

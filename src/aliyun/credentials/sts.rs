@@ -92,7 +92,7 @@ impl OidcFetcher {
         let body = read_small(response)
             .await
             .map_err(|e| fail(format!("cannot read the STS answer: {e}")))?;
-        parse_sts_answer(status, &body).map_err(fail)
+        parse_sts_answer("AssumeRoleWithOIDC", status, &body).map_err(fail)
     }
 }
 
@@ -154,13 +154,19 @@ impl WireCredentials {
     }
 }
 
-fn parse_sts_answer(status: u16, body: &[u8]) -> Result<Temporary, String> {
+/// The credentials of an STS answer to `action`, or an error naming the
+/// API's `Code` (or `http_<status>`) with its sanitised message.
+pub(super) fn parse_sts_answer(
+    action: &str,
+    status: u16,
+    body: &[u8],
+) -> Result<Temporary, String> {
     let answer: StsAnswer = serde_json::from_slice(body)
         .map_err(|_| format!("STS answered HTTP {status} with a body that is not JSON"))?;
     if !(200..300).contains(&status) || answer.credentials.is_none() {
         let code = answer.code.unwrap_or_else(|| format!("http_{status}"));
         let message = sanitize_message(&answer.message.unwrap_or_default());
-        return Err(format!("AssumeRoleWithOIDC failed: {code}: {message}"));
+        return Err(format!("{action} failed: {code}: {message}"));
     }
     answer.credentials.map_or(
         Err("the answer has no Credentials".into()),
@@ -212,10 +218,11 @@ mod tests {
     #[test]
     fn sts_answers() {
         let ok = br#"{"RequestId":"r","Credentials":{"AccessKeyId":"STS.id","AccessKeySecret":"s","SecurityToken":"t","Expiration":"2026-11-26T06:00:00Z"}}"#;
-        let t = parse_sts_answer(200, ok).unwrap();
+        let t = parse_sts_answer("AssumeRoleWithOIDC", 200, ok).unwrap();
         assert_eq!(t.credentials.access_key_id, "STS.id");
         assert_eq!(t.expiration.to_rfc3339(), "2026-11-26T06:00:00+00:00");
         let err = parse_sts_answer(
+            "AssumeRoleWithOIDC",
             400,
             br#"{"Code":"AuthenticationFail.OIDCToken.Invalid","Message":"bad token"}"#,
         )
@@ -224,9 +231,9 @@ mod tests {
             err.contains("AuthenticationFail.OIDCToken.Invalid"),
             "{err}"
         );
-        let err = parse_sts_answer(200, br#"{"Credentials":{"AccessKeyId":"a","AccessKeySecret":"s","Expiration":"2026-11-26T06:00:00Z"}}"#).unwrap_err();
+        let err = parse_sts_answer("AssumeRoleWithOIDC", 200, br#"{"Credentials":{"AccessKeyId":"a","AccessKeySecret":"s","Expiration":"2026-11-26T06:00:00Z"}}"#).unwrap_err();
         assert!(err.contains("SecurityToken"), "{err}");
-        assert!(parse_sts_answer(200, b"<html>")
+        assert!(parse_sts_answer("AssumeRoleWithOIDC", 200, b"<html>")
             .unwrap_err()
             .contains("not JSON"));
     }
