@@ -1,205 +1,442 @@
-//! Wires the parts together: config → client → poller → snapshots → HTTP.
+//! Wires the parts together: accounts → target manager → poller →
+//! snapshots → HTTP. `run` ends when the shutdown future completes, or with
+//! an error when the poller or the target manager dies: an exporter whose
+//! loop is gone must not go on serving frozen facts.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
 
-use crate::aliyun::credentials::chain::{self, Source};
-use crate::aliyun::credentials::CredentialsError;
-use crate::aliyun::{ClientSettings, Credentials, RetryPolicy, RpcClient};
+use crate::accounts::{AccountBuilder, Env};
+use crate::aliyun::credentials::{Credentials, CredentialsError};
+use crate::aliyun::RetryPolicy;
 use crate::clock::{self, Clock};
-use crate::config::{Config, Target};
+use crate::config::{
+    bad, AccountConfig, AccountCredentials, Config, ConfigError, DiscoveryConfig, ProductConfig,
+    Regions, ShardIndex, DEFAULT_ACCOUNT,
+};
+use crate::fake_api::FakeApi;
 use crate::poller::{self, PollerSettings};
-use crate::products::kvstore;
 use crate::secret::Secret;
-use crate::server::Endpoints;
+use crate::server::{Endpoints, ReloadFn};
 use crate::snapshot::Snapshot;
+use crate::targets::manager::{self, BuildAccount, ManagerSettings, Reload};
+use crate::targets::{shard, Shard, TargetSet};
 use crate::{demo, http, metrics};
 
-/// Runs the exporter until `shutdown` completes.
+/// Why the exporter could not start (or stopped), with its exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A bad flag or config file: exit 2.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// An account whose credentials cannot be had: exit 2.
+    #[error("invalid configuration: account {account:?}: credentials: {error}")]
+    Credentials {
+        account: String,
+        error: CredentialsError,
+    },
+    /// Anything else (a port in use, a loop that died): exit 1.
+    #[error("{0}")]
+    Runtime(String),
+}
+
+impl StartError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            StartError::Config(_) | StartError::Credentials { .. } => 2,
+            StartError::Runtime(_) => 1,
+        }
+    }
+}
+
+/// Runs the exporter until `shutdown` completes; SIGHUP re-reads the
+/// config file.
 pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let running = start(config, clock::system()).await?;
-    shutdown.await;
+) -> Result<(), StartError> {
+    let mut running = start(config, clock::system()).await?;
+    #[cfg(unix)]
+    let hangups = {
+        let reload = running.reload.clone();
+        tokio::spawn(reload_on_sighup(reload))
+    };
+    let outcome = tokio::select! {
+        _ = shutdown => Ok(()),
+        failure = running.failed() => Err(StartError::Runtime(failure)),
+    };
+    #[cfg(unix)]
+    hangups.abort();
     running.stop().await;
-    Ok(())
+    outcome
+}
+
+#[cfg(unix)]
+async fn reload_on_sighup(reload: ReloadFn) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; use POST /-/reload with --web.enable-lifecycle");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        tracing::info!("SIGHUP received, reloading the config file");
+        let _ = reload().await;
+    }
 }
 
 /// A started exporter; `stop` shuts it down gracefully.
 pub struct Running {
     pub addr: SocketAddr,
-    stop_server: tokio::sync::oneshot::Sender<()>,
-    stop_poller: watch::Sender<bool>,
-    server: tokio::task::JoinHandle<()>,
-    poller: tokio::task::JoinHandle<()>,
+    /// Re-reads the config file and applies it (as SIGHUP and `/-/reload` do).
+    pub reload: ReloadFn,
+    pub snapshots: watch::Receiver<Arc<Snapshot>>,
+    stop_server: oneshot::Sender<()>,
+    stop_background: watch::Sender<bool>,
+    server: JoinHandle<()>,
+    poller: Option<JoinHandle<Result<(), String>>>,
+    manager: Option<JoinHandle<Result<(), String>>>,
     /// Kept alive for as long as the exporter runs (demo mode).
-    _fake_api: Option<crate::fake_api::FakeApi>,
+    _fake_api: Option<Arc<FakeApi>>,
 }
 
 impl Running {
-    /// Lets scrapes in flight finish, then stops the poller.
-    pub async fn stop(self) {
+    /// Lets scrapes in flight finish, then stops the poller and discovery.
+    pub async fn stop(mut self) {
         let _ = self.stop_server.send(());
         let _ = self.server.await;
-        let _ = self.stop_poller.send(true);
-        let _ = self.poller.await;
+        let _ = self.stop_background.send(true);
+        for handle in [self.poller.take(), self.manager.take()]
+            .into_iter()
+            .flatten()
+        {
+            let _ = handle.await;
+        }
         tracing::info!("stopped");
+    }
+
+    /// Completes, with the reason, when the poller or the target manager
+    /// ends before being asked to.
+    pub async fn failed(&mut self) -> String {
+        let (Some(poller), Some(manager)) = (self.poller.as_mut(), self.manager.as_mut()) else {
+            return std::future::pending().await;
+        };
+        let (what, ended) = tokio::select! {
+            ended = poller => { self.poller = None; ("the poll loop", ended) }
+            ended = manager => { self.manager = None; ("discovery", ended) }
+        };
+        let reason = match ended {
+            Ok(Ok(())) => "stopped".to_string(),
+            Ok(Err(e)) => e,
+            Err(e) => e.to_string(),
+        };
+        tracing::error!(reason = %reason, "{what} ended; stopping the exporter");
+        format!("{what} ended: {reason}")
     }
 }
 
-/// Binds the listener and starts the poller and the server.
-pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
-    let (endpoint, source, fake_api) = match &config.target {
-        Target::Api {
-            endpoint,
-            credentials,
-        } => (endpoint.clone(), credentials.clone(), None),
-        Target::Demo => {
-            let fake = demo::start_fake_api(clock.now())
-                .await
-                .context("cannot start the demo's fake API")?;
-            let credentials = Credentials {
-                access_key_id: demo::ACCESS_KEY_ID.into(),
-                access_key_secret: Secret::new(demo::ACCESS_KEY_SECRET),
-                security_token: None,
-            };
-            tracing::info!(endpoint = %fake.endpoint(), "demo mode: serving sample instances from the in-process fake API");
-            (
-                fake.endpoint(),
-                Source::Static {
-                    name: "demo",
-                    credentials,
-                },
-                Some(fake),
-            )
-        }
+/// Binds the listener and starts discovery, the poller and the server,
+/// with the process's environment.
+pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, StartError> {
+    start_with_env(config, clock, Arc::new(|name| std::env::var(name).ok())).await
+}
+
+/// `start`, with the environment looked up through `env` (tests).
+pub async fn start_with_env(
+    config: Config,
+    clock: Arc<dyn Clock>,
+    env: Env,
+) -> Result<Running, StartError> {
+    let live = metrics::registry(true).map_err(|e| StartError::Runtime(e.to_string()))?;
+    let shard = resolve_shard(&config, &*env)?;
+    live.exporter.set_shard(shard.index, shard.count);
+
+    let (accounts, fake_api) = if config.demo {
+        let fake = demo::start_fake_api(clock.now())
+            .await
+            .map_err(|e| StartError::Runtime(format!("cannot start the demo's fake API: {e}")))?;
+        tracing::info!(endpoint = %fake.endpoint(), "demo mode: discovering sample instances in two regions of the in-process fake API");
+        let account = demo_account(&config, fake.endpoint());
+        (vec![account], Some(Arc::new(fake)))
+    } else {
+        (config.accounts.clone(), None)
     };
 
-    let live = metrics::registry(true)?;
-    let credentials = chain::build(&source, clock.clone(), live.credentials.clone())?;
-    if let Source::Ecs {
-        settings,
-        probe: true,
-    } = &source
-    {
-        // Nothing else was configured: make sure this is an ECS instance
-        // with a role before promising to poll anything.
-        if let Err(e) = credentials.credentials().await {
-            return Err(CredentialsError {
-                source_name: "chain",
-                message: format!(
-                    "no credentials found: set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET, \
-                     or the RRSA variables, or a profile file; the ECS instance RAM role at {} is not available either ({e})",
-                    settings.metadata_endpoint
-                ),
-            }
-            .into());
-        }
+    let builder = Arc::new(AccountBuilder {
+        credentials: config.credentials.clone(),
+        env,
+        clock: clock.clone(),
+        api_observer: live.api.clone(),
+        credentials_metrics: live.credentials.clone(),
+        timeout: config.poll.timeout,
+        retry: RetryPolicy {
+            // Retries never run into the next poll (or round).
+            max_elapsed: RetryPolicy::default()
+                .max_elapsed
+                .min(config.poll.interval)
+                .min(config.discovery_interval),
+            ..RetryPolicy::default()
+        },
+    });
+    let mut built = Vec::new();
+    for account in accounts {
+        let name = account.name.clone();
+        let account = builder
+            .build(account)
+            .await
+            .map_err(|error| StartError::Credentials {
+                account: name,
+                error,
+            })?;
+        built.push(account);
     }
+    // The flags and the file (if any) were loaded: 1, as Prometheus says
+    // of its own config; a failed reload turns it to 0.
+    live.exporter.config_loaded(true, clock.now());
 
     let listener = TcpListener::bind(config.listen_address)
         .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {} (--web.listen-address)",
+        .map_err(|e| {
+            StartError::Runtime(format!(
+                "cannot listen on {} (--web.listen-address): {e}",
                 config.listen_address
-            )
+            ))
         })?;
-    let addr = listener.local_addr()?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartError::Runtime(e.to_string()))?;
 
-    // Starts with the watched list, so that /readyz is 503 from the start.
-    let (publish, snapshots) = watch::channel(Arc::new(Snapshot {
-        product: "redis",
-        region_id: config.region_id.clone(),
-        watched: Arc::new(config.instance_ids.clone()),
+    let (stop_background, background_stopped) = watch::channel(false);
+    let (publish_targets, targets) = watch::channel(Arc::new(TargetSet {
+        shard,
         ..Default::default()
     }));
+    let (reloads, reload_requests) = mpsc::channel::<Reload>(1);
+    let build: BuildAccount = {
+        let builder = builder.clone();
+        Arc::new(move |config: AccountConfig| {
+            let builder = builder.clone();
+            Box::pin(async move { builder.build(config).await.map_err(|e| e.to_string()) })
+        })
+    };
+    let manager = tokio::spawn(manager::run(
+        built.clone(),
+        build,
+        ManagerSettings {
+            discovery_interval: config.discovery_interval,
+            poll_interval: config.poll.interval,
+            shard,
+        },
+        clock.clone(),
+        publish_targets,
+        reload_requests,
+        background_stopped.clone(),
+    ));
+
+    let (publish, snapshots) = watch::channel(Arc::new(Snapshot::default()));
     let exposition = Arc::new(metrics::Exposition {
         registry: live.registry,
         snapshots: snapshots.clone(),
         clock: clock.clone(),
+        tag_labels: config.tag_labels.clone(),
     });
-    let client = RpcClient::new(
-        ClientSettings {
-            endpoint: endpoint.clone(),
-            version: kvstore::API_VERSION,
-            timeout: config.poll_timeout,
-            retry: RetryPolicy {
-                // Retries never run into the next poll of the instance.
-                max_elapsed: RetryPolicy::default().max_elapsed.min(config.poll_interval),
-                ..RetryPolicy::default()
-            },
-        },
-        credentials,
-        live.api,
-        clock.clone(),
-    )?;
-
-    let (stop_poller, poller_stopped) = watch::channel(false);
-    let settings = PollerSettings {
-        product: "redis",
-        region_id: config.region_id.clone(),
-        instance_ids: config.instance_ids.clone(),
-        interval: config.poll_interval,
-        lookback: config.poll_lookback,
-        concurrency: config.poll_concurrency,
-    };
     let poller = tokio::spawn(poller::run(
-        settings,
-        Arc::new(client),
+        PollerSettings {
+            interval: config.poll.interval,
+            lookback: config.poll.lookback,
+            concurrency: config.poll.concurrency,
+        },
+        targets,
         clock.clone(),
         publish,
-        poller_stopped,
+        background_stopped,
     ));
 
-    if fake_api.is_some() {
+    let reload = reload_fn(
+        config.clone(),
+        reloads,
+        live.exporter.clone(),
+        clock.clone(),
+    );
+    if let Some(fake) = &fake_api {
         tokio::spawn(show_demo_metrics(
             snapshots.clone(),
             exposition.clone(),
             addr,
             config.telemetry_path.clone(),
         ));
+        tokio::spawn(add_late_instance(fake.clone(), clock.clone()));
     }
     let endpoints = Arc::new(Endpoints {
         telemetry_path: config.telemetry_path.clone(),
         exposition,
-        snapshots,
+        snapshots: snapshots.clone(),
         clock,
+        reload: config.enable_lifecycle.then(|| reload.clone()),
     });
-    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let (stop_server, server_stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(http::serve(
         listener,
         move |req| {
             let endpoints = endpoints.clone();
-            async move { endpoints.handle(&req) }
+            async move { endpoints.handle(&req).await }
         },
         async move {
             let _ = server_stopped.await;
         },
     ));
+    let names: Vec<&str> = built.iter().map(|a| &*a.name).collect();
     tracing::info!(
         address = %addr,
-        region_id = %config.region_id,
-        endpoint = %endpoint,
-        credentials = source.name(),
-        instances = config.instance_ids.len(),
-        interval = ?config.poll_interval,
+        accounts = ?names,
+        shard = format!("{}/{}", shard.index, shard.count),
+        poll_interval = ?config.poll.interval,
+        discovery_interval = ?config.discovery_interval,
         "listening"
     );
     Ok(Running {
         addr,
+        reload,
+        snapshots,
         stop_server,
-        stop_poller,
+        stop_background,
         server,
-        poller,
+        poller: Some(poller),
+        manager: Some(manager),
         _fake_api: fake_api,
     })
+}
+
+/// This replica's shard; the host name is read here, not in validation.
+fn resolve_shard(
+    config: &Config,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Shard, StartError> {
+    let count = config.shard.count;
+    let index = match config.shard.index {
+        ShardIndex::Fixed(index) => index,
+        ShardIndex::FromHostname => {
+            let hostname = env("HOSTNAME")
+                .filter(|h| !h.trim().is_empty())
+                .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+                .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+                .unwrap_or_default();
+            let hostname = hostname.trim();
+            let ordinal = shard::ordinal_from_hostname(hostname).ok_or_else(|| {
+                bad(
+                    "shard.from-hostname",
+                    format!("the host name {hostname:?} does not end in -<ordinal> like a StatefulSet pod's"),
+                )
+            })?;
+            if ordinal >= count {
+                return Err(bad(
+                    "shard.from-hostname",
+                    format!("ordinal {ordinal} of {hostname:?} is not below --shard.count={count}"),
+                )
+                .into());
+            }
+            ordinal
+        }
+    };
+    Ok(Shard { index, count })
+}
+
+/// The demo's account: its fake API's key and endpoint; discovery in two
+/// regions, and one static instance that has been released.
+fn demo_account(config: &Config, endpoint: String) -> AccountConfig {
+    AccountConfig {
+        name: DEFAULT_ACCOUNT.to_string(),
+        credentials: AccountCredentials::Static(Credentials {
+            access_key_id: demo::ACCESS_KEY_ID.into(),
+            access_key_secret: Secret::new(demo::ACCESS_KEY_SECRET),
+            security_token: None,
+        }),
+        role: None,
+        rate_limit: config.file_defaults.rate_limit,
+        endpoint: Some(endpoint),
+        redis: ProductConfig {
+            regions: Regions::List(demo::REGIONS.iter().map(|r| r.to_string()).collect()),
+            static_region: Some(demo::REGION_ID.to_string()),
+            instance_ids: vec![demo::RELEASED.to_string()],
+            discovery: Some(DiscoveryConfig::default()),
+        },
+    }
+}
+
+/// Reads the config file again, validates it with the same flags, and asks
+/// the target manager to switch; on any error the running config stays and
+/// `…_config_last_reload_successful` turns 0. One reload at a time.
+fn reload_fn(
+    config: Config,
+    reloads: mpsc::Sender<Reload>,
+    exporter: Arc<metrics::ExporterMetrics>,
+    clock: Arc<dyn Clock>,
+) -> ReloadFn {
+    let config = Arc::new(config);
+    let lock = Arc::new(tokio::sync::Mutex::new(()));
+    Arc::new(move || {
+        let (config, reloads, exporter, clock, lock) = (
+            config.clone(),
+            reloads.clone(),
+            exporter.clone(),
+            clock.clone(),
+            lock.clone(),
+        );
+        Box::pin(async move {
+            let _one_at_a_time = lock.lock().await;
+            let result = reload(&config, &reloads).await;
+            exporter.config_loaded(result.is_ok(), clock.now());
+            match &result {
+                Ok(summary) => tracing::info!(summary = %summary, "config reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %e, "config reload failed; keeping the running config")
+                }
+            }
+            result
+        })
+    })
+}
+
+async fn reload(config: &Config, reloads: &mpsc::Sender<Reload>) -> Result<String, String> {
+    let Some(path) = &config.config_file else {
+        return Err("no --config.file to reload".into());
+    };
+    let text = read_config_file(path).map_err(|e| e.to_string())?;
+    let accounts = config.with_file(Some(&text)).map_err(|e| e.to_string())?;
+    let (reply, answer) = oneshot::channel();
+    reloads
+        .send(Reload { accounts, reply })
+        .await
+        .map_err(|_| "discovery is not running".to_string())?;
+    answer
+        .await
+        .map_err(|_| "discovery stopped during the reload".to_string())?
+}
+
+/// The config file's text (the only file read for the configuration).
+pub fn read_config_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| {
+        bad(
+            "config.file",
+            format!("cannot read {}: {e}", PathBuf::from(path).display()),
+        )
+    })
+}
+
+/// Demo mode: an instance created a minute after the start, for discovery
+/// to find.
+async fn add_late_instance(fake: Arc<FakeApi>, clock: Arc<dyn Clock>) {
+    tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+    fake.set_instance(demo::LATE, demo::late_instance(clock.now()));
+    tracing::info!(
+        instance_id = demo::LATE,
+        "demo: a new instance was created; the next discovery round finds it"
+    );
 }
 
 /// Demo mode: once every sample instance has been polled, print the
@@ -210,11 +447,7 @@ async fn show_demo_metrics(
     addr: SocketAddr,
     path: String,
 ) {
-    if snapshots
-        .wait_for(|s| !s.watched.is_empty() && s.ready())
-        .await
-        .is_err()
-    {
+    if snapshots.wait_for(|s| s.ready).await.is_err() {
         return;
     }
     let Ok(text) = exposition.render() else {
@@ -234,6 +467,6 @@ async fn show_demo_metrics(
         out.push('\n');
     }
     println!(
-        "{out}\nThe demo is serving these metrics (and more) at http://{host}{path} and a status page at http://{host}/.\nPress Ctrl-C to stop."
+        "{out}\nThe demo is serving these metrics (and more) at http://{host}{path} and a status page at http://{host}/.\nA new instance (r-demo-new) appears in about a minute, found by discovery.\nPress Ctrl-C to stop."
     );
 }

@@ -1,19 +1,27 @@
 //! aliyun-backup-exporter: a Prometheus exporter for the backups of Alibaba
 //! Cloud managed databases, starting with ApsaraDB for Redis / Tair.
 //!
-//! Layout (data flows one way: config → poller → snapshot → /metrics):
+//! Layout (data flows one way: config → targets → poller → snapshot → /metrics):
 //!
-//! - `config`: command-line flags and environment → a validated `Config`.
+//! - `cli`: the raw command-line flags, each with an environment fallback.
+//! - `config`: flags and the YAML config file → a validated `Config`
+//!   (pure: the caller reads the file and the environment).
+//! - `accounts`: each account's runtime: credentials, role, rate limit, clients.
+//! - `targets`: the live set of watched instances: static lists plus
+//!   discovery (DescribeRegions, DescribeInstances) per account and region,
+//!   this replica's shard of them, reloads.
+//! - `poller`: polls each target on its schedule, at most N at once; owns
+//!   all mutable state and publishes snapshots.
 //! - `app`: wires the parts together; `run(config, shutdown)`.
-//! - `aliyun`: the generic Alibaba Cloud RPC client (signing, retries, errors)
-//!   and the credentials chain (env, RRSA, profiles, ECS role; refresh).
+//! - `aliyun`: the generic Alibaba Cloud RPC client (signing, retries, rate
+//!   limit, errors, lenient JSON) and the credentials chain.
 //! - `products`: one file per database product; `kvstore` (Redis / Tair):
-//!   `DescribeBackups` decoded into `model` types.
-//! - `model`: product-neutral backup records.
-//! - `poller`: the polling loop; owns all mutable state, publishes snapshots.
-//! - `snapshot`: pure functions from backups to per-node summaries.
+//!   DescribeBackups, DescribeInstances, DescribeRegions.
+//! - `model`: product-neutral backup and instance records.
+//! - `snapshot`: pure functions from backups to per-node summaries; the
+//!   snapshot the HTTP side reads.
 //! - `metrics`: renders a snapshot as the Prometheus exposition at scrape time.
-//! - `server`: the HTTP endpoints (/metrics, /healthz, /readyz, /).
+//! - `server`: the HTTP endpoints (/metrics, /healthz, /readyz, /, /-/reload).
 //! - `http`: accept loop and graceful shutdown shared by server and fake API.
 //! - `fake_api`: an in-process fake of the Alibaba API (real HTTP, real
 //!   signature checks), used by `--demo` and the tests.
@@ -21,8 +29,10 @@
 //! - `logging`: logfmt or JSON logs.
 //! - `clock`, `secret`: injectable time; values that never print.
 
+pub mod accounts;
 pub mod aliyun;
 pub mod app;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod demo;
@@ -36,5 +46,6 @@ pub mod products;
 pub mod secret;
 pub mod server;
 pub mod snapshot;
+pub mod targets;
 
 pub use app::run;

@@ -1,11 +1,15 @@
 //! Parse, validate, run; print errors with their causes; exit codes:
-//! 0 stopped by a signal, 1 failed at run time, 2 bad configuration.
+//! 0 stopped by a signal (or `--config.check` passed), 1 failed at run
+//! time, 2 bad configuration.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use aliyun_backup_exporter::aliyun::credentials::CredentialsError;
-use aliyun_backup_exporter::config::{Cli, Config};
-use aliyun_backup_exporter::logging;
+use aliyun_backup_exporter::accounts::AccountBuilder;
+use aliyun_backup_exporter::app::{self, StartError};
+use aliyun_backup_exporter::cli::Cli;
+use aliyun_backup_exporter::config::{Config, Regions};
+use aliyun_backup_exporter::{clock, logging, metrics};
 use clap::Parser;
 
 fn main() -> ExitCode {
@@ -24,15 +28,94 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     };
-    let config = match Config::from_cli(cli, |name| std::env::var(name).ok()) {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("error: invalid configuration: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    logging::init(config.log_level, config.log_format);
+    match configure(&cli) {
+        Ok(config) if cli.config_check => check(&config),
+        Ok(config) => serve(config),
+        Err(e) => fail(&e),
+    }
+}
 
+/// The flags and the config file's text, validated.
+fn configure(cli: &Cli) -> Result<Config, StartError> {
+    let text = match &cli.config_file {
+        Some(path) if !path.trim().is_empty() => {
+            Some(app::read_config_file(std::path::Path::new(path.trim()))?)
+        }
+        _ => None,
+    };
+    Ok(Config::from_cli(
+        cli,
+        |name| std::env::var(name).ok(),
+        text.as_deref(),
+    )?)
+}
+
+fn fail(e: &StartError) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(e.exit_code())
+}
+
+/// `--config.check`: the config is valid and every account's credentials
+/// can be found (environment and files only; nothing is sent).
+fn check(config: &Config) -> ExitCode {
+    let Ok(live) = metrics::registry(false) else {
+        return ExitCode::FAILURE;
+    };
+    let builder = AccountBuilder {
+        credentials: config.credentials.clone(),
+        env: Arc::new(|name| std::env::var(name).ok()),
+        clock: clock::system(),
+        api_observer: live.api,
+        credentials_metrics: live.credentials,
+        timeout: config.poll.timeout,
+        retry: Default::default(),
+    };
+    let mut sources = Vec::new();
+    for account in &config.accounts {
+        match builder.source(account) {
+            Ok(source) => sources.push(format!("{} ({})", account.name, source.name())),
+            Err(error) => {
+                return fail(&StartError::Credentials {
+                    account: account.name.clone(),
+                    error,
+                })
+            }
+        }
+    }
+    let statics: usize = config
+        .accounts
+        .iter()
+        .map(|a| a.redis.instance_ids.len())
+        .sum();
+    let discovering: Vec<String> = config
+        .accounts
+        .iter()
+        .filter(|a| a.redis.discovery.is_some())
+        .map(|a| match &a.redis.regions {
+            Regions::All => format!("{}: all regions", a.name),
+            Regions::List(list) => format!("{}: {}", a.name, list.join(",")),
+        })
+        .collect();
+    if config.demo {
+        println!("configuration OK: demo mode");
+    } else {
+        println!(
+            "configuration OK: {} accounts [{}], {statics} static instances, discovery [{}], shard {}",
+            config.accounts.len(),
+            sources.join(", "),
+            discovering.join("; "),
+            match config.shard.index {
+                aliyun_backup_exporter::config::ShardIndex::Fixed(i) => format!("{i} of {}", config.shard.count),
+                aliyun_backup_exporter::config::ShardIndex::FromHostname =>
+                    format!("from the host name, of {}", config.shard.count),
+            }
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+fn serve(config: Config) -> ExitCode {
+    logging::init(config.log_level, config.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -44,17 +127,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(aliyun_backup_exporter::run(config, shutdown_signal())) {
+    match runtime.block_on(app::run(config, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if e.downcast_ref::<CredentialsError>().is_some() => {
-            // No usable credentials is a configuration problem.
-            eprintln!("error: invalid configuration: credentials: {e:#}");
-            ExitCode::from(2)
-        }
         Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "exporter failed");
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            if e.exit_code() != 2 {
+                tracing::error!(error = %e, "exporter failed");
+            }
+            fail(&e)
         }
     }
 }

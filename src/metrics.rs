@@ -8,36 +8,45 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 use tokio::sync::watch;
 
 use crate::aliyun::credentials::refresh::RefreshObserver;
-use crate::aliyun::CallObserver;
+use crate::aliyun::{CallLabels, CallObserver};
 use crate::clock::Clock;
+use crate::config::TagLabel;
 use crate::snapshot::{InstanceView, NodeSummary, Snapshot};
+use crate::targets::InstanceKey;
 
 /// The Prometheus text format's content type.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 const NS: &str = "aliyun_backup_";
-const CACHED: &str = "(from the exporter's last cached poll)";
 
 /// The HELP texts of the families built from snapshots.
 const SNAPSHOT_FAMILIES: &[(&str, &str)] = &[
-    ("last_success_timestamp_seconds", "End time of the newest successful backup in the lookback window"),
-    ("last_success_age_seconds", "Seconds since the end of the newest successful backup, computed at scrape time"),
-    ("last_success_size_bytes", "Size of the newest successful backup"),
-    ("last_success_duration_seconds", "Duration (end - start) of the newest successful backup"),
-    ("last_success_info", "Kind of the newest successful backup; always 1"),
-    ("last_attempt_timestamp_seconds", "Start time of the newest backup of any status"),
-    ("last_attempt_success", "1 if the newest backup of any status succeeded, else 0"),
-    ("backups", "Backups in the lookback window by status"),
-    ("poll_success", "1 if the last poll of the instance succeeded, else 0"),
-    ("poll_success_timestamp_seconds", "When the instance was last polled successfully"),
-    ("poll_cycle_duration_seconds", "From the first start to the last finish of the last complete round of polls over all instances"),
+    ("last_success_timestamp_seconds", "End time of the newest successful backup in the lookback window (from the exporter's last cached poll)."),
+    ("last_success_age_seconds", "Seconds since the end of the newest successful backup, computed at scrape time (from the exporter's last cached poll)."),
+    ("last_success_size_bytes", "Size of the newest successful backup (from the exporter's last cached poll)."),
+    ("last_success_duration_seconds", "Duration (end - start) of the newest successful backup (from the exporter's last cached poll)."),
+    ("last_success_info", "Kind of the newest successful backup; always 1 (from the exporter's last cached poll)."),
+    ("last_attempt_timestamp_seconds", "Start time of the newest backup of any status (from the exporter's last cached poll)."),
+    ("last_attempt_success", "1 if the newest backup of any status succeeded, else 0 (from the exporter's last cached poll)."),
+    ("backups", "Backups in the lookback window by status (from the exporter's last cached poll)."),
+    ("poll_success", "1 if the last poll of the instance succeeded, else 0 (from the exporter's last cached poll)."),
+    ("poll_success_timestamp_seconds", "When the instance was last polled successfully (from the exporter's last cached poll)."),
+    ("poll_cycle_duration_seconds", "From the first start to the last finish of the last complete round of polls over all instances (from the exporter's last cached poll)."),
+    ("instance_info", "What DescribeInstances says of a watched instance; always 1 (from the exporter's last discovery round)."),
+    ("instance_created_timestamp_seconds", "When the instance was created: DescribeInstances' CreateTime (from the exporter's last discovery round)."),
+    ("discovery_success", "1 if the last discovery round of the account and region succeeded (DescribeInstances; DescribeRegions for region_id=\"all\"), else 0."),
+    ("discovery_timestamp_seconds", "When discovery last succeeded for the account and region."),
+    ("targets", "Instances this replica polls, by account and region; instances in Creating are not counted."),
 ];
+
+/// What `aliyun_backup_instance_info` says of the backup call it uses.
+const BACKUP_API: &str = "describe_backups";
 
 /// Counts and times every API attempt; the client reports to it.
 pub struct ApiMetrics {
@@ -46,21 +55,40 @@ pub struct ApiMetrics {
 }
 
 impl CallObserver for ApiMetrics {
-    fn attempt(&self, action: &str, code: &str, elapsed: Duration) {
-        self.requests.with_label_values(&[action, code]).inc();
+    fn attempt(&self, call: &CallLabels, action: &str, code: &str, elapsed: Duration) {
+        let (account, region) = (&*call.account, &*call.region_id);
+        self.requests
+            .with_label_values(&[account, region, action, code])
+            .inc();
         self.duration
-            .with_label_values(&[action])
+            .with_label_values(&[account, region, action])
             .observe(elapsed.as_secs_f64());
     }
 }
 
-/// Credentials refreshes and the expiry of the credentials in use.
+/// Credentials refreshes and the expiry of the credentials in use, per
+/// account (each has its own source, and maybe its own role).
 pub struct CredentialsMetrics {
     expiry: GaugeVec,
     refreshes: IntCounterVec,
 }
 
-impl RefreshObserver for CredentialsMetrics {
+impl CredentialsMetrics {
+    /// The observer of one account's credentials.
+    pub fn for_account(self: &Arc<Self>, account: &str) -> Arc<dyn RefreshObserver> {
+        Arc::new(AccountCredentialsMetrics {
+            account: account.to_string(),
+            metrics: self.clone(),
+        })
+    }
+}
+
+struct AccountCredentialsMetrics {
+    account: String,
+    metrics: Arc<CredentialsMetrics>,
+}
+
+impl RefreshObserver for AccountCredentialsMetrics {
     fn refreshed(
         &self,
         provider: &'static str,
@@ -68,11 +96,39 @@ impl RefreshObserver for CredentialsMetrics {
         expiration: Option<chrono::DateTime<chrono::Utc>>,
     ) {
         let result = if ok { "success" } else { "failure" };
-        self.refreshes.with_label_values(&[provider, result]).inc();
+        let account = self.account.as_str();
+        self.metrics
+            .refreshes
+            .with_label_values(&[account, provider, result])
+            .inc();
         if let Some(expiration) = expiration {
-            self.expiry
-                .with_label_values(&[provider])
+            self.metrics
+                .expiry
+                .with_label_values(&[account, provider])
                 .set(expiration.timestamp() as f64);
+        }
+    }
+}
+
+/// The exporter's own state: its shard and its config reloads.
+pub struct ExporterMetrics {
+    shard_ordinal: IntGauge,
+    total_shards: IntGauge,
+    reload_ok: IntGauge,
+    reload_ok_at: Gauge,
+}
+
+impl ExporterMetrics {
+    pub fn set_shard(&self, index: u32, count: u32) {
+        self.shard_ordinal.set(i64::from(index));
+        self.total_shards.set(i64::from(count));
+    }
+
+    /// After loading the config (at start-up, on SIGHUP or `/-/reload`).
+    pub fn config_loaded(&self, ok: bool, at: chrono::DateTime<chrono::Utc>) {
+        self.reload_ok.set(i64::from(ok));
+        if ok {
+            self.reload_ok_at.set(at.timestamp() as f64);
         }
     }
 }
@@ -82,6 +138,7 @@ pub struct Live {
     pub registry: Registry,
     pub api: Arc<ApiMetrics>,
     pub credentials: Arc<CredentialsMetrics>,
+    pub exporter: Arc<ExporterMetrics>,
 }
 
 /// Builds the registry of live metrics: API and credentials metrics, build
@@ -91,9 +148,9 @@ pub fn registry(process: bool) -> Result<Live, prometheus::Error> {
     let requests = IntCounterVec::new(
         Opts::new(
             format!("{NS}api_requests_total"),
-            "Alibaba Cloud API requests, every attempt, by action and result code",
+            "Alibaba Cloud API requests, every attempt, by account, region, action and result code",
         ),
-        &["action", "code"],
+        &["account", "region_id", "action", "code"],
     )?;
     let duration = HistogramVec::new(
         HistogramOpts::new(
@@ -101,7 +158,7 @@ pub fn registry(process: bool) -> Result<Live, prometheus::Error> {
             "Alibaba Cloud API request latency, every attempt",
         )
         .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
-        &["action"],
+        &["account", "region_id", "action"],
     )?;
     registry.register(Box::new(requests.clone()))?;
     registry.register(Box::new(duration.clone()))?;
@@ -133,24 +190,54 @@ pub fn registry(process: bool) -> Result<Live, prometheus::Error> {
     let expiry = GaugeVec::new(
         Opts::new(
             format!("{NS}credentials_expiry_timestamp_seconds"),
-            "When the temporary credentials in use expire",
+            "When the temporary credentials in use expire, by account and provider",
         ),
-        &["provider"],
+        &["account", "provider"],
     )?;
     let refreshes = IntCounterVec::new(
         Opts::new(
             format!("{NS}credentials_refreshes_total"),
-            "Refreshes of temporary credentials, by provider and result",
+            "Refreshes of temporary credentials, by account, provider and result",
         ),
-        &["provider", "result"],
+        &["account", "provider", "result"],
     )?;
     registry.register(Box::new(expiry.clone()))?;
     registry.register(Box::new(refreshes.clone()))?;
+
+    let gauge = |name: &str, help: &str| -> Result<IntGauge, prometheus::Error> {
+        let gauge = IntGauge::new(format!("{NS}{name}"), help)?;
+        registry.register(Box::new(gauge.clone()))?;
+        Ok(gauge)
+    };
+    let exporter = ExporterMetrics {
+        shard_ordinal: gauge(
+            "exporter_shard_ordinal",
+            "This replica's shard (--shard.index or the StatefulSet ordinal)",
+        )?,
+        total_shards: gauge(
+            "exporter_total_shards",
+            "Replicas sharing the instances (--shard.count)",
+        )?,
+        reload_ok: gauge(
+            "exporter_config_last_reload_successful",
+            "1 if the last load of the config file succeeded, else 0",
+        )?,
+        reload_ok_at: {
+            let g = Gauge::new(
+                format!("{NS}exporter_config_last_reload_success_timestamp_seconds"),
+                "When the config was last loaded successfully",
+            )?;
+            registry.register(Box::new(g.clone()))?;
+            g
+        },
+    };
+    exporter.set_shard(0, 1);
 
     Ok(Live {
         registry,
         api: Arc::new(ApiMetrics { requests, duration }),
         credentials: Arc::new(CredentialsMetrics { expiry, refreshes }),
+        exporter: Arc::new(exporter),
     })
 }
 
@@ -160,16 +247,18 @@ pub struct Exposition {
     pub registry: Registry,
     pub snapshots: watch::Receiver<Arc<Snapshot>>,
     pub clock: Arc<dyn Clock>,
+    /// Tag keys shown as labels on `aliyun_backup_instance_info`.
+    pub tag_labels: Vec<TagLabel>,
 }
 
 impl Exposition {
     /// Renders the whole exposition in the text format.
     pub fn render(&self) -> Result<String, prometheus::Error> {
         let snapshot = self.snapshots.borrow().clone();
-        let mut out = Vec::with_capacity(64 * 1024 + snapshot.instances.len() * 2048);
+        let mut out = Vec::with_capacity(64 * 1024 + snapshot.targets.targets.len() * 2560);
         TextEncoder::new().encode(&self.registry.gather(), &mut out)?;
         let mut text = String::from_utf8(out).map_err(|e| prometheus::Error::Msg(e.to_string()))?;
-        write_snapshot(&mut text, &snapshot, self.clock.now());
+        write_snapshot(&mut text, &snapshot, self.clock.now(), &self.tag_labels);
         Ok(text)
     }
 }
@@ -178,22 +267,27 @@ impl Exposition {
 /// snapshot: with a thousand instances this is several times faster, and
 /// far lighter on memory, than building the client library's metric
 /// objects for every scrape. Families without samples are left out.
-pub fn write_snapshot(out: &mut String, snapshot: &Snapshot, now: chrono::DateTime<chrono::Utc>) {
+pub fn write_snapshot(
+    out: &mut String,
+    snapshot: &Snapshot,
+    now: chrono::DateTime<chrono::Utc>,
+    tag_labels: &[TagLabel],
+) {
     let seconds = |t: chrono::DateTime<chrono::Utc>| t.timestamp_millis() as f64 / 1000.0;
     let millis = |d: chrono::TimeDelta| d.num_milliseconds() as f64 / 1000.0;
-    let common = |instance_id: &str| {
+    let common = |key: &InstanceKey| {
         let mut labels = Labels::default();
         labels
-            .add("product", snapshot.product)
-            .add("region_id", &snapshot.region_id)
-            .add("instance_id", instance_id);
+            .add("product", key.product)
+            .add("region_id", &key.region_id)
+            .add("instance_id", &key.instance_id);
         labels
     };
     // Each label set is rendered once per scrape and shared by the families.
     let instances: Vec<(Labels, &InstanceView)> = snapshot
         .instances
         .iter()
-        .map(|(id, view)| (common(id), view.as_ref()))
+        .map(|(key, view)| (common(key), view.as_ref()))
         .collect();
     let nodes: Vec<(Labels, &NodeSummary)> = instances
         .iter()
@@ -282,6 +376,80 @@ pub fn write_snapshot(out: &mut String, snapshot: &Snapshot, now: chrono::DateTi
         "poll_cycle_duration_seconds",
         snapshot.poll_cycle_seconds.map(|s| (&no_labels, None, s)),
     );
+
+    // What discovery knows: every watched instance with its info, polled or not.
+    let infos: Vec<(Labels, &crate::model::InstanceInfo, &InstanceKey)> = snapshot
+        .targets
+        .targets
+        .iter()
+        .filter_map(|(key, target)| target.info.as_deref().map(|info| (common(key), info, key)))
+        .collect();
+    w.write(
+        "instance_info",
+        infos.iter().map(|(l, info, key)| {
+            let mut extra = Labels::default();
+            extra
+                .add("account", &key.account)
+                .add("instance_name", &info.name)
+                .add("zone_id", &info.zone_id)
+                .add("engine_version", &info.engine_version)
+                .add("architecture", &info.architecture)
+                .add("instance_class", &info.instance_class)
+                .add("status", &info.status)
+                .add("backup_api", BACKUP_API);
+            for tag in tag_labels {
+                if let Some((_, value)) = info.tags.iter().find(|(k, _)| *k == tag.key) {
+                    extra.add(&tag.label, value);
+                }
+            }
+            (l, Some(extra), 1.0)
+        }),
+    );
+    w.write(
+        "instance_created_timestamp_seconds",
+        infos
+            .iter()
+            .filter_map(|(l, info, _)| info.created.map(|at| (l, None, seconds(at)))),
+    );
+    let regions: Vec<(Labels, &crate::targets::DiscoveryStatus)> = snapshot
+        .targets
+        .discovery
+        .iter()
+        .map(|((account, product, region), status)| {
+            let mut labels = Labels::default();
+            labels
+                .add("account", account)
+                .add("product", product)
+                .add("region_id", region);
+            (labels, status)
+        })
+        .collect();
+    w.write(
+        "discovery_success",
+        regions
+            .iter()
+            .map(|(l, status)| (l, None, bool_value(status.success))),
+    );
+    w.write(
+        "discovery_timestamp_seconds",
+        regions
+            .iter()
+            .filter_map(|(l, status)| status.last_success.map(|at| (l, None, seconds(at)))),
+    );
+    let counts: Vec<(Labels, usize)> = snapshot
+        .targets
+        .counts()
+        .into_iter()
+        .map(|((account, product, region), n)| {
+            let mut labels = Labels::default();
+            labels
+                .add("account", &account)
+                .add("product", product)
+                .add("region_id", &region);
+            (labels, n)
+        })
+        .collect();
+    w.write("targets", counts.iter().map(|(l, n)| (l, None, *n as f64)));
 }
 
 fn bool_value(b: bool) -> f64 {
@@ -337,7 +505,7 @@ impl FamilyWriter<'_> {
         if samples.peek().is_none() {
             return;
         }
-        let _ = writeln!(self.out, "# HELP {NS}{name} {help} {CACHED}.");
+        let _ = writeln!(self.out, "# HELP {NS}{name} {help}");
         let _ = writeln!(self.out, "# TYPE {NS}{name} gauge");
         for (labels, extra, value) in samples {
             self.out.push_str(NS);
@@ -393,7 +561,7 @@ mod tests {
     #[test]
     fn an_empty_snapshot_writes_nothing() {
         let mut out = String::new();
-        write_snapshot(&mut out, &Snapshot::default(), chrono::Utc::now());
+        write_snapshot(&mut out, &Snapshot::default(), chrono::Utc::now(), &[]);
         assert_eq!(out, "");
     }
 }

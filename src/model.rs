@@ -62,6 +62,38 @@ pub struct Backup {
     pub backup_method: String,
 }
 
+/// What DescribeInstances says of an instance; label values are bounded
+/// in length when decoded.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct InstanceInfo {
+    pub instance_id: String,
+    pub region_id: String,
+    pub name: String,
+    pub zone_id: String,
+    pub engine_version: String,
+    /// `standard`, `cluster`, `rwsplit` (the API's `ArchitectureType`).
+    pub architecture: String,
+    pub instance_class: String,
+    /// As the API spells it: `Normal`, `Creating`, `Changing`, …
+    pub status: String,
+    pub shard_count: Option<u32>,
+    pub tags: Vec<(String, String)>,
+    pub created: Option<DateTime<Utc>>,
+}
+
+impl InstanceInfo {
+    /// Not polled yet: it has no backups to ask about.
+    pub fn is_creating(&self) -> bool {
+        self.status.eq_ignore_ascii_case("creating")
+    }
+
+    /// Whether it carries every one of `tags`.
+    pub fn has_tags(&self, tags: &[(String, String)]) -> bool {
+        tags.iter()
+            .all(|(k, v)| self.tags.iter().any(|(tk, tv)| tk == k && tv == v))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,15 +1,20 @@
-//! The polling loop. It owns all mutable state: one task per watched
-//! instance asks the API on its own schedule; a single coordinator applies
-//! each outcome and publishes a new immutable snapshot. The HTTP side only
-//! ever reads snapshots, so a scrape never waits for the API.
+//! The polling loop. One coordinator owns all mutable state: the schedule
+//! of every watched instance, at most `--poll.concurrency` polls in flight,
+//! and each instance's last facts. It reconciles the live target set (a new
+//! key is polled at once, a removed one stops and its series vanish at the
+//! next publish, which is immediate) and publishes immutable snapshots,
+//! coalescing the polls that finish close together into one swap, so that
+//! publishing costs time linear in the instances, not in instances × polls.
+//! The HTTP side only ever reads snapshots: a scrape never waits for the API.
 
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{mpsc, watch, Semaphore};
-use tokio::task::JoinSet;
+use tokio::sync::watch;
+use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 
 use crate::aliyun::{ApiError, RpcClient};
@@ -17,158 +22,381 @@ use crate::clock::Clock;
 use crate::model::Backup;
 use crate::products::kvstore::{self, Window};
 use crate::snapshot::{summarize, InstanceView, Snapshot};
+use crate::targets::shard::fnv1a64;
+use crate::targets::{InstanceKey, TargetSet};
 
 /// What the poller needs to know.
-#[derive(Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct PollerSettings {
-    pub product: &'static str,
-    pub region_id: String,
-    pub instance_ids: Vec<String>,
     pub interval: Duration,
     pub lookback: Duration,
     pub concurrency: usize,
 }
 
+/// Finished polls are published together when they come closer than this:
+/// a snapshot swap copies the map of all instances, and fresher than this
+/// matters to nobody (Prometheus scrapes every 15 s or more).
+pub const PUBLISH_EVERY: Duration = Duration::from_millis(200);
+
 /// The result of one poll of one instance.
 struct Outcome {
-    index: usize,
-    round: u64,
+    key: InstanceKey,
+    poll_id: u64,
     started: Instant,
     finished: Instant,
     polled_at: DateTime<Utc>,
     result: Result<Vec<Backup>, ApiError>,
 }
 
-/// What each instance's task needs of the settings (not the whole list of
-/// instances: a copy per task would cost memory quadratic in their number).
-#[derive(Clone, Copy)]
-struct Schedule {
-    interval: Duration,
-    lookback: Duration,
+/// One polled instance's schedule.
+struct Entry {
+    client: Arc<RpcClient>,
+    /// When its next poll is due; `None` while one is in flight.
+    due: Option<Instant>,
+    /// When its first poll after the one at joining is due.
+    second: Instant,
+    /// Planned start of its latest poll.
+    scheduled: Instant,
+    /// Polls started so far.
+    round: u64,
+    /// The poll in flight, to abort when the instance leaves.
+    in_flight: Option<(u64, AbortHandle)>,
+    /// Still owes a poll to the current pass (see `Pass`).
+    owed: bool,
 }
 
-/// Start and finish of one round over all instances.
+/// A pass over every instance watched when it began, for
+/// `aliyun_backup_poll_cycle_duration_seconds`: from the first start to the
+/// last finish of one poll of each.
 #[derive(Default)]
-struct Round {
+struct Pass {
+    began: Option<Instant>,
+    owed: usize,
     first_start: Option<Instant>,
     last_finish: Option<Instant>,
-    done: usize,
 }
 
-/// Runs until `shutdown` turns true (or its sender goes away), publishing
-/// snapshots on `publish`.
+/// Runs until `shutdown` turns true. An error when a poll panicked or the
+/// target set went away (the exporter must not go on with frozen facts).
 pub async fn run(
     settings: PollerSettings,
-    client: Arc<RpcClient>,
+    mut targets: watch::Receiver<Arc<TargetSet>>,
     clock: Arc<dyn Clock>,
     publish: watch::Sender<Arc<Snapshot>>,
     mut shutdown: watch::Receiver<bool>,
-) {
-    let n = settings.instance_ids.len();
-    let mut snapshot = Snapshot {
-        product: settings.product,
-        region_id: settings.region_id.clone(),
-        watched: Arc::new(settings.instance_ids.clone()),
-        ..Default::default()
+) -> Result<(), String> {
+    let mut state = State {
+        settings,
+        clock,
+        entries: HashMap::new(),
+        schedule: BinaryHeap::new(),
+        views: BTreeMap::new(),
+        polls: JoinSet::new(),
+        next_poll_id: 0,
+        pass: Pass::default(),
+        cycle_seconds: None,
+        ready: false,
+        targets: targets.borrow_and_update().clone(),
     };
-    publish.send_replace(Arc::new(snapshot.clone()));
+    state.reconcile(Instant::now());
+    publish.send_replace(state.snapshot());
+    let mut last_publish = Instant::now();
+    let mut dirty = false;
 
-    // Bounded, so that a coordinator that falls behind slows the pollers
-    // instead of piling up outcomes.
-    let (outcomes_tx, mut outcomes) = mpsc::channel::<Outcome>(64);
-    let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
-    let first_pass = Instant::now();
-    // Dropping the set (when this function returns) aborts every poll task.
-    let mut tasks = JoinSet::new();
-    for (index, instance_id) in settings.instance_ids.iter().enumerate() {
-        // After the first pass (all at once), instance i is polled at
-        // offset i/n of the interval, so polls spread over it evenly.
-        let offset = spread_offset(settings.interval, index, n);
-        tasks.spawn(poll_instance(
-            index,
-            instance_id.clone(),
-            first_pass,
-            first_pass + settings.interval + offset,
-            Schedule {
-                interval: settings.interval,
-                lookback: settings.lookback,
-            },
-            client.clone(),
-            clock.clone(),
-            permits.clone(),
-            outcomes_tx.clone(),
-        ));
-    }
-    drop(outcomes_tx);
-
-    let mut rounds: BTreeMap<u64, Round> = BTreeMap::new();
     loop {
-        let outcome = tokio::select! {
-            outcome = outcomes.recv() => match outcome {
-                Some(outcome) => outcome,
-                None => break,
+        let now = Instant::now();
+        let due = state
+            .next_due()
+            .filter(|_| state.polls.len() < state.settings.concurrency);
+        let publish_at = dirty.then_some(last_publish + PUBLISH_EVERY);
+        let wake = [due, publish_at].into_iter().flatten().min();
+        tokio::select! {
+            Some(joined) = state.polls.join_next() => match joined {
+                Ok(outcome) => {
+                    state.apply(outcome);
+                    dirty = true;
+                }
+                Err(e) if e.is_cancelled() => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "a poll panicked; stopping the poll loop");
+                    return Err(format!("a poll panicked: {e}"));
+                }
             },
+            changed = targets.changed() => {
+                if changed.is_err() {
+                    return if *shutdown.borrow() { Ok(()) } else { Err("the target set is gone".into()) };
+                }
+                state.targets = targets.borrow_and_update().clone();
+                state.reconcile(now);
+                // Removed instances vanish at once.
+                publish.send_replace(state.snapshot());
+                last_publish = Instant::now();
+                dirty = false;
+            }
+            _ = sleep_until_some(wake) => {}
             changed = shutdown.changed() => {
                 if changed.is_err() || *shutdown.borrow() {
-                    break;
+                    tracing::debug!("poller stopped");
+                    return Ok(());
                 }
-                continue;
             }
-            // Poll tasks never end on their own; one that does has panicked.
-            // Stop, so that /healthz reports the loop dead instead of
-            // serving that instance's last facts for ever.
-            Some(ended) = tasks.join_next() => {
-                tracing::error!(error = ?ended.err(), "a poll task ended unexpectedly; stopping the poll loop");
-                break;
-            }
-        };
-        let round = rounds.entry(outcome.round).or_default();
-        round.first_start = Some(
-            round
-                .first_start
-                .map_or(outcome.started, |s| s.min(outcome.started)),
-        );
-        round.last_finish = Some(
-            round
-                .last_finish
-                .map_or(outcome.finished, |f| f.max(outcome.finished)),
-        );
-        round.done += 1;
-        if round.done == n {
-            if let (Some(start), Some(finish)) = (round.first_start, round.last_finish) {
-                snapshot.poll_cycle_seconds = Some((finish - start).as_secs_f64());
-            }
-            // Older rounds can never complete now that a newer one has.
-            let complete = outcome.round;
-            rounds.retain(|r, _| *r > complete);
         }
-        let instance_id = &settings.instance_ids[outcome.index];
-        let previous = snapshot.instances.get(instance_id).cloned();
+        state.start_due_polls(Instant::now());
+        if dirty && Instant::now() >= last_publish + PUBLISH_EVERY {
+            publish.send_replace(state.snapshot());
+            last_publish = Instant::now();
+            dirty = false;
+        }
+    }
+}
+
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+struct State {
+    settings: PollerSettings,
+    clock: Arc<dyn Clock>,
+    entries: HashMap<InstanceKey, Entry>,
+    /// Due times; an item whose entry is gone or has another due time is
+    /// stale and skipped.
+    schedule: BinaryHeap<Reverse<(Instant, InstanceKey)>>,
+    views: BTreeMap<InstanceKey, Arc<InstanceView>>,
+    polls: JoinSet<Outcome>,
+    next_poll_id: u64,
+    pass: Pass,
+    cycle_seconds: Option<f64>,
+    /// Latched: once ready, a newly discovered instance does not take the
+    /// replica out of its Service.
+    ready: bool,
+    targets: Arc<TargetSet>,
+}
+
+impl State {
+    /// Starts polling new keys, stops removed ones (and instances that went
+    /// back to not being polled), and points the others at their current
+    /// client (an account's changed config gives it new ones).
+    fn reconcile(&mut self, now: Instant) {
+        let targets = self.targets.clone();
+        let gone: Vec<InstanceKey> = self
+            .entries
+            .keys()
+            .filter(|k| !targets.targets.get(*k).is_some_and(|t| t.polled))
+            .cloned()
+            .collect();
+        for key in gone {
+            if let Some(entry) = self.entries.remove(&key) {
+                if let Some((_, handle)) = entry.in_flight {
+                    handle.abort();
+                }
+                if entry.owed {
+                    self.pass.owed -= 1;
+                }
+            }
+            self.views.remove(&key);
+        }
+        // Instances that are watched but not polled (Creating) have no facts.
+        self.views.retain(|k, _| targets.targets.contains_key(k));
+        for (key, target) in targets.targets.iter().filter(|(_, t)| t.polled) {
+            match self.entries.get_mut(key) {
+                Some(entry) => {
+                    if !Arc::ptr_eq(&entry.client, &target.client) {
+                        entry.client = target.client.clone();
+                    }
+                }
+                None => {
+                    let offset = spread_offset(self.settings.interval, &key.instance_id);
+                    self.entries.insert(
+                        key.clone(),
+                        Entry {
+                            client: target.client.clone(),
+                            due: Some(now),
+                            second: now + self.settings.interval + offset,
+                            scheduled: now,
+                            round: 0,
+                            in_flight: None,
+                            owed: false,
+                        },
+                    );
+                    self.schedule.push(Reverse((now, key.clone())));
+                }
+            }
+        }
+        self.finish_pass_if_done(now);
+        self.check_ready();
+    }
+
+    /// The earliest due time, dropping stale items.
+    fn next_due(&mut self) -> Option<Instant> {
+        while let Some(Reverse((due, key))) = self.schedule.peek() {
+            if self.entries.get(key).is_some_and(|e| e.due == Some(*due)) {
+                return Some(*due);
+            }
+            self.schedule.pop();
+        }
+        None
+    }
+
+    /// Starts every poll that is due, up to the concurrency.
+    fn start_due_polls(&mut self, now: Instant) {
+        while self.polls.len() < self.settings.concurrency {
+            match self.next_due() {
+                Some(due) if due <= now => {}
+                _ => return,
+            }
+            let Some(Reverse((_, key))) = self.schedule.pop() else {
+                return;
+            };
+            let Some(entry) = self.entries.get_mut(&key) else {
+                continue;
+            };
+            entry.due = None;
+            entry.round += 1;
+            self.next_poll_id += 1;
+            let poll_id = self.next_poll_id;
+            let handle = self.polls.spawn(poll(
+                key,
+                poll_id,
+                entry.client.clone(),
+                self.settings,
+                self.clock.clone(),
+            ));
+            entry.in_flight = Some((poll_id, handle));
+        }
+    }
+
+    /// Folds a finished poll into the instance's view and schedules its next.
+    fn apply(&mut self, outcome: Outcome) {
+        let Some(entry) = self.entries.get_mut(&outcome.key) else {
+            return; // Left the set while the poll was in flight.
+        };
+        if entry.in_flight.as_ref().map(|(id, _)| *id) != Some(outcome.poll_id) {
+            return;
+        }
+        entry.in_flight = None;
+        let now = Instant::now();
+        let next = next_start(
+            entry.round - 1,
+            entry.scheduled,
+            entry.second,
+            self.settings.interval,
+            now,
+        );
+        entry.scheduled = next;
+        entry.due = Some(next);
+        self.schedule.push(Reverse((next, outcome.key.clone())));
+        if entry.owed && self.pass.began.is_some_and(|b| outcome.started >= b) {
+            entry.owed = false;
+            self.pass.owed -= 1;
+            self.pass.first_start = Some(
+                self.pass
+                    .first_start
+                    .map_or(outcome.started, |s| s.min(outcome.started)),
+            );
+            self.pass.last_finish = Some(
+                self.pass
+                    .last_finish
+                    .map_or(outcome.finished, |f| f.max(outcome.finished)),
+            );
+        }
+        let previous = self.views.get(&outcome.key).cloned();
         let view = apply(
             previous.as_deref(),
-            instance_id,
+            &outcome.key,
             outcome.polled_at,
             outcome.result,
         );
-        snapshot
-            .instances
-            .insert(instance_id.clone(), Arc::new(view));
-        publish.send_replace(Arc::new(snapshot.clone()));
+        self.views.insert(outcome.key, Arc::new(view));
+        self.finish_pass_if_done(now);
+        self.check_ready();
     }
-    tracing::debug!("poller stopped");
+
+    /// Ends the pass once nothing is owed, and begins the next one with
+    /// every instance now polled (once per pass: linear).
+    fn finish_pass_if_done(&mut self, now: Instant) {
+        if self.pass.owed > 0 {
+            return;
+        }
+        if let (Some(start), Some(finish)) = (self.pass.first_start, self.pass.last_finish) {
+            self.cycle_seconds = Some((finish - start).as_secs_f64());
+        }
+        if self.entries.is_empty() {
+            self.pass = Pass::default();
+            return;
+        }
+        for entry in self.entries.values_mut() {
+            entry.owed = true;
+        }
+        self.pass = Pass {
+            began: Some(now),
+            owed: self.entries.len(),
+            first_start: None,
+            last_finish: None,
+        };
+    }
+
+    fn check_ready(&mut self) {
+        if !self.ready
+            && self.targets.initial_round_done
+            && self.entries.keys().all(|k| self.views.contains_key(k))
+        {
+            self.ready = true;
+            tracing::info!(
+                instances = self.entries.len(),
+                "every instance polled once: ready"
+            );
+        }
+    }
+
+    fn snapshot(&self) -> Arc<Snapshot> {
+        Arc::new(Snapshot {
+            targets: self.targets.clone(),
+            instances: self.views.clone(),
+            polling: self.entries.len(),
+            poll_cycle_seconds: self.cycle_seconds,
+            ready: self.ready,
+        })
+    }
+}
+
+/// One poll: the window up to now, every page, retries included, ending
+/// before the next poll of the instance is due.
+async fn poll(
+    key: InstanceKey,
+    poll_id: u64,
+    client: Arc<RpcClient>,
+    settings: PollerSettings,
+    clock: Arc<dyn Clock>,
+) -> Outcome {
+    let started = Instant::now();
+    let polled_at = clock.now();
+    let window = Window::ending_at(polled_at, settings.lookback);
+    let deadline = started + settings.interval;
+    let result = kvstore::describe_backups(&client, &key.instance_id, &window, deadline).await;
+    Outcome {
+        key,
+        poll_id,
+        started,
+        finished: Instant::now(),
+        polled_at,
+        result,
+    }
 }
 
 /// The new view of an instance after a poll.
 fn apply(
     previous: Option<&InstanceView>,
-    instance_id: &str,
+    key: &InstanceKey,
     polled_at: DateTime<Utc>,
     result: Result<Vec<Backup>, ApiError>,
 ) -> InstanceView {
     match result {
         Ok(backups) => {
             let summary = summarize(&backups);
-            tracing::debug!(instance_id, backups = backups.len(), "poll succeeded");
+            tracing::debug!(account = %key.account, region_id = %key.region_id, instance_id = %key.instance_id, backups = backups.len(), "poll succeeded");
             InstanceView {
                 last_poll_success: true,
                 last_success_poll_at: Some(polled_at),
@@ -178,7 +406,9 @@ fn apply(
         }
         Err(error) => {
             tracing::warn!(
-                instance_id,
+                account = %key.account,
+                region_id = %key.region_id,
+                instance_id = %key.instance_id,
                 code = %error.code_label(),
                 request_id = error.request_id().unwrap_or("-"),
                 error = %error,
@@ -194,14 +424,21 @@ fn apply(
     }
 }
 
-/// Where in the interval instance `index` of `n` is polled after the first
-/// pass: evenly spread, so that n instances never hit the API at once.
-fn spread_offset(interval: Duration, index: usize, n: usize) -> Duration {
-    interval.mul_f64(index as f64 / n.max(1) as f64)
+/// Where in the interval an instance is polled after its first poll: a
+/// stable fraction of the interval from its ID, so that instances spread
+/// over the interval however and whenever they joined (mixed, so that it
+/// does not follow the shard hash of the same ID).
+fn spread_offset(interval: Duration, instance_id: &str) -> Duration {
+    let mut x = fnv1a64(instance_id.as_bytes());
+    // splitmix64's finaliser.
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^= x >> 31;
+    interval.mul_f64((x >> 11) as f64 / (1u64 << 53) as f64)
 }
 
 /// When poll `round + 1` of an instance starts: at `second` after the first
-/// pass, then an interval after the planned start of the previous one. No
+/// poll, then an interval after the planned start of the previous one. No
 /// catch-up burst after a stall: never earlier than `now`.
 fn next_start(
     round: u64,
@@ -218,64 +455,28 @@ fn next_start(
     planned.max(now)
 }
 
-/// Polls one instance for ever: now, then at `second`, then every interval.
-#[allow(clippy::too_many_arguments)]
-async fn poll_instance(
-    index: usize,
-    instance_id: String,
-    first: Instant,
-    second: Instant,
-    schedule: Schedule,
-    client: Arc<RpcClient>,
-    clock: Arc<dyn Clock>,
-    permits: Arc<Semaphore>,
-    outcomes: mpsc::Sender<Outcome>,
-) {
-    let mut scheduled = first;
-    for round in 0u64.. {
-        tokio::time::sleep_until(scheduled).await;
-        let Ok(permit) = permits.acquire().await else {
-            return;
-        };
-        let started = Instant::now();
-        let polled_at = clock.now();
-        let window = Window::ending_at(polled_at, schedule.lookback);
-        // A poll, every page and retry included, ends before the next one
-        // is due.
-        let deadline = std::time::Instant::now()
-            .checked_add(schedule.interval)
-            .unwrap_or_else(|| std::time::Instant::now() + Duration::from_secs(86_400));
-        let result = kvstore::describe_backups(&client, &instance_id, &window, deadline).await;
-        drop(permit);
-        let finished = Instant::now();
-        let outcome = Outcome {
-            index,
-            round,
-            started,
-            finished,
-            polled_at,
-            result,
-        };
-        if outcomes.send(outcome).await.is_err() {
-            return;
-        }
-        scheduled = next_start(round, scheduled, second, schedule.interval, Instant::now());
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::snapshot::BackupSummary;
 
     #[test]
-    fn polls_are_spread_evenly_over_the_interval() {
+    fn polls_spread_over_the_interval() {
         let minute = Duration::from_secs(60);
-        let offsets: Vec<u64> = (0..4)
-            .map(|i| spread_offset(minute, i, 4).as_secs())
+        let offsets: Vec<Duration> = (0..10_000)
+            .map(|i| spread_offset(minute, &format!("r-bp1{i:010x}")))
             .collect();
-        assert_eq!(offsets, vec![0, 15, 30, 45]);
-        assert_eq!(spread_offset(minute, 0, 1), Duration::ZERO);
+        assert!(offsets.iter().all(|o| *o < minute));
+        // Every 6 s slice of the minute holds close to a tenth of them.
+        let mut slices = [0usize; 10];
+        for o in &offsets {
+            slices[(o.as_secs_f64() / 6.0) as usize] += 1;
+        }
+        for n in slices {
+            assert!(n.abs_diff(1000) < 100, "{slices:?}");
+        }
+        // Stable: the same ID, the same slot.
+        assert_eq!(spread_offset(minute, "r-a"), spread_offset(minute, "r-a"));
     }
 
     #[test]
@@ -298,14 +499,23 @@ mod tests {
         assert_eq!(next_start(1, second, second, minute, late), late);
     }
 
+    fn key() -> InstanceKey {
+        InstanceKey {
+            account: "default".into(),
+            product: "redis",
+            region_id: "cn-hangzhou".into(),
+            instance_id: "r".into(),
+        }
+    }
+
     #[test]
     fn a_failed_poll_keeps_the_last_known_facts() {
         let t0 = Utc::now();
-        let ok = apply(None, "r", t0, Ok(vec![]));
+        let ok = apply(None, &key(), t0, Ok(vec![]));
         assert!(ok.last_poll_success);
         let failed = apply(
             Some(&ok),
-            "r",
+            &key(),
             t0 + chrono::Duration::minutes(5),
             Err(ApiError::Http { status: 503 }),
         );
@@ -315,7 +525,7 @@ mod tests {
         assert_eq!(failed.last_error.as_deref(), Some("http_503"));
         let never = apply(
             None,
-            "r",
+            &key(),
             t0,
             Err(ApiError::Timeout(Duration::from_secs(1))),
         );

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::model::{Backup, BackupStatus};
+use crate::targets::{InstanceKey, TargetSet};
 
 /// The newest successful backup of a node (latest end time).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,25 +102,20 @@ pub struct InstanceView {
 }
 
 /// Everything `/metrics`, `/readyz` and `/` show, swapped whole.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Snapshot {
-    pub product: &'static str,
-    pub region_id: String,
-    /// Every watched instance, in order, polled or not.
-    pub watched: Arc<Vec<String>>,
-    /// Instances whose first poll has finished.
-    pub instances: BTreeMap<String, Arc<InstanceView>>,
-    /// First start to last finish of the last complete round, in seconds.
+    /// What is watched: every instance with what discovery said of it, and
+    /// how discovery went per account and region.
+    pub targets: Arc<TargetSet>,
+    /// Polled instances whose first poll has finished.
+    pub instances: BTreeMap<InstanceKey, Arc<InstanceView>>,
+    /// Instances being polled (watched, and not in `Creating`).
+    pub polling: usize,
+    /// First start to last finish of the last complete pass, in seconds.
     pub poll_cycle_seconds: Option<f64>,
-}
-
-impl Snapshot {
-    /// Ready once every watched instance has been polled (either way).
-    pub fn ready(&self) -> bool {
-        self.watched
-            .iter()
-            .all(|id| self.instances.contains_key(id))
-    }
+    /// The first discovery round is done and every instance it found has
+    /// been polled once (latched).
+    pub ready: bool,
 }
 
 #[cfg(test)]

@@ -1,15 +1,19 @@
 //! A generic client for Alibaba Cloud RPC-style APIs: signs each request,
-//! bounds it with a timeout, retries what is worth retrying, and reports
-//! every attempt to an observer (the exporter turns that into metrics).
+//! waits for a token of its account's rate limit, bounds it with a timeout,
+//! retries what is worth retrying, and reports every attempt to an observer
+//! (the exporter turns that into metrics).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use reqwest::header::HeaderMap;
 use serde::Deserialize;
 
 use super::credentials::{Credentials, CredentialsProvider};
 use super::error::{sanitize_message, ApiError};
+use super::ratelimit::RateLimiter;
 use super::retry::RetryPolicy;
 use super::sign;
 use crate::clock::Clock;
@@ -18,14 +22,31 @@ use crate::clock::Clock;
 pub trait CallObserver: Send + Sync + 'static {
     /// `code` is `Success`, the API's error code, or `http_<status>`,
     /// `timeout`, `transport`, `decode`.
-    fn attempt(&self, action: &str, code: &str, elapsed: Duration);
+    fn attempt(&self, call: &CallLabels, action: &str, code: &str, elapsed: Duration);
 }
 
 /// An observer that ignores everything.
 pub struct NoObserver;
 
 impl CallObserver for NoObserver {
-    fn attempt(&self, _: &str, _: &str, _: Duration) {}
+    fn attempt(&self, _: &CallLabels, _: &str, _: &str, _: Duration) {}
+}
+
+/// Whose calls these are, for the metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallLabels {
+    pub account: Arc<str>,
+    /// The region the calls are about (`all` for DescribeRegions).
+    pub region_id: Arc<str>,
+}
+
+impl Default for CallLabels {
+    fn default() -> Self {
+        CallLabels {
+            account: "default".into(),
+            region_id: "".into(),
+        }
+    }
 }
 
 /// Settings of one client (one product's API at one endpoint).
@@ -33,6 +54,7 @@ impl CallObserver for NoObserver {
 pub struct ClientSettings {
     /// Base URL, e.g. `https://r-kvstore.aliyuncs.com` or `http://127.0.0.1:8080`.
     pub endpoint: String,
+    pub labels: CallLabels,
     /// The product's API version, e.g. `2015-01-01`.
     pub version: &'static str,
     /// Deadline of one whole HTTP request: connect, send, receive.
@@ -41,9 +63,12 @@ pub struct ClientSettings {
 }
 
 pub struct RpcClient {
+    /// Cheap to clone: every client of the process shares one pool.
     http: reqwest::Client,
     settings: ClientSettings,
     credentials: Arc<dyn CredentialsProvider>,
+    /// The account's bucket, shared by all its clients; `None` is unlimited.
+    limiter: Option<Arc<RateLimiter>>,
     observer: Arc<dyn CallObserver>,
     clock: Arc<dyn Clock>,
 }
@@ -82,13 +107,40 @@ impl RpcClient {
             http,
             settings,
             credentials,
+            limiter: None,
             observer,
             clock,
         })
     }
 
+    /// Takes a token of `limiter` before every attempt.
+    pub fn with_rate_limit(mut self, limiter: Option<Arc<RateLimiter>>) -> Self {
+        self.limiter = limiter;
+        self
+    }
+
+    /// The same client (credentials, rate limit, connection pool) for
+    /// another endpoint and region label.
+    pub fn for_endpoint(&self, endpoint: String, region_id: Arc<str>) -> RpcClient {
+        let mut settings = self.settings.clone();
+        settings.endpoint = endpoint;
+        settings.labels.region_id = region_id;
+        RpcClient {
+            http: self.http.clone(),
+            settings,
+            credentials: self.credentials.clone(),
+            limiter: self.limiter.clone(),
+            observer: self.observer.clone(),
+            clock: self.clock.clone(),
+        }
+    }
+
     pub fn endpoint(&self) -> &str {
         &self.settings.endpoint
+    }
+
+    pub fn labels(&self) -> &CallLabels {
+        &self.settings.labels
     }
 
     /// Calls `action` with `params`, retrying per the policy but never past
@@ -113,6 +165,18 @@ impl RpcClient {
                 .credentials()
                 .await
                 .map_err(|e| ApiError::Credentials(e.to_string()))?;
+            // A token of the account's rate limit, also outside the attempt's
+            // clock: waiting for it is not API latency.
+            if let Some(limiter) = &self.limiter {
+                if let Err(e) = limiter.acquire(deadline).await {
+                    tracing::debug!(
+                        action,
+                        wait_ms = e.wait.as_millis() as u64,
+                        "no rate-limit token before the deadline"
+                    );
+                    return Err(last_error.unwrap_or(ApiError::RateLimited(e.wait)));
+                }
+            }
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
                 return Err(last_error.unwrap_or(ApiError::Timeout(Duration::ZERO)));
@@ -126,8 +190,12 @@ impl RpcClient {
                 Ok(_) => "Success".to_string(),
                 Err(e) => e.code_label(),
             };
-            self.observer
-                .attempt(action, &code, attempt_started.elapsed());
+            self.observer.attempt(
+                &self.settings.labels,
+                action,
+                &code,
+                attempt_started.elapsed(),
+            );
             let error = match attempt.result {
                 Ok(answer) => return Ok(answer),
                 Err(e) => e,

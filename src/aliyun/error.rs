@@ -33,6 +33,10 @@ pub enum ApiError {
     /// No credentials could be had for the request.
     #[error("no credentials: {0}")]
     Credentials(String),
+    /// The account's rate limit had no token for the request before its
+    /// deadline (nothing was sent).
+    #[error("rate limit: the next request could be sent only in {0:?}, after the deadline")]
+    RateLimited(Duration),
 }
 
 fn request_id_suffix(request_id: &Option<String>) -> String {
@@ -52,6 +56,7 @@ impl ApiError {
             ApiError::Transport(_) => "transport".into(),
             ApiError::Decode { .. } => "decode".into(),
             ApiError::Credentials(_) => "credentials".into(),
+            ApiError::RateLimited(_) => "rate_limited".into(),
         }
     }
 
@@ -76,7 +81,7 @@ impl ApiError {
             }
             ApiError::Http { status } => *status == 429 || *status >= 500,
             ApiError::Timeout(_) | ApiError::Transport(_) => true,
-            ApiError::Decode { .. } | ApiError::Credentials(_) => false,
+            ApiError::Decode { .. } | ApiError::Credentials(_) | ApiError::RateLimited(_) => false,
         }
     }
 }

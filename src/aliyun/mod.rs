@@ -6,6 +6,7 @@
 //! - `retry`: the backoff policy.
 //! - `error`: what a call can fail with.
 //! - `endpoint`: which host serves a product in a region.
+//! - `ratelimit`: a token bucket per account, in front of retries.
 //! - `json`: lenient readers for the API's inconsistently typed JSON.
 
 pub mod client;
@@ -13,10 +14,11 @@ pub mod credentials;
 pub mod endpoint;
 pub mod error;
 pub mod json;
+pub mod ratelimit;
 pub mod retry;
 pub mod sign;
 
-pub use client::{Answer, CallObserver, ClientSettings, NoObserver, RpcClient};
+pub use client::{Answer, CallLabels, CallObserver, ClientSettings, NoObserver, RpcClient};
 pub use credentials::{Credentials, CredentialsProvider, StaticProvider};
 pub use error::ApiError;
 pub use retry::RetryPolicy;

@@ -1,127 +1,24 @@
-//! Command-line flags (each with an environment fallback) → a validated
-//! `Config`. Every bad setting is reported as one line naming it.
+//! The flags (`cli`) and the config file (`file`) turned into a validated
+//! `Config`, every field documented. Validation is pure: it reads no file,
+//! asks no credential source and touches no network (the caller passes the
+//! file's text and the environment); a bad setting is one line naming it.
+
+pub mod file;
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
-
-use crate::aliyun::credentials::chain::{self, Pin, Source};
+use crate::aliyun::credentials::chain::Pin;
+use crate::aliyun::credentials::Credentials;
 use crate::aliyun::endpoint;
+use crate::cli::Cli;
 
-/// The raw flags, as typed. Durations and addresses stay text here so that
-/// `Config::from_cli` can say which setting is wrong, in one line.
-#[derive(Debug, Parser)]
-#[command(
-    name = "aliyun-backup-exporter",
-    version,
-    about = "Prometheus exporter for the backups of Alibaba Cloud ApsaraDB for Redis / Tair",
-    after_help = "Credentials: ALIBABA_CLOUD_ACCESS_KEY_ID, ALIBABA_CLOUD_ACCESS_KEY_SECRET and optional ALIBABA_CLOUD_SECURITY_TOKEN."
-)]
-pub struct Cli {
-    /// Address to serve /metrics on.
-    #[arg(
-        long = "web.listen-address",
-        env = "ALIYUN_BACKUP_EXPORTER_WEB_LISTEN_ADDRESS",
-        default_value = "0.0.0.0:9817"
-    )]
-    pub listen_address: String,
+/// The most tag pairs DescribeInstances takes (`Tag.1` … `Tag.5`).
+pub const MAX_TAGS: usize = 5;
 
-    /// Path under which to expose metrics.
-    #[arg(
-        long = "web.telemetry-path",
-        env = "ALIYUN_BACKUP_EXPORTER_WEB_TELEMETRY_PATH",
-        default_value = "/metrics"
-    )]
-    pub telemetry_path: String,
-
-    /// Region of the watched instances (also ALIBABA_CLOUD_REGION_ID). Required unless --demo.
-    #[arg(long = "aliyun.region", env = "ALIYUN_BACKUP_EXPORTER_ALIYUN_REGION")]
-    pub region: Option<String>,
-
-    /// Base URL of the API instead of the region's public host (VPC endpoints, proxies, tests).
-    #[arg(
-        long = "aliyun.endpoint",
-        env = "ALIYUN_BACKUP_EXPORTER_ALIYUN_ENDPOINT"
-    )]
-    pub endpoint: Option<String>,
-
-    /// Where credentials come from: auto (the official chain: env, oidc, cli-profile,
-    /// credentials-file, ecs-ram-role), or one of those only.
-    #[arg(
-        long = "aliyun.credentials-provider",
-        env = "ALIYUN_BACKUP_EXPORTER_ALIYUN_CREDENTIALS_PROVIDER",
-        default_value = "auto"
-    )]
-    pub credentials_provider: String,
-
-    /// STS base URL for RRSA/OIDC [default: https://sts.aliyuncs.com, or from ALIBABA_CLOUD_STS_REGION].
-    #[arg(
-        long = "aliyun.sts-endpoint",
-        env = "ALIYUN_BACKUP_EXPORTER_ALIYUN_STS_ENDPOINT"
-    )]
-    pub sts_endpoint: Option<String>,
-
-    /// ECS metadata service base URL, for the instance RAM role.
-    #[arg(long = "aliyun.metadata-endpoint", env = "ALIYUN_BACKUP_EXPORTER_ALIYUN_METADATA_ENDPOINT", default_value = chain::DEFAULT_METADATA_ENDPOINT)]
-    pub metadata_endpoint: String,
-
-    /// Instance to watch; repeatable and comma-separated.
-    #[arg(
-        long = "redis.instance-id",
-        env = "ALIYUN_BACKUP_EXPORTER_REDIS_INSTANCE_ID",
-        value_delimiter = ','
-    )]
-    pub instance_ids: Vec<String>,
-
-    /// Time between the starts of two polls of an instance [default: 5m; 15s with --demo].
-    #[arg(long = "poll.interval", env = "ALIYUN_BACKUP_EXPORTER_POLL_INTERVAL")]
-    pub poll_interval: Option<String>,
-
-    /// How far back to ask for backups (StartTime = now - lookback).
-    #[arg(
-        long = "poll.lookback",
-        env = "ALIYUN_BACKUP_EXPORTER_POLL_LOOKBACK",
-        default_value = "7d"
-    )]
-    pub poll_lookback: String,
-
-    /// Instances polled at once.
-    #[arg(
-        long = "poll.concurrency",
-        env = "ALIYUN_BACKUP_EXPORTER_POLL_CONCURRENCY",
-        default_value = "4"
-    )]
-    pub poll_concurrency: String,
-
-    /// Deadline of one API request (connect, send, receive).
-    #[arg(
-        long = "poll.timeout",
-        env = "ALIYUN_BACKUP_EXPORTER_POLL_TIMEOUT",
-        default_value = "10s"
-    )]
-    pub poll_timeout: String,
-
-    /// Log level: error, warn, info, debug or trace.
-    #[arg(
-        long = "log.level",
-        env = "ALIYUN_BACKUP_EXPORTER_LOG_LEVEL",
-        default_value = "info"
-    )]
-    pub log_level: String,
-
-    /// Log format: logfmt or json.
-    #[arg(
-        long = "log.format",
-        env = "ALIYUN_BACKUP_EXPORTER_LOG_FORMAT",
-        default_value = "logfmt"
-    )]
-    pub log_format: String,
-
-    /// Serve built-in sample instances from an in-process fake API: no cloud account needed.
-    #[arg(long = "demo", env = "ALIYUN_BACKUP_EXPORTER_DEMO")]
-    pub demo: bool,
-}
+/// The name of the account that the command-line flags describe.
+pub const DEFAULT_ACCOUNT: &str = "default";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -129,34 +26,142 @@ pub enum LogFormat {
     Json,
 }
 
-/// Where the API calls go and with which credentials.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    /// A real (or user-given) endpoint, and where credentials come from.
-    Api {
-        endpoint: String,
-        credentials: Source,
-    },
-    /// The in-process fake API with the demo's sample instances.
-    Demo,
-}
-
 /// The validated configuration. `Debug` shows no secret (they are wrapped).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub listen_address: SocketAddr,
     /// Starts with `/`, and is not one of the other endpoints.
     pub telemetry_path: String,
-    pub region_id: String,
-    pub target: Target,
-    /// Deduplicated, in the order given; the demo's when empty in demo mode.
-    pub instance_ids: Vec<String>,
-    pub poll_interval: Duration,
-    pub poll_lookback: Duration,
-    pub poll_concurrency: usize,
-    pub poll_timeout: Duration,
+    /// Serve `POST /-/reload`.
+    pub enable_lifecycle: bool,
+    /// Watch the demo's sample instances in an in-process fake API; the
+    /// accounts are then built when the exporter starts.
+    pub demo: bool,
+    /// The config file, re-read on SIGHUP and `/-/reload`.
+    pub config_file: Option<PathBuf>,
+    /// Every account: the flags' `default` one first, then the file's.
+    pub accounts: Vec<AccountConfig>,
+    /// What the flags say, kept to rebuild `accounts` when the file changes.
+    pub flag_account: Option<AccountConfig>,
+    pub file_defaults: file::Defaults,
+    pub discovery_interval: Duration,
+    /// Tag keys shown as `tag_<key>` labels on `aliyun_backup_instance_info`.
+    pub tag_labels: Vec<TagLabel>,
+    pub poll: PollConfig,
+    pub shard: ShardConfig,
+    pub credentials: CredentialSettings,
     pub log_level: tracing::Level,
     pub log_format: LogFormat,
+}
+
+/// How each instance is polled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PollConfig {
+    pub interval: Duration,
+    pub lookback: Duration,
+    pub concurrency: usize,
+    /// Deadline of one API request.
+    pub timeout: Duration,
+}
+
+/// One Alibaba Cloud account and what to watch in it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountConfig {
+    /// Unique; the `account` label.
+    pub name: String,
+    pub credentials: AccountCredentials,
+    /// Assumed with STS `AssumeRole` on top of `credentials`.
+    pub role: Option<RoleConfig>,
+    /// Requests per second to the database APIs; 0 is unlimited.
+    pub rate_limit: f64,
+    /// Replaces every derived host (VPC endpoints, proxies, tests).
+    pub endpoint: Option<String>,
+    pub redis: ProductConfig,
+}
+
+/// Where an account's base credentials come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountCredentials {
+    /// The default chain (env, RRSA, profile files, ECS role), as
+    /// `--aliyun.credentials-provider` pins it.
+    Chain,
+    /// A profile of the Alibaba CLI config, or a section of the credentials file.
+    Profile(String),
+    /// Environment variables, by name (never the values).
+    Env {
+        access_key_id: String,
+        access_key_secret: String,
+        security_token: Option<String>,
+    },
+    /// Given credentials: the demo's, or a test's.
+    Static(Credentials),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleConfig {
+    /// `acs:ram::<account-id>:role/<name>`
+    pub arn: String,
+    pub session_name: String,
+}
+
+/// One product's instances in an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductConfig {
+    /// Where the account's instances are: listed when `discovery` is on,
+    /// and where static instances are looked up.
+    pub regions: Regions,
+    /// The region of the static instances when it is known up front (one
+    /// region configured, or `--aliyun.region`): they are then polled from
+    /// the start, before any lookup. Otherwise each is watched in the region
+    /// where DescribeInstances finds it.
+    pub static_region: Option<String>,
+    /// Static instance IDs, deduplicated, in the order given.
+    pub instance_ids: Vec<String>,
+    /// Find every instance of the regions (with these tags).
+    pub discovery: Option<DiscoveryConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Regions {
+    List(Vec<String>),
+    /// Every region DescribeRegions names.
+    All,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DiscoveryConfig {
+    /// An instance must carry every pair; at most `MAX_TAGS`.
+    pub tags: Vec<(String, String)>,
+}
+
+/// A tag key and the label name it is shown under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagLabel {
+    pub key: String,
+    /// `tag_` + the key with every character outside `[a-zA-Z0-9_]` as `_`.
+    pub label: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardConfig {
+    pub count: u32,
+    pub index: ShardIndex,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShardIndex {
+    Fixed(u32),
+    /// The StatefulSet ordinal at the end of the host name, read at start-up.
+    FromHostname,
+}
+
+/// What the credential sources need besides the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialSettings {
+    pub pin: Pin,
+    /// `None`: from `ALIBABA_CLOUD_STS_REGION`, else `sts.aliyuncs.com`.
+    pub sts_endpoint: Option<String>,
+    pub metadata_endpoint: String,
 }
 
 /// A bad setting: the flag, its environment variable, and what is wrong.
@@ -167,15 +172,20 @@ pub struct ConfigError {
     pub message: String,
 }
 
-fn bad(flag: &str, message: impl Into<String>) -> ConfigError {
-    let env = format!(
-        "ALIYUN_BACKUP_EXPORTER_{}",
-        flag.to_ascii_uppercase().replace(['.', '-'], "_")
-    );
+/// A flag's error: `--flag (ALIYUN_BACKUP_EXPORTER_FLAG): message`.
+pub fn bad(flag: &str, message: impl Into<String>) -> ConfigError {
     ConfigError {
-        setting: format!("--{flag} ({env})"),
+        setting: format!("--{flag} ({})", env_name(flag)),
         message: message.into(),
     }
+}
+
+/// The environment variable of a flag.
+pub fn env_name(flag: &str) -> String {
+    format!(
+        "ALIYUN_BACKUP_EXPORTER_{}",
+        flag.to_ascii_uppercase().replace(['.', '-'], "_")
+    )
 }
 
 /// A duration, longer than zero and at most `max_secs`.
@@ -199,10 +209,17 @@ fn duration(flag: &str, raw: &str, max_secs: u64) -> Result<Duration, ConfigErro
     Ok(value)
 }
 
+const DAY: u64 = 86_400;
+
 impl Config {
-    /// Validates the flags; `env` looks up the environment variables that
-    /// are not flags (credentials, `ALIBABA_CLOUD_REGION_ID`).
-    pub fn from_cli(cli: Cli, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    /// Validates the flags and, when `--config.file` is given, the file's
+    /// `file_text`; `env` looks up the environment variables that are not
+    /// flags (`ALIBABA_CLOUD_REGION_ID`).
+    pub fn from_cli(
+        cli: &Cli,
+        env: impl Fn(&str) -> Option<String>,
+        file_text: Option<&str>,
+    ) -> Result<Config, ConfigError> {
         let listen_address = parse_listen_address(&cli.listen_address).ok_or_else(|| {
             bad(
                 "web.listen-address",
@@ -212,93 +229,49 @@ impl Config {
 
         let telemetry_path = cli.telemetry_path.trim().to_string();
         if !telemetry_path.starts_with('/')
-            || ["/", "/healthz", "/readyz"].contains(&telemetry_path.as_str())
+            || ["/", "/healthz", "/readyz", "/-/reload"].contains(&telemetry_path.as_str())
         {
             return Err(bad(
                 "web.telemetry-path",
-                format!("{telemetry_path:?} must start with / and not be /, /healthz or /readyz"),
+                format!(
+                    "{telemetry_path:?} must start with / and not be /, /healthz, /readyz or /-/reload"
+                ),
             ));
         }
 
-        let region_id = cli
-            .region
-            .clone()
-            .or_else(|| env("ALIBABA_CLOUD_REGION_ID"))
-            .map(|r| r.trim().to_string())
-            .filter(|r| !r.is_empty());
-        let region_id = match (region_id, cli.demo) {
-            (Some(r), _) => r,
-            (None, true) => crate::demo::REGION_ID.to_string(),
-            (None, false) => {
-                return Err(bad(
-                    "aliyun.region",
-                    "is required (or ALIBABA_CLOUD_REGION_ID), e.g. cn-hangzhou",
-                ))
-            }
+        let poll = PollConfig {
+            interval: duration(
+                "poll.interval",
+                cli.poll_interval
+                    .as_deref()
+                    .unwrap_or(if cli.demo { "15s" } else { "5m" }),
+                DAY,
+            )?,
+            lookback: duration("poll.lookback", &cli.poll_lookback, 366 * DAY)?,
+            timeout: duration("poll.timeout", &cli.poll_timeout, 300)?,
+            concurrency: cli
+                .poll_concurrency
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=256).contains(n))
+                .ok_or_else(|| {
+                    bad(
+                        "poll.concurrency",
+                        format!("{:?} is not a number from 1 to 256", cli.poll_concurrency),
+                    )
+                })?,
         };
-        if !endpoint::is_valid_region(&region_id) {
-            return Err(bad(
-                "aliyun.region",
-                format!("{region_id:?} is not a region ID like cn-hangzhou"),
-            ));
-        }
-
-        let mut instance_ids: Vec<String> = Vec::new();
-        for id in cli
-            .instance_ids
-            .iter()
-            .map(|s| s.trim())
-            .filter(|s| !s.is_empty())
-        {
-            if !id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-                || id.len() > 64
-            {
-                return Err(bad(
-                    "redis.instance-id",
-                    format!("{id:?} is not an instance ID like r-bp1zxszhcgatnx"),
-                ));
-            }
-            if !instance_ids.iter().any(|known| known == id) {
-                instance_ids.push(id.to_string());
-            }
-        }
-        if instance_ids.is_empty() {
-            if cli.demo {
-                instance_ids = crate::demo::INSTANCE_IDS
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect();
-            } else {
-                return Err(bad(
-                    "redis.instance-id",
-                    "at least one instance to watch is required",
-                ));
-            }
-        }
-
-        let default_interval = if cli.demo { "15s" } else { "5m" };
-        const DAY: u64 = 86_400;
-        let poll_interval = duration(
-            "poll.interval",
-            cli.poll_interval.as_deref().unwrap_or(default_interval),
+        let discovery_interval = duration(
+            "discovery.interval",
+            cli.discovery_interval
+                .as_deref()
+                .unwrap_or(if cli.demo { "20s" } else { "10m" }),
             DAY,
         )?;
-        let poll_lookback = duration("poll.lookback", &cli.poll_lookback, 366 * DAY)?;
-        let poll_timeout = duration("poll.timeout", &cli.poll_timeout, 300)?;
-        let poll_concurrency = cli
-            .poll_concurrency
-            .trim()
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=256).contains(n))
-            .ok_or_else(|| {
-                bad(
-                    "poll.concurrency",
-                    format!("{:?} is not a number from 1 to 256", cli.poll_concurrency),
-                )
-            })?;
+        let tag_labels = tag_labels(&cli.discovery_tag_labels)?;
+        let shard = shard(cli)?;
+        let rate_limit = rate_limit(&cli.rate_limit).map_err(|m| bad("aliyun.rate-limit", m))?;
 
         let log_level = cli
             .log_level
@@ -324,48 +297,376 @@ impl Config {
             }
         };
 
-        let target = if cli.demo {
-            Target::Demo
-        } else {
-            let endpoint = match &cli.endpoint {
-                Some(url) => parse_endpoint("aliyun.endpoint", url)?,
-                None => endpoint::kvstore_endpoint(&region_id),
-            };
-            let pin: Pin = cli
+        let credentials = CredentialSettings {
+            pin: cli
                 .credentials_provider
                 .parse()
-                .map_err(|m: String| bad("aliyun.credentials-provider", m))?;
-            let endpoints = chain::Endpoints {
-                sts: match &cli.sts_endpoint {
-                    Some(url) => parse_endpoint("aliyun.sts-endpoint", url)?,
-                    None => chain::default_sts_endpoint(&env),
-                },
-                metadata: parse_endpoint("aliyun.metadata-endpoint", &cli.metadata_endpoint)?,
-            };
-            let credentials = chain::select(pin, &env, &endpoints).map_err(|e| ConfigError {
-                setting: "credentials".into(),
-                message: e.to_string(),
-            })?;
-            Target::Api {
-                endpoint,
-                credentials,
-            }
+                .map_err(|m: String| bad("aliyun.credentials-provider", m))?,
+            sts_endpoint: cli
+                .sts_endpoint
+                .as_deref()
+                .map(|url| parse_endpoint("aliyun.sts-endpoint", url))
+                .transpose()?,
+            metadata_endpoint: parse_endpoint("aliyun.metadata-endpoint", &cli.metadata_endpoint)?,
         };
+        let endpoint = cli
+            .endpoint
+            .as_deref()
+            .map(|url| parse_endpoint("aliyun.endpoint", url))
+            .transpose()?;
+        let region = cli
+            .region
+            .clone()
+            .or_else(|| env("ALIBABA_CLOUD_REGION_ID"))
+            .map(|r| r.trim().to_string())
+            .filter(|r| !r.is_empty());
+        if let Some(region) = &region {
+            if !endpoint::is_valid_region(region) {
+                return Err(bad(
+                    "aliyun.region",
+                    format!("{region:?} is not a region ID like cn-hangzhou"),
+                ));
+            }
+        }
+        let tags = cli
+            .discovery_tags
+            .iter()
+            .map(|t| t.trim())
+            .filter(|t| !t.is_empty())
+            .map(|t| parse_tag(t).map_err(|m| bad("discovery.tag", m)))
+            .collect::<Result<Vec<_>, _>>()?;
+        check_tags(&tags).map_err(|m| bad("discovery.tag", m))?;
 
-        Ok(Config {
+        let mut config = Config {
             listen_address,
             telemetry_path,
-            region_id,
-            target,
-            instance_ids,
-            poll_interval,
-            poll_lookback,
-            poll_concurrency,
-            poll_timeout,
+            enable_lifecycle: cli.enable_lifecycle,
+            demo: cli.demo,
+            config_file: cli
+                .config_file
+                .as_deref()
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from),
+            accounts: Vec::new(),
+            flag_account: None,
+            file_defaults: file::Defaults {
+                region: region.clone(),
+                endpoint: endpoint.clone(),
+                rate_limit,
+                tags: tags.clone(),
+            },
+            discovery_interval,
+            tag_labels,
+            poll,
+            shard,
+            credentials,
             log_level,
             log_format,
-        })
+        };
+
+        if cli.demo {
+            // The demo builds its own account around its fake API.
+            for (given, flag) in [
+                (!cli.instance_ids.is_empty(), "redis.instance-id"),
+                (!cli.discovery_regions.is_empty(), "discovery.regions"),
+                (config.config_file.is_some(), "config.file"),
+                (cli.endpoint.is_some(), "aliyun.endpoint"),
+            ] {
+                if given {
+                    return Err(bad(
+                        flag,
+                        "--demo watches its own sample instances; leave this out",
+                    ));
+                }
+            }
+            return Ok(config);
+        }
+
+        config.flag_account = flag_account(
+            cli,
+            region,
+            endpoint,
+            rate_limit,
+            tags,
+            config.config_file.is_some(),
+        )?;
+        config.accounts = config.with_file(file_text)?;
+        if config.accounts.is_empty() {
+            return Err(bad(
+                "redis.instance-id",
+                "nothing to watch: give instance IDs, --discovery.regions or --config.file",
+            ));
+        }
+        Ok(config)
     }
+
+    /// The accounts for a (new) text of the config file: the flags' account
+    /// and the file's. Used at start-up and on every reload.
+    pub fn with_file(&self, file_text: Option<&str>) -> Result<Vec<AccountConfig>, ConfigError> {
+        let mut accounts: Vec<AccountConfig> = self.flag_account.iter().cloned().collect();
+        if let (Some(path), Some(text)) = (&self.config_file, file_text) {
+            let from_file =
+                file::parse(text, &self.file_defaults).map_err(|message| ConfigError {
+                    setting: format!(
+                        "--config.file ({}) {}",
+                        env_name("config.file"),
+                        path.display()
+                    ),
+                    message,
+                })?;
+            for account in from_file {
+                if accounts.iter().any(|a| a.name == account.name) {
+                    return Err(bad(
+                        "config.file",
+                        format!(
+                            "account {:?} is also made by --redis.instance-id / --discovery.regions; rename it",
+                            account.name
+                        ),
+                    ));
+                }
+                accounts.push(account);
+            }
+        }
+        Ok(accounts)
+    }
+}
+
+/// The `default` account the flags describe, if they describe one.
+fn flag_account(
+    cli: &Cli,
+    region: Option<String>,
+    endpoint: Option<String>,
+    rate_limit: f64,
+    tags: Vec<(String, String)>,
+    has_file: bool,
+) -> Result<Option<AccountConfig>, ConfigError> {
+    let instance_ids = instance_ids(&cli.instance_ids).map_err(|m| bad("redis.instance-id", m))?;
+    let discovery_regions =
+        regions(&cli.discovery_regions).map_err(|m| bad("discovery.regions", m))?;
+    if instance_ids.is_empty() && discovery_regions.is_none() {
+        // Without a file to be the default for, tags alone filter nothing.
+        if !tags.is_empty() && !has_file {
+            return Err(bad(
+                "discovery.tag",
+                "needs --discovery.regions (or discovery in --config.file)",
+            ));
+        }
+        return Ok(None);
+    }
+    let static_region = match (&region, &discovery_regions) {
+        (Some(region), _) => Some(region.clone()),
+        (None, Some(Regions::List(list))) if list.len() == 1 => Some(list[0].clone()),
+        (None, Some(_)) => None,
+        (None, None) => {
+            return Err(bad(
+                "aliyun.region",
+                "is required (or ALIBABA_CLOUD_REGION_ID), e.g. cn-hangzhou",
+            ))
+        }
+    };
+    let discovery = discovery_regions
+        .is_some()
+        .then_some(DiscoveryConfig { tags });
+    let regions = match (discovery_regions, &region) {
+        (Some(regions), _) => regions,
+        (None, Some(region)) => Regions::List(vec![region.clone()]),
+        (None, None) => unreachable!("checked above"),
+    };
+    Ok(Some(AccountConfig {
+        name: DEFAULT_ACCOUNT.to_string(),
+        credentials: AccountCredentials::Chain,
+        role: None,
+        rate_limit,
+        endpoint,
+        redis: ProductConfig {
+            regions,
+            static_region,
+            instance_ids,
+            discovery,
+        },
+    }))
+}
+
+/// Instance IDs: trimmed, checked, deduplicated in order.
+pub fn instance_ids<S: AsRef<str>>(raw: &[S]) -> Result<Vec<String>, String> {
+    let mut ids: Vec<String> = Vec::new();
+    for id in raw
+        .iter()
+        .map(|s| s.as_ref().trim())
+        .filter(|s| !s.is_empty())
+    {
+        if !is_valid_instance_id(id) {
+            return Err(format!(
+                "{id:?} is not an instance ID like r-bp1zxszhcgatnx"
+            ));
+        }
+        if !ids.iter().any(|known| known == id) {
+            ids.push(id.to_string());
+        }
+    }
+    Ok(ids)
+}
+
+/// Letters, digits, `-` and `_`, at most 64: what Alibaba's IDs are made
+/// of, and safe in a label, a log line and a query string.
+pub fn is_valid_instance_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Region IDs, or `all` alone; `None` when empty.
+pub fn regions<S: AsRef<str>>(raw: &[S]) -> Result<Option<Regions>, String> {
+    let list: Vec<&str> = raw
+        .iter()
+        .map(|s| s.as_ref().trim())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if list.is_empty() {
+        return Ok(None);
+    }
+    if list.contains(&"all") {
+        return if list.len() == 1 {
+            Ok(Some(Regions::All))
+        } else {
+            Err("`all` cannot be combined with region IDs".into())
+        };
+    }
+    let mut regions: Vec<String> = Vec::new();
+    for region in list {
+        if !endpoint::is_valid_region(region) {
+            return Err(format!("{region:?} is not a region ID like cn-hangzhou"));
+        }
+        if !regions.iter().any(|r| r == region) {
+            regions.push(region.to_string());
+        }
+    }
+    Ok(Some(Regions::List(regions)))
+}
+
+/// `key=value`.
+fn parse_tag(raw: &str) -> Result<(String, String), String> {
+    let (key, value) = raw
+        .split_once('=')
+        .ok_or_else(|| format!("{raw:?} is not key=value"))?;
+    let key = key.trim();
+    if key.is_empty() {
+        return Err(format!("{raw:?} has an empty key"));
+    }
+    Ok((key.to_string(), value.trim().to_string()))
+}
+
+/// At most `MAX_TAGS` pairs, no key twice, nothing absurdly long.
+pub fn check_tags(tags: &[(String, String)]) -> Result<(), String> {
+    if tags.len() > MAX_TAGS {
+        return Err(format!(
+            "{} tags given; DescribeInstances takes at most {MAX_TAGS}",
+            tags.len()
+        ));
+    }
+    for (i, (key, value)) in tags.iter().enumerate() {
+        if key.is_empty() || key.len() > 128 || value.len() > 128 {
+            return Err(format!(
+                "tag {key:?}: keys of 1 to 128 characters, values up to 128"
+            ));
+        }
+        if tags[..i].iter().any(|(k, _)| k == key) {
+            return Err(format!("tag {key:?} is given twice"));
+        }
+    }
+    Ok(())
+}
+
+/// `tag_` + the key with every character outside `[a-zA-Z0-9_]` as `_`.
+pub fn tag_label_name(key: &str) -> String {
+    let clean: String = key
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("tag_{clean}")
+}
+
+fn tag_labels(raw: &[String]) -> Result<Vec<TagLabel>, ConfigError> {
+    let mut labels: Vec<TagLabel> = Vec::new();
+    for key in raw.iter().map(|k| k.trim()).filter(|k| !k.is_empty()) {
+        if key.len() > 128 {
+            return Err(bad("discovery.tag-labels", format!("{key:?} is too long")));
+        }
+        let label = tag_label_name(key);
+        if let Some(other) = labels.iter().find(|l| l.label == label) {
+            if other.key == key {
+                continue;
+            }
+            return Err(bad(
+                "discovery.tag-labels",
+                format!(
+                    "{:?} and {key:?} would both be the label {label}",
+                    other.key
+                ),
+            ));
+        }
+        labels.push(TagLabel {
+            key: key.to_string(),
+            label,
+        });
+    }
+    Ok(labels)
+}
+
+/// Requests per second: a number from 0 (unlimited) to 10,000.
+pub fn rate_limit(raw: &str) -> Result<f64, String> {
+    raw.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|r| r.is_finite() && (0.0..=10_000.0).contains(r))
+        .ok_or_else(|| format!("{raw:?} is not a number from 0 (unlimited) to 10000"))
+}
+
+fn shard(cli: &Cli) -> Result<ShardConfig, ConfigError> {
+    let count = cli
+        .shard_count
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|n| (1..=1000).contains(n))
+        .ok_or_else(|| {
+            bad(
+                "shard.count",
+                format!("{:?} is not a number from 1 to 1000", cli.shard_count),
+            )
+        })?;
+    let index = match (&cli.shard_index, cli.shard_from_hostname) {
+        (Some(_), true) => {
+            return Err(bad(
+                "shard.index",
+                "give either --shard.index or --shard.from-hostname, not both",
+            ))
+        }
+        (None, true) => ShardIndex::FromHostname,
+        (None, false) => ShardIndex::Fixed(0),
+        (Some(raw), false) => ShardIndex::Fixed(
+            raw.trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|i| *i < count)
+                .ok_or_else(|| {
+                    bad(
+                        "shard.index",
+                        format!("{raw:?} is not a number from 0 to {}", count - 1),
+                    )
+                })?,
+        ),
+    };
+    Ok(ShardConfig { count, index })
 }
 
 /// `host:port`, `[::1]:port`, or `:port` (all interfaces, as Prometheus
@@ -385,7 +686,12 @@ fn parse_listen_address(raw: &str) -> Option<SocketAddr> {
 }
 
 /// An http(s) base URL without query or fragment; no trailing slash.
-fn parse_endpoint(flag: &str, raw: &str) -> Result<String, ConfigError> {
+pub fn parse_endpoint(flag: &str, raw: &str) -> Result<String, ConfigError> {
+    check_endpoint(raw).map_err(|m| bad(flag, m))
+}
+
+/// Like `parse_endpoint`, with the bare message (for the config file).
+pub fn check_endpoint(raw: &str) -> Result<String, String> {
     // The value may hold credentials (user:password@, ?token=): the error
     // shows only what comes before them.
     let shown: String = raw
@@ -398,7 +704,7 @@ fn parse_endpoint(flag: &str, raw: &str) -> Result<String, ConfigError> {
         .chars()
         .take(100)
         .collect();
-    let invalid = |why: &str| bad(flag, format!("{shown:?} {why}"));
+    let invalid = |why: &str| format!("{shown:?} {why}");
     let url = url::Url::parse(raw.trim()).map_err(|e| invalid(&format!("is not a URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(invalid("must be an http:// or https:// URL with a host"));
@@ -418,9 +724,17 @@ fn parse_endpoint(flag: &str, raw: &str) -> Result<String, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
+    use clap::Parser;
 
     fn parse(args: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        parse_with_file(args, env, None)
+    }
+
+    fn parse_with_file(
+        args: &[&str],
+        env: &[(&str, &str)],
+        file: Option<&str>,
+    ) -> Result<Config, ConfigError> {
         let mut argv = vec!["aliyun-backup-exporter"];
         argv.extend_from_slice(args);
         let cli = Cli::try_parse_from(argv).expect("flags parse");
@@ -428,19 +742,11 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Config::from_cli(cli, |name| {
-            env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
-        })
-    }
-
-    const CREDS: &[(&str, &str)] = &[
-        ("ALIBABA_CLOUD_ACCESS_KEY_ID", "id"),
-        ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "very-secret"),
-    ];
-
-    #[test]
-    fn clap_definition_is_consistent() {
-        Cli::command().debug_assert();
+        Config::from_cli(
+            &cli,
+            |name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()),
+            file,
+        )
     }
 
     #[test]
@@ -452,37 +758,48 @@ mod tests {
                 "--redis.instance-id",
                 "r-a",
             ],
-            CREDS,
+            &[],
         )
         .unwrap();
-        assert_eq!(c.instance_ids, vec!["r-a", "r-b"]);
-        assert_eq!(c.listen_address, "0.0.0.0:9817".parse().unwrap());
-        assert_eq!(c.poll_interval, Duration::from_secs(300));
-        assert_eq!(c.poll_lookback, Duration::from_secs(7 * 86400));
-        assert_eq!(c.poll_timeout, Duration::from_secs(10));
-        assert_eq!(c.poll_concurrency, 4);
-        let Target::Api {
-            endpoint,
-            credentials: Source::Static { name, credentials },
-        } = &c.target
-        else {
+        let [account] = &c.accounts[..] else {
             panic!("{c:?}")
         };
-        assert_eq!(endpoint, "https://r-kvstore.aliyuncs.com");
-        assert_eq!((*name, credentials.access_key_id.as_str()), ("env", "id"));
-        assert!(!format!("{c:?}").contains("very-secret"));
+        assert_eq!(account.name, "default");
+        assert_eq!(account.credentials, AccountCredentials::Chain);
+        assert_eq!(account.redis.instance_ids, vec!["r-a", "r-b"]);
+        assert_eq!(account.redis.static_region.as_deref(), Some("cn-hangzhou"));
+        assert_eq!(
+            account.redis.regions,
+            Regions::List(vec!["cn-hangzhou".into()])
+        );
+        assert_eq!(account.redis.discovery, None);
+        assert_eq!(account.rate_limit, 20.0);
+        assert_eq!(account.endpoint, None);
+        assert_eq!(c.listen_address, "0.0.0.0:9817".parse().unwrap());
+        assert_eq!(c.poll.interval, Duration::from_secs(300));
+        assert_eq!(c.poll.lookback, Duration::from_secs(7 * 86400));
+        assert_eq!(c.poll.timeout, Duration::from_secs(10));
+        assert_eq!(c.poll.concurrency, 4);
+        assert_eq!(c.discovery_interval, Duration::from_secs(600));
+        assert_eq!(
+            c.shard,
+            ShardConfig {
+                count: 1,
+                index: ShardIndex::Fixed(0)
+            }
+        );
+        assert_eq!(c.credentials.pin, Pin::Auto);
+        assert_eq!(c.credentials.metadata_endpoint, "http://100.100.100.200");
     }
 
     #[test]
     fn region_from_alibaba_variable_and_endpoint_override() {
-        let mut env = CREDS.to_vec();
-        env.push(("ALIBABA_CLOUD_REGION_ID", "eu-central-1"));
+        let env = [("ALIBABA_CLOUD_REGION_ID", "eu-central-1")];
         let c = parse(&["--redis.instance-id=r-a"], &env).unwrap();
-        assert_eq!(c.region_id, "eu-central-1");
-        let Target::Api { endpoint, .. } = &c.target else {
-            panic!()
-        };
-        assert_eq!(endpoint, "https://r-kvstore.eu-central-1.aliyuncs.com");
+        assert_eq!(
+            c.accounts[0].redis.static_region.as_deref(),
+            Some("eu-central-1")
+        );
         let c = parse(
             &[
                 "--redis.instance-id=r-a",
@@ -491,10 +808,60 @@ mod tests {
             &env,
         )
         .unwrap();
-        let Target::Api { endpoint, .. } = &c.target else {
-            panic!()
-        };
-        assert_eq!(endpoint, "http://127.0.0.1:8080");
+        assert_eq!(
+            c.accounts[0].endpoint.as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
+    }
+
+    #[test]
+    fn discovery_flags_make_the_default_account() {
+        let c = parse(
+            &[
+                "--discovery.regions=all",
+                "--discovery.tag=env=prod",
+                "--discovery.tag",
+                "team = payments",
+                "--discovery.tag-labels=env,cost-center",
+                "--aliyun.rate-limit=2.5",
+            ],
+            &[],
+        )
+        .unwrap();
+        let redis = &c.accounts[0].redis;
+        assert_eq!(redis.regions, Regions::All);
+        assert_eq!(redis.static_region, None);
+        assert_eq!(
+            redis.discovery.as_ref().unwrap().tags,
+            vec![
+                ("env".to_string(), "prod".to_string()),
+                ("team".to_string(), "payments".to_string())
+            ]
+        );
+        assert_eq!(c.accounts[0].rate_limit, 2.5);
+        let labels: Vec<&str> = c.tag_labels.iter().map(|l| l.label.as_str()).collect();
+        assert_eq!(labels, ["tag_env", "tag_cost_center"]);
+
+        // Statics and one discovery region: the statics live there.
+        let c = parse(
+            &["--discovery.regions=cn-shanghai", "--redis.instance-id=r-x"],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            c.accounts[0].redis.static_region.as_deref(),
+            Some("cn-shanghai")
+        );
+        // Several regions: the statics are looked up.
+        let c = parse(
+            &[
+                "--discovery.regions=cn-shanghai,cn-beijing",
+                "--redis.instance-id=r-x",
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.accounts[0].redis.static_region, None);
     }
 
     #[test]
@@ -513,6 +880,7 @@ mod tests {
             (&["--poll.concurrency=0"], "--poll.concurrency"),
             (&["--web.listen-address=nowhere"], "--web.listen-address"),
             (&["--web.telemetry-path=metrics"], "--web.telemetry-path"),
+            (&["--web.telemetry-path=/-/reload"], "--web.telemetry-path"),
             (&["--aliyun.endpoint=ftp://x"], "--aliyun.endpoint"),
             (&["--aliyun.endpoint=http://h/?a=b"], "--aliyun.endpoint"),
             (
@@ -521,14 +889,53 @@ mod tests {
             ),
             (&["--log.level=loud"], "--log.level"),
             (&["--log.format=xml"], "--log.format"),
+            (
+                &["--aliyun.credentials-provider=magic"],
+                "--aliyun.credentials-provider",
+            ),
+            (&["--aliyun.sts-endpoint=sts"], "--aliyun.sts-endpoint"),
+            (&["--discovery.interval=never"], "--discovery.interval"),
+            (
+                &["--discovery.regions=all,cn-beijing"],
+                "--discovery.regions",
+            ),
+            (&["--discovery.regions=Mars"], "--discovery.regions"),
+            (
+                &["--discovery.regions=all", "--discovery.tag=env"],
+                "--discovery.tag",
+            ),
+            (
+                &[
+                    "--discovery.regions=all",
+                    "--discovery.tag=a=1,b=2,c=3,d=4,e=5,f=6",
+                ],
+                "--discovery.tag",
+            ),
+            (
+                &["--discovery.regions=all", "--discovery.tag=a=1,a=2"],
+                "--discovery.tag",
+            ),
+            (
+                &["--discovery.tag-labels=a-b,a_b"],
+                "--discovery.tag-labels",
+            ),
+            (&["--shard.count=0"], "--shard.count"),
+            (&["--shard.count=2", "--shard.index=2"], "--shard.index"),
+            (
+                &["--shard.index=1", "--shard.from-hostname"],
+                "--shard.index",
+            ),
+            (&["--aliyun.rate-limit=-1"], "--aliyun.rate-limit"),
+            (&["--aliyun.rate-limit=fast"], "--aliyun.rate-limit"),
+            (&["--redis.instance-id=r a"], "--redis.instance-id"),
         ];
         for (extra, setting) in cases {
             let mut args = base.to_vec();
             args.extend_from_slice(extra);
-            let err = parse(&args, CREDS).unwrap_err();
+            let err = parse(&args, &[]).unwrap_err();
             assert!(
                 err.to_string().starts_with(setting),
-                "{err} should name {setting}"
+                "{extra:?}: {err} should name {setting}"
             );
             assert!(!err.to_string().contains('\n'));
             assert!(
@@ -536,76 +943,129 @@ mod tests {
                 "{err}"
             );
         }
-        assert!(parse(&["--redis.instance-id=r-a"], CREDS)
+        assert!(parse(&["--redis.instance-id=r-a"], &[])
             .unwrap_err()
             .setting
             .contains("--aliyun.region"));
         let evil = parse(
             &["--redis.instance-id=r-a", "--aliyun.region=evil.com/x"],
-            CREDS,
+            &[],
         )
         .unwrap_err();
         assert!(evil.setting.contains("--aliyun.region"), "{evil}");
-        assert!(parse(&["--aliyun.region=cn-hangzhou"], CREDS)
-            .unwrap_err()
-            .setting
-            .contains("--redis.instance-id"));
-        let no_creds =
-            parse(&base, &[("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")]).unwrap_err();
-        assert_eq!(no_creds.setting, "credentials");
-        assert!(no_creds.message.contains("ALIBABA_CLOUD_ACCESS_KEY_ID"));
-        let mut args = base.to_vec();
-        args.push("--aliyun.credentials-provider=magic");
-        assert!(parse(&args, CREDS)
-            .unwrap_err()
-            .setting
-            .contains("--aliyun.credentials-provider"));
-        let mut args = base.to_vec();
-        args.push("--aliyun.sts-endpoint=sts");
-        assert!(parse(&args, CREDS)
-            .unwrap_err()
-            .setting
-            .contains("--aliyun.sts-endpoint"));
+        let nothing = parse(&["--aliyun.region=cn-hangzhou"], &[]).unwrap_err();
+        assert!(nothing.setting.contains("--redis.instance-id"), "{nothing}");
+        assert!(nothing.message.contains("--config.file"), "{nothing}");
+        let lone_tag = parse(&["--discovery.tag=a=b"], &[]).unwrap_err();
+        assert!(lone_tag.setting.contains("--discovery.tag"), "{lone_tag}");
     }
 
     #[test]
-    fn nothing_configured_falls_back_to_the_ecs_role_without_touching_the_network() {
+    fn shards() {
         let base = ["--aliyun.region=cn-hangzhou", "--redis.instance-id=r-a"];
-        let c = parse(&base, &[]).unwrap();
-        let Target::Api {
-            credentials: Source::Ecs { settings, probe },
-            ..
-        } = &c.target
-        else {
-            panic!("{c:?}")
-        };
-        assert!(*probe);
-        assert_eq!(settings.metadata_endpoint, "http://100.100.100.200");
         let mut args = base.to_vec();
-        args.push("--aliyun.metadata-endpoint=http://127.0.0.1:9");
-        let c = parse(&args, &[("ALIBABA_CLOUD_STS_REGION", "cn-shanghai")]).unwrap();
-        let Target::Api {
-            credentials: Source::Ecs { settings, .. },
-            ..
-        } = &c.target
-        else {
-            panic!()
-        };
-        assert_eq!(settings.metadata_endpoint, "http://127.0.0.1:9");
+        args.extend(["--shard.count=3", "--shard.index=2"]);
+        assert_eq!(
+            parse(&args, &[]).unwrap().shard,
+            ShardConfig {
+                count: 3,
+                index: ShardIndex::Fixed(2)
+            }
+        );
+        let mut args = base.to_vec();
+        args.extend(["--shard.count=3", "--shard.from-hostname"]);
+        assert_eq!(
+            parse(&args, &[]).unwrap().shard.index,
+            ShardIndex::FromHostname
+        );
     }
 
     #[test]
-    fn demo_needs_nothing() {
+    fn the_file_adds_accounts_after_the_flags_one() {
+        let file = "accounts:\n  - name: prod\n    redis:\n      regions: [cn-beijing]\n      instance_ids: [r-p]\n";
+        let c = parse_with_file(
+            &[
+                "--aliyun.region=cn-hangzhou",
+                "--redis.instance-id=r-a",
+                "--config.file=/etc/x.yml",
+            ],
+            &[],
+            Some(file),
+        )
+        .unwrap();
+        let names: Vec<&str> = c.accounts.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["default", "prod"]);
+        // The file alone is enough.
+        let c = parse_with_file(&["--config.file=/etc/x.yml"], &[], Some(file)).unwrap();
+        assert_eq!(c.accounts.len(), 1);
+        assert_eq!(c.flag_account, None);
+        // Reloading with another text keeps the flags' account.
+        let c = parse_with_file(
+            &[
+                "--redis.instance-id=r-a",
+                "--aliyun.region=cn-hangzhou",
+                "--config.file=x",
+            ],
+            &[],
+            Some(file),
+        )
+        .unwrap();
+        let reloaded = c
+            .with_file(Some("accounts:\n  - name: other\n    redis:\n      regions: [cn-beijing]\n      instance_ids: [r-o]\n"))
+            .unwrap();
+        let names: Vec<&str> = reloaded.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["default", "other"]);
+        // A file account may not take the flags' name.
+        let clash = "accounts:\n  - name: default\n    redis:\n      regions: [cn-beijing]\n      instance_ids: [r-p]\n";
+        let err = parse_with_file(
+            &[
+                "--redis.instance-id=r-a",
+                "--aliyun.region=cn-hangzhou",
+                "--config.file=x",
+            ],
+            &[],
+            Some(clash),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("\"default\""), "{err}");
+        // A broken file names the file and the line.
+        let err = parse_with_file(
+            &["--config.file=/etc/x.yml"],
+            &[],
+            Some("accounts:\n  - nmae: x\n"),
+        )
+        .unwrap_err();
+        assert!(err.setting.starts_with("--config.file"), "{err}");
+        assert!(err.to_string().contains("/etc/x.yml"), "{err}");
+        assert!(err.to_string().contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn demo_needs_nothing_and_takes_no_accounts() {
         let c = parse(&["--demo"], &[]).unwrap();
-        assert_eq!(c.target, Target::Demo);
-        assert_eq!(c.poll_interval, Duration::from_secs(15));
-        assert_eq!(c.instance_ids.len(), crate::demo::INSTANCE_IDS.len());
+        assert!(c.demo);
+        assert!(c.accounts.is_empty());
+        assert_eq!(c.poll.interval, Duration::from_secs(15));
+        assert_eq!(c.discovery_interval, Duration::from_secs(20));
         let c = parse(
             &["--demo", "--poll.interval=1m", "--web.listen-address=:9999"],
             &[],
         )
         .unwrap();
-        assert_eq!(c.poll_interval, Duration::from_secs(60));
+        assert_eq!(c.poll.interval, Duration::from_secs(60));
         assert_eq!(c.listen_address.port(), 9999);
+        let err = parse(&["--demo", "--redis.instance-id=r-a"], &[]).unwrap_err();
+        assert!(err.setting.contains("--redis.instance-id"), "{err}");
+    }
+
+    #[test]
+    fn tag_label_names_are_sanitised() {
+        assert_eq!(tag_label_name("cost-center"), "tag_cost_center");
+        assert_eq!(
+            tag_label_name("app.kubernetes.io/name"),
+            "tag_app_kubernetes_io_name"
+        );
+        assert_eq!(tag_label_name("env"), "tag_env");
+        assert_eq!(tag_label_name("团队"), "tag___");
     }
 }

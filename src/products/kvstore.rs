@@ -4,9 +4,11 @@
 use chrono::{DateTime, Duration as ChronoDuration, Timelike, Utc};
 use serde_json::{Map, Value};
 
+use tokio::time::Instant;
+
 use crate::aliyun::json::{as_u64, parse_time, text};
 use crate::aliyun::{ApiError, RpcClient};
-use crate::model::{normalize_backup_type, normalize_word, Backup, BackupStatus};
+use crate::model::{normalize_backup_type, normalize_word, Backup, BackupStatus, InstanceInfo};
 
 /// The R-kvstore API version all these calls belong to.
 pub const API_VERSION: &str = "2015-01-01";
@@ -25,7 +27,7 @@ pub async fn describe_backups(
     client: &RpcClient,
     instance_id: &str,
     window: &Window,
-    deadline: std::time::Instant,
+    deadline: Instant,
 ) -> Result<Vec<Backup>, ApiError> {
     let mut backups = Vec::new();
     for page_number in 1..=MAX_PAGES {
@@ -181,6 +183,260 @@ fn decode_backup(item: &Map<String, Value>, instance_id: &str) -> Result<Backup,
     })
 }
 
+/// Instances asked for per DescribeInstances page: the API's maximum.
+pub const INSTANCE_PAGE_SIZE: usize = 50;
+/// IDs per DescribeInstances call with `InstanceIds`: the API's maximum.
+pub const MAX_IDS_PER_CALL: usize = 30;
+/// 50,000 instances in one region is beyond any real estate.
+const MAX_INSTANCE_PAGES: usize = 1000;
+
+/// What to list in one region.
+#[derive(Debug, Clone, Copy)]
+pub struct InstanceQuery<'a> {
+    pub region_id: &'a str,
+    /// Only these instances (at most `MAX_IDS_PER_CALL`); empty for all.
+    pub instance_ids: &'a [String],
+    /// An instance must carry every pair (sent as `Tag.N.*`, at most five,
+    /// and checked again here: whether the API ANDs them is not documented).
+    pub tags: &'a [(String, String)],
+}
+
+/// Every instance of a region matching `query`, all pages, by `deadline`.
+/// A failed page fails the whole call: a half list would drop instances.
+pub async fn describe_instances(
+    client: &RpcClient,
+    query: &InstanceQuery<'_>,
+    deadline: Instant,
+) -> Result<Vec<InstanceInfo>, ApiError> {
+    let mut found: Vec<InstanceInfo> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut listed = 0;
+    for page_number in 1..=MAX_INSTANCE_PAGES {
+        let mut params = vec![
+            ("RegionId", query.region_id.to_string()),
+            ("PageSize", INSTANCE_PAGE_SIZE.to_string()),
+            ("PageNumber", page_number.to_string()),
+        ];
+        if !query.instance_ids.is_empty() {
+            params.push(("InstanceIds", query.instance_ids.join(",")));
+        }
+        let tag_params: Vec<(String, String)> = query
+            .tags
+            .iter()
+            .take(crate::config::MAX_TAGS)
+            .enumerate()
+            .flat_map(|(i, (k, v))| {
+                [
+                    (format!("Tag.{}.Key", i + 1), k.clone()),
+                    (format!("Tag.{}.Value", i + 1), v.clone()),
+                ]
+            })
+            .collect();
+        params.extend(tag_params.iter().map(|(k, v)| (k.as_str(), v.clone())));
+        let answer = client
+            .call(
+                "DescribeInstances",
+                &params,
+                |body| decode_instances(body, query.region_id),
+                deadline,
+            )
+            .await?;
+        let page = answer.value;
+        let got = page.instances.len();
+        listed += got;
+        // Pages can shift while instances come and go: never count one twice.
+        for instance in page.instances {
+            if seen.insert(instance.instance_id.clone()) && instance.has_tags(query.tags) {
+                found.push(instance);
+            }
+        }
+        let total = page.total_count.unwrap_or(listed);
+        if got == 0 || listed >= total {
+            return Ok(found);
+        }
+    }
+    Err(ApiError::Decode {
+        detail: format!("more than {MAX_INSTANCE_PAGES} pages of instances"),
+        request_id: None,
+    })
+}
+
+/// One page of a DescribeInstances answer.
+#[derive(Debug)]
+pub struct InstancePage {
+    pub instances: Vec<InstanceInfo>,
+    pub total_count: Option<usize>,
+}
+
+/// Label values are bounded: an instance name is the user's free text.
+fn bounded(value: String) -> String {
+    if value.len() <= 256 {
+        return value;
+    }
+    let mut end = 256;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    value[..end].to_string()
+}
+
+/// Decodes a DescribeInstances page. Strict about what identifies an
+/// instance (a missing or malformed `InstanceId` fails the page, so the
+/// last known list is kept rather than an instance dropped), lenient about
+/// everything else.
+pub fn decode_instances(body: &[u8], queried_region: &str) -> Result<InstancePage, String> {
+    let doc: Value = serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
+    let doc = doc.as_object().ok_or("body is not a JSON object")?;
+    let total_count = match doc.get("TotalCount") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(as_u64(v).ok_or("TotalCount is not a number")? as usize),
+    };
+    let items =
+        list(doc.get("Instances"), "KVStoreInstance").map_err(|e| format!("Instances{e}"))?;
+    let instances = items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let item = item
+                .as_object()
+                .ok_or(format!("Instances.KVStoreInstance[{i}] is not an object"))?;
+            decode_instance(item, queried_region)
+                .map_err(|e| format!("Instances.KVStoreInstance[{i}]: {e}"))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(InstancePage {
+        instances,
+        total_count,
+    })
+}
+
+fn decode_instance(
+    item: &Map<String, Value>,
+    queried_region: &str,
+) -> Result<InstanceInfo, String> {
+    let instance_id = text(item, "InstanceId").ok_or("InstanceId is missing")?;
+    if !crate::config::is_valid_instance_id(&instance_id) {
+        return Err(format!("InstanceId {instance_id:?} is not an instance ID"));
+    }
+    let region_id = text(item, "RegionId")
+        .filter(|r| crate::aliyun::endpoint::is_valid_region(r))
+        .unwrap_or_else(|| queried_region.to_string());
+    let field = |name: &str| bounded(text(item, name).unwrap_or_default());
+    let tags = match item.get("Tags") {
+        None | Some(Value::Null) => Vec::new(),
+        tags => list(tags, "Tag")
+            .map_err(|e| format!("Tags{e}"))?
+            .into_iter()
+            .filter_map(|t| t.as_object())
+            .filter_map(|t| {
+                Some((
+                    bounded(text(t, "Key")?),
+                    bounded(text(t, "Value").unwrap_or_default()),
+                ))
+            })
+            .collect(),
+    };
+    Ok(InstanceInfo {
+        instance_id,
+        region_id,
+        name: field("InstanceName"),
+        zone_id: field("ZoneId"),
+        engine_version: field("EngineVersion"),
+        architecture: field("ArchitectureType").to_ascii_lowercase(),
+        instance_class: field("InstanceClass"),
+        status: field("InstanceStatus"),
+        shard_count: item
+            .get("ShardCount")
+            .and_then(as_u64)
+            .and_then(|n| u32::try_from(n).ok()),
+        tags,
+        // A creation time that cannot be read only leaves out its series.
+        created: text(item, "CreateTime").and_then(|t| parse_time(&t)),
+    })
+}
+
+/// The items of `{"Wrapper": [..]}`, also when the wrapper is left out, the
+/// list is a single object, or the whole thing is missing or empty.
+fn list<'a>(value: Option<&'a Value>, wrapper: &str) -> Result<Vec<&'a Value>, String> {
+    Ok(match value {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items.iter().collect(),
+        Some(Value::Object(o)) => match o.get(wrapper) {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) => items.iter().collect(),
+            Some(single @ Value::Object(_)) => vec![single],
+            Some(_) => return Err(format!(".{wrapper} is not a list")),
+        },
+        Some(Value::String(s)) if s.is_empty() => Vec::new(),
+        Some(_) => return Err(" is not an object".into()),
+    })
+}
+
+/// A region and the host DescribeRegions says serves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegionInfo {
+    pub region_id: String,
+    /// `RegionEndpoint`, when it is a plausible Alibaba host name.
+    pub endpoint_host: Option<String>,
+}
+
+/// Every region R-kvstore is offered in, by `deadline`.
+pub async fn describe_regions(
+    client: &RpcClient,
+    deadline: Instant,
+) -> Result<Vec<RegionInfo>, ApiError> {
+    let answer = client
+        .call("DescribeRegions", &[], decode_regions, deadline)
+        .await?;
+    Ok(answer.value)
+}
+
+/// Decodes DescribeRegions. A region ID that could not be a region is
+/// skipped (it would end up in a host name); an endpoint that is not an
+/// `*.aliyuncs.com` host is ignored, so the signed requests never go to a
+/// host that an answer made up.
+pub fn decode_regions(body: &[u8]) -> Result<Vec<RegionInfo>, String> {
+    let doc: Value = serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
+    let doc = doc.as_object().ok_or("body is not a JSON object")?;
+    let items = list(doc.get("RegionIds"), "KVStoreRegion").map_err(|e| format!("RegionIds{e}"))?;
+    let mut regions: Vec<RegionInfo> = Vec::new();
+    for item in items.into_iter().filter_map(Value::as_object) {
+        let Some(region_id) =
+            text(item, "RegionId").filter(|r| crate::aliyun::endpoint::is_valid_region(r))
+        else {
+            continue;
+        };
+        if regions.iter().any(|r| r.region_id == region_id) {
+            continue;
+        }
+        let endpoint_host = text(item, "RegionEndpoint").filter(|h| is_alibaba_host(h));
+        regions.push(RegionInfo {
+            region_id,
+            endpoint_host,
+        });
+    }
+    if regions.is_empty() {
+        return Err("RegionIds.KVStoreRegion names no region".into());
+    }
+    Ok(regions)
+}
+
+/// `r-kvstore.aliyuncs.com`, `r-kvstore.eu-central-1.aliyuncs.com`: lower
+/// case labels of letters, digits and dashes, under `aliyuncs.com`.
+fn is_alibaba_host(host: &str) -> bool {
+    host.len() <= 253
+        && host.ends_with(".aliyuncs.com")
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,5 +510,105 @@ mod tests {
             let err = decode_page(body, "r").unwrap_err();
             assert!(err.contains(expected), "{err} should mention {expected}");
         }
+    }
+
+    #[test]
+    fn instances_decoded_leniently() {
+        let body = br#"{"RequestId":"R","TotalCount":"2","PageNumber":1,"PageSize":50,
+          "Instances":{"KVStoreInstance":[
+            {"InstanceId":"r-a","InstanceName":"orders","RegionId":"cn-shanghai","ZoneId":"cn-shanghai-b",
+             "EngineVersion":5,"ArchitectureType":"Cluster","InstanceClass":"redis.logic.sharding.2g.2db.0rodb.4proxy.default",
+             "InstanceStatus":"Normal","ShardCount":"2","CreateTime":"2026-01-02T03:04:05Z",
+             "Tags":{"Tag":[{"Key":"env","Value":"prod"},{"Key":"team","Value":7}]},"Port":"6379","Unknown":[1]},
+            {"InstanceId":"r-b","InstanceStatus":"Creating","CreateTime":"soon","Tags":{}}
+          ]}}"#;
+        let page = decode_instances(body, "cn-hangzhou").unwrap();
+        assert_eq!(page.total_count, Some(2));
+        let [a, b] = &page.instances[..] else {
+            panic!()
+        };
+        assert_eq!(a.region_id, "cn-shanghai");
+        assert_eq!(a.engine_version, "5");
+        assert_eq!(a.architecture, "cluster");
+        assert_eq!(a.shard_count, Some(2));
+        assert_eq!(
+            a.tags,
+            vec![("env".into(), "prod".into()), ("team".into(), "7".into())]
+        );
+        assert_eq!(a.created.map(|t| t.timestamp()), Some(1_767_323_045));
+        assert!(a.has_tags(&[("env".into(), "prod".into())]));
+        assert!(!a.has_tags(&[("env".into(), "dev".into())]));
+        // Fields left out: the queried region, empty labels, no created time.
+        assert_eq!(b.region_id, "cn-hangzhou");
+        assert!(b.is_creating());
+        assert_eq!((b.name.as_str(), b.created), ("", None));
+        // A single object instead of a list, and an empty answer.
+        let one = decode_instances(
+            br#"{"Instances":{"KVStoreInstance":{"InstanceId":"r-c"}}}"#,
+            "x",
+        )
+        .unwrap();
+        assert_eq!(one.instances.len(), 1);
+        assert!(decode_instances(br#"{"TotalCount":0,"Instances":{}}"#, "x")
+            .unwrap()
+            .instances
+            .is_empty());
+        // Label values are bounded.
+        let long = format!(
+            r#"{{"Instances":{{"KVStoreInstance":[{{"InstanceId":"r-d","InstanceName":"{}"}}]}}}}"#,
+            "é".repeat(300)
+        );
+        assert!(
+            decode_instances(long.as_bytes(), "x").unwrap().instances[0]
+                .name
+                .len()
+                <= 256
+        );
+    }
+
+    #[test]
+    fn an_instance_without_a_usable_id_fails_the_page() {
+        for (body, expected) in [
+            (
+                &br#"{"Instances":{"KVStoreInstance":[{"InstanceName":"x"}]}}"#[..],
+                "InstanceId is missing",
+            ),
+            (
+                br#"{"Instances":{"KVStoreInstance":[{"InstanceId":"r-a b"}]}}"#,
+                "not an instance ID",
+            ),
+            (br#"{"Instances":{"KVStoreInstance":"x"}}"#, "not a list"),
+            (b"<html>", "not JSON"),
+        ] {
+            let err = decode_instances(body, "cn-hangzhou").unwrap_err();
+            assert!(err.contains(expected), "{err}");
+        }
+    }
+
+    #[test]
+    fn regions_and_their_endpoints() {
+        let body = br#"{"RequestId":"R","RegionIds":{"KVStoreRegion":[
+            {"RegionId":"cn-hangzhou","RegionEndpoint":"r-kvstore.aliyuncs.com","LocalName":"x","ZoneIds":"cn-hangzhou-b"},
+            {"RegionId":"eu-central-1","RegionEndpoint":"r-kvstore.eu-central-1.aliyuncs.com"},
+            {"RegionId":"ap-south-1","RegionEndpoint":"evil.example.com"},
+            {"RegionId":"ap-south-1"},
+            {"RegionId":"../etc","RegionEndpoint":"r-kvstore.aliyuncs.com"},
+            {"RegionId":"me-east-1","RegionEndpoint":"r-kvstore.aliyuncs.com/../x"}
+        ]}}"#;
+        let regions = decode_regions(body).unwrap();
+        let got: Vec<(&str, Option<&str>)> = regions
+            .iter()
+            .map(|r| (r.region_id.as_str(), r.endpoint_host.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("cn-hangzhou", Some("r-kvstore.aliyuncs.com")),
+                ("eu-central-1", Some("r-kvstore.eu-central-1.aliyuncs.com")),
+                ("ap-south-1", None),
+                ("me-east-1", None),
+            ]
+        );
+        assert!(decode_regions(br#"{"RegionIds":{"KVStoreRegion":[]}}"#).is_err());
     }
 }

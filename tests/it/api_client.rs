@@ -22,7 +22,7 @@ async fn describe(
     client: &aliyun_backup_exporter::aliyun::RpcClient,
     instance_id: &str,
 ) -> Result<Vec<aliyun_backup_exporter::model::Backup>, ApiError> {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     kvstore::describe_backups(client, instance_id, &week_window(), deadline).await
 }
 

@@ -3,35 +3,27 @@
 
 use std::time::Duration;
 
-use aliyun_backup_exporter::aliyun::credentials::chain::Source;
-use aliyun_backup_exporter::app::{self, Running};
-use aliyun_backup_exporter::clock;
-use aliyun_backup_exporter::config::{Config, LogFormat, Target};
-use aliyun_backup_exporter::fake_api::{FakeApi, FakeBackup, FakeInstance, Fault};
+use aliyun_backup_exporter::app::Running;
+use aliyun_backup_exporter::config::Config;
+use aliyun_backup_exporter::fake_api::{FakeApi, FakeBackup, FakeInstance, FakeKey, Fault};
 use chrono::{DateTime, SubsecRound, Utc};
 
 use crate::helpers::*;
 
+/// Flags-only use, as before the fleet work: instances by ID in one region.
 fn config(fake: &FakeApi, instances: &[&str], interval: Duration) -> Config {
-    Config {
-        listen_address: "127.0.0.1:0".parse().unwrap(),
-        telemetry_path: "/metrics".into(),
-        region_id: "cn-test-1".into(),
-        target: Target::Api {
-            endpoint: fake.endpoint(),
-            credentials: Source::Static {
-                name: "test",
-                credentials: credentials(KEY_SECRET, None),
-            },
-        },
-        instance_ids: instances.iter().map(|s| s.to_string()).collect(),
-        poll_interval: interval,
-        poll_lookback: Duration::from_secs(7 * 86400),
-        poll_concurrency: 2,
-        poll_timeout: Duration::from_secs(5),
-        log_level: tracing::Level::INFO,
-        log_format: LogFormat::Logfmt,
-    }
+    let ids = format!("--redis.instance-id={}", instances.join(","));
+    let interval = format!("--poll.interval={}ms", interval.as_millis());
+    flags_config(
+        fake,
+        &[
+            "--aliyun.region=cn-test-1",
+            &ids,
+            &interval,
+            "--poll.concurrency=2",
+            "--poll.timeout=5s",
+        ],
+    )
 }
 
 /// Sends `request` as is and reads the answer until the server closes.
@@ -45,9 +37,7 @@ async fn raw_http(addr: std::net::SocketAddr, request: &str) -> String {
 }
 
 async fn start(config: Config) -> Running {
-    app::start(config, clock::system())
-        .await
-        .expect("exporter starts")
+    start_exporter(config, &env_credentials(None)).await
 }
 
 async fn get(running: &Running, path: &str) -> reqwest::Response {
@@ -105,16 +95,12 @@ async fn scrape_matches_the_data_given_to_the_fake() {
             FakeBackup::success("r-cls-db-1", h(4), Duration::from_secs(120), 40),
         ]),
     );
-    let running = app::start(
-        config(
-            &fake,
-            &["r-std", "r-cls", "r-gone"],
-            Duration::from_secs(300),
-        ),
-        clock::system(),
-    )
-    .await
-    .unwrap();
+    let running = start(config(
+        &fake,
+        &["r-std", "r-cls", "r-gone"],
+        Duration::from_secs(300),
+    ))
+    .await;
 
     wait_ready(&running).await;
     let m = scrape(&running).await;
@@ -226,7 +212,7 @@ async fn scrape_matches_the_data_given_to_the_fake() {
         value(
             &m,
             "aliyun_backup_api_requests_total",
-            &[("code", "Success")]
+            &[("action", "DescribeBackups"), ("code", "Success")]
         ),
         2.0
     );
@@ -267,12 +253,7 @@ async fn a_failed_poll_keeps_the_last_known_facts_and_others_go_on() {
             )]),
         );
     }
-    let running = app::start(
-        config(&fake, &["r-a", "r-b"], Duration::from_millis(300)),
-        clock::system(),
-    )
-    .await
-    .unwrap();
+    let running = start(config(&fake, &["r-a", "r-b"], Duration::from_millis(300))).await;
     wait_ready(&running).await;
     let before = scrape(&running).await;
     let ts = value(
@@ -341,7 +322,7 @@ async fn a_slow_instance_delays_no_other_and_its_poll_ends_before_the_next_is_du
         i.always = Some(Fault::Slow(Duration::from_secs(3)))
     });
     let mut cfg = config(&fake, &ids, Duration::from_secs(1));
-    cfg.poll_timeout = Duration::from_secs(10);
+    cfg.poll.timeout = Duration::from_secs(10);
     let running = start(cfg).await;
 
     // Not ready until the slow instance's first poll has ended.
@@ -429,7 +410,7 @@ async fn http_endpoints_answer_as_documented() {
 async fn nothing_secret_reaches_the_exposition_or_the_page() {
     // STS-style credentials with a token; one instance polled fine, one
     // failing with the server echoing its string-to-sign (it holds the token).
-    let fake = FakeApi::start(vec![aliyun_backup_exporter::fake_api::FakeKey {
+    let fake = FakeApi::start(vec![FakeKey {
         security_token: Some(TOKEN.into()),
         ..key()
     }])
@@ -446,14 +427,7 @@ async fn nothing_secret_reaches_the_exposition_or_the_page() {
         )]),
     );
     fake.set_instance("r-2", FakeInstance::default());
-    let mut cfg = config(&fake, &["r-1", "r-2"], Duration::from_secs(300));
-    cfg.target = Target::Api {
-        endpoint: fake.endpoint(),
-        credentials: Source::Static {
-            name: "test",
-            credentials: credentials(KEY_SECRET, Some(TOKEN)),
-        },
-    };
+    let cfg = config(&fake, &["r-1", "r-2"], Duration::from_secs(300));
     let echo = format!(
         r#"{{"Code":"SignatureDoesNotMatch","Message":"Specified signature is not matched. server string to sign is:GET&%2F&SecurityToken%3D{TOKEN}"}}"#
     );
@@ -464,7 +438,7 @@ async fn nothing_secret_reaches_the_exposition_or_the_page() {
             body: echo,
         }],
     );
-    let running = start(cfg).await;
+    let running = start_exporter(cfg, &env_credentials(Some(TOKEN))).await;
     wait_ready(&running).await;
     let metrics = get(&running, "/metrics").await.text().await.unwrap();
     let page = get(&running, "/").await.text().await.unwrap();

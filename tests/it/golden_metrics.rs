@@ -6,11 +6,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aliyun_backup_exporter::aliyun::CallObserver;
+use aliyun_backup_exporter::aliyun::{CallLabels, CallObserver};
 use aliyun_backup_exporter::clock::ManualClock;
+use aliyun_backup_exporter::config::{tag_label_name, TagLabel};
 use aliyun_backup_exporter::metrics;
-use aliyun_backup_exporter::model::{Backup, BackupStatus};
+use aliyun_backup_exporter::model::{Backup, BackupStatus, InstanceInfo};
 use aliyun_backup_exporter::snapshot::{summarize, InstanceView, Snapshot};
+use aliyun_backup_exporter::targets::{DiscoveryStatus, InstanceKey, Target, TargetSet};
 use chrono::{DateTime, TimeZone, Utc};
 use tokio::sync::watch;
 
@@ -32,11 +34,111 @@ fn backup(node: &str, status: &str, start: DateTime<Utc>, secs: i64, size: Optio
     }
 }
 
+fn key(account: &str, region: &str, id: &str) -> InstanceKey {
+    InstanceKey {
+        account: account.into(),
+        product: "redis",
+        region_id: region.into(),
+        instance_id: id.into(),
+    }
+}
+
+fn info(id: &str, name: &str, status: &str, tags: &[(&str, &str)]) -> Option<Arc<InstanceInfo>> {
+    Some(Arc::new(InstanceInfo {
+        instance_id: id.into(),
+        region_id: "cn-hangzhou".into(),
+        name: name.into(),
+        zone_id: "cn-hangzhou-h".into(),
+        engine_version: "5.0".into(),
+        architecture: "standard".into(),
+        instance_class: "redis.master.small.default".into(),
+        status: status.into(),
+        shard_count: None,
+        tags: tags
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        created: Some(at(1, 8, 40, 5)),
+    }))
+}
+
+/// What discovery knows: two accounts, the second with the region list of
+/// `all`, a failed region and an empty one; a static instance never found
+/// (no info) and one still being created (info, but not polled).
+fn fixed_targets() -> TargetSet {
+    let client = Arc::new(
+        crate::helpers::ClientBuilder::new("http://127.0.0.1:9".into())
+            .build()
+            .0,
+    );
+    let target = |info: Option<Arc<InstanceInfo>>, polled: bool| Target {
+        info,
+        polled,
+        client: client.clone(),
+    };
+    let mut targets = BTreeMap::new();
+    targets.insert(
+        key("default", "cn-hangzhou", "r-std"),
+        target(
+            info(
+                "r-std",
+                "orders",
+                "Normal",
+                &[("env", "prod"), ("cost-center", "42"), ("other", "x")],
+            ),
+            true,
+        ),
+    );
+    let mut cluster = info("r-cls", "sessions \"eu\"", "Normal", &[("env", "prod")]);
+    if let Some(c) = cluster.as_mut().and_then(Arc::get_mut) {
+        c.architecture = "cluster".into();
+        c.instance_class = "redis.logic.sharding.2g.2db.0rodb.4proxy.default".into();
+        c.shard_count = Some(2);
+    }
+    targets.insert(
+        key("default", "cn-hangzhou", "r-cls"),
+        target(cluster, true),
+    );
+    targets.insert(key("default", "cn-hangzhou", "r-gone"), target(None, true));
+    targets.insert(
+        key("default", "cn-hangzhou", "r-new"),
+        target(info("r-new", "", "Creating", &[]), false),
+    );
+    let status = |success: bool, last: Option<DateTime<Utc>>| DiscoveryStatus {
+        success,
+        last_success: last,
+    };
+    let discovery = BTreeMap::from([
+        (
+            ("default".into(), "redis", "cn-hangzhou".into()),
+            status(true, Some(at(26, 6, 20, 0))),
+        ),
+        (
+            ("prod".into(), "redis", "all".into()),
+            status(true, Some(at(26, 6, 20, 0))),
+        ),
+        (
+            ("prod".into(), "redis", "cn-shanghai".into()),
+            status(false, Some(at(25, 23, 0, 0))),
+        ),
+        (
+            ("prod".into(), "redis", "eu-central-1".into()),
+            status(true, Some(at(26, 6, 20, 1))),
+        ),
+    ]);
+    TargetSet {
+        targets,
+        discovery,
+        initial_round_done: true,
+        ..Default::default()
+    }
+}
+
 fn fixed_snapshot() -> Snapshot {
     let mut instances = BTreeMap::new();
     let polled = at(26, 6, 0, 0);
     instances.insert(
-        "r-std".to_string(),
+        key("default", "cn-hangzhou", "r-std"),
         Arc::new(InstanceView {
             last_poll_success: true,
             last_success_poll_at: Some(polled),
@@ -61,7 +163,7 @@ fn fixed_snapshot() -> Snapshot {
         }),
     );
     instances.insert(
-        "r-cls".to_string(),
+        key("default", "cn-hangzhou", "r-cls"),
         Arc::new(InstanceView {
             // The latest poll failed: the facts of the one before stay.
             last_poll_success: false,
@@ -75,7 +177,7 @@ fn fixed_snapshot() -> Snapshot {
         }),
     );
     instances.insert(
-        "r-gone".to_string(),
+        key("default", "cn-hangzhou", "r-gone"),
         Arc::new(InstanceView {
             last_poll_success: false,
             last_success_poll_at: None,
@@ -84,17 +186,12 @@ fn fixed_snapshot() -> Snapshot {
         }),
     );
     Snapshot {
-        product: "redis",
-        region_id: "cn-hangzhou".into(),
-        // r-new is watched but not polled yet: it has no series at all.
-        watched: Arc::new(vec![
-            "r-std".into(),
-            "r-cls".into(),
-            "r-gone".into(),
-            "r-new".into(),
-        ]),
+        // r-new is watched but not polled (Creating): only its info series.
+        targets: Arc::new(fixed_targets()),
         instances,
+        polling: 3,
         poll_cycle_seconds: Some(1.25),
+        ready: true,
     }
 }
 
@@ -103,18 +200,50 @@ fn metrics_body_matches_the_golden_file() {
     let (_tx, rx) = watch::channel(Arc::new(fixed_snapshot()));
     let clock = Arc::new(ManualClock::new(at(26, 6, 30, 0)));
     let metrics::Live { registry, api, .. } = metrics::registry(false).unwrap();
-    api.attempt("DescribeBackups", "Success", Duration::from_millis(80));
-    api.attempt("DescribeBackups", "Success", Duration::from_millis(300));
+    let calls = CallLabels {
+        account: "default".into(),
+        region_id: "cn-hangzhou".into(),
+    };
     api.attempt(
+        &calls,
+        "DescribeBackups",
+        "Success",
+        Duration::from_millis(80),
+    );
+    api.attempt(
+        &calls,
+        "DescribeBackups",
+        "Success",
+        Duration::from_millis(300),
+    );
+    api.attempt(
+        &calls,
         "DescribeBackups",
         "Throttling.User",
         Duration::from_millis(40),
+    );
+    let regions = CallLabels {
+        account: "prod".into(),
+        region_id: "all".into(),
+    };
+    api.attempt(
+        &regions,
+        "DescribeRegions",
+        "Success",
+        Duration::from_millis(120),
     );
 
     let exposition = metrics::Exposition {
         registry,
         snapshots: rx,
         clock,
+        tag_labels: ["env", "cost-center"]
+            .iter()
+            .map(|k| TagLabel {
+                key: k.to_string(),
+                label: tag_label_name(k),
+            })
+            .collect(),
     };
     let body = exposition.render().unwrap();
     let revision = option_env!("GIT_REVISION").unwrap_or("unknown");

@@ -4,13 +4,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aliyun_backup_exporter::aliyun::{
-    CallObserver, ClientSettings, Credentials, CredentialsProvider, RetryPolicy, RpcClient,
-    StaticProvider,
+    CallLabels, CallObserver, ClientSettings, Credentials, CredentialsProvider, RetryPolicy,
+    RpcClient, StaticProvider,
 };
+use aliyun_backup_exporter::app::{self, Running};
+use aliyun_backup_exporter::cli::Cli;
 use aliyun_backup_exporter::clock::{self, Clock};
+use aliyun_backup_exporter::config::Config;
 use aliyun_backup_exporter::fake_api::{FakeApi, FakeKey};
 use aliyun_backup_exporter::products::kvstore;
 use aliyun_backup_exporter::secret::Secret;
+use clap::Parser;
 
 pub const KEY_ID: &str = "LTAI5tTestKeyId";
 pub const KEY_SECRET: &str = "SuperSecretValue0123456789abcd";
@@ -54,7 +58,7 @@ impl Attempts {
 }
 
 impl CallObserver for Attempts {
-    fn attempt(&self, action: &str, code: &str, elapsed: Duration) {
+    fn attempt(&self, _: &CallLabels, action: &str, code: &str, elapsed: Duration) {
         let mut attempts = self.0.lock().unwrap();
         attempts.push((action.to_string(), code.to_string(), elapsed));
     }
@@ -87,6 +91,7 @@ impl ClientBuilder {
         let client = RpcClient::new(
             ClientSettings {
                 endpoint: self.endpoint,
+                labels: CallLabels::default(),
                 version: kvstore::API_VERSION,
                 timeout: self.timeout,
                 retry: self.retry,
@@ -203,4 +208,63 @@ where
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A config from flags, as a user would give them, against `fake`: the
+/// endpoint, a loopback listener, and no ECS metadata fallback.
+pub fn flags_config(fake: &FakeApi, args: &[&str]) -> Config {
+    flags_config_with_file(fake, args, None)
+}
+
+/// `flags_config`, with the text of `--config.file` (the test names a path).
+pub fn flags_config_with_file(fake: &FakeApi, args: &[&str], file: Option<&str>) -> Config {
+    let endpoint = format!("--aliyun.endpoint={}", fake.endpoint());
+    let mut argv = vec![
+        "aliyun-backup-exporter",
+        "--web.listen-address=127.0.0.1:0",
+        "--aliyun.metadata-endpoint=http://127.0.0.1:9",
+        "--aliyun.sts-endpoint=http://127.0.0.1:9",
+        &endpoint,
+    ];
+    argv.extend_from_slice(args);
+    let cli = Cli::try_parse_from(argv).expect("flags parse");
+    Config::from_cli(&cli, |_| None, file).expect("valid config")
+}
+
+/// The environment of the default credentials chain: the test key (and a
+/// security token), no ECS metadata.
+pub fn env_credentials(token: Option<&str>) -> Vec<(String, String)> {
+    let mut env = vec![
+        (
+            "ALIBABA_CLOUD_ACCESS_KEY_ID".to_string(),
+            KEY_ID.to_string(),
+        ),
+        (
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET".to_string(),
+            KEY_SECRET.to_string(),
+        ),
+        (
+            "ALIBABA_CLOUD_ECS_METADATA_DISABLED".to_string(),
+            "true".to_string(),
+        ),
+    ];
+    if let Some(token) = token {
+        env.push((
+            "ALIBABA_CLOUD_SECURITY_TOKEN".to_string(),
+            token.to_string(),
+        ));
+    }
+    env
+}
+
+/// Starts the exporter in-process with `env` as its environment.
+pub async fn start_exporter(config: Config, env: &[(String, String)]) -> Running {
+    let env = env.to_vec();
+    app::start_with_env(
+        config,
+        clock::system(),
+        Arc::new(move |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())),
+    )
+    .await
+    .expect("exporter starts")
 }

@@ -284,6 +284,52 @@ fn file_source(
     Ok(Some(from_profile(profile, name, env, endpoints)))
 }
 
+/// A profile by name, as the config file names it: from the CLI config if
+/// it has that profile, else from the credentials file.
+pub fn named_profile(
+    name: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    endpoints: &Endpoints,
+) -> Result<Source, CredentialsError> {
+    let cli = profile_path(env, "ALIBABA_CLOUD_CONFIG_FILE", ".aliyun/config.json").map_err(
+        |message| CredentialsError {
+            source_name: "cli-profile",
+            message,
+        },
+    )?;
+    let ini = profile_path(
+        env,
+        "ALIBABA_CLOUD_CREDENTIALS_FILE",
+        ".alibabacloud/credentials",
+    )
+    .map_err(|message| CredentialsError {
+        source_name: "credentials-file",
+        message,
+    })?;
+    let mut last_error = None;
+    for (path, source, parse) in [
+        (
+            cli,
+            "cli-profile",
+            files::cli_profile as fn(&std::path::Path, Option<&str>) -> _,
+        ),
+        (ini, "credentials-file", files::ini_profile),
+    ] {
+        let Some(path) = path else { continue };
+        match parse(&path, Some(name)) {
+            Ok(profile) => return Ok(from_profile(profile, source, env, endpoints)),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(last_error.unwrap_or(CredentialsError {
+        source_name: "cli-profile",
+        message: format!(
+            "profile {name:?}: no ~/.aliyun/config.json or ~/.alibabacloud/credentials \
+             (or ALIBABA_CLOUD_CONFIG_FILE / ALIBABA_CLOUD_CREDENTIALS_FILE)"
+        ),
+    }))
+}
+
 fn ecs_settings(
     env: &dyn Fn(&str) -> Option<String>,
     endpoints: &Endpoints,

@@ -1,0 +1,303 @@
+//! The YAML config file: accounts, each with its credentials, an optional
+//! RAM role, regions, static instances and discovery. Unknown and duplicate
+//! keys are errors, and every error names its line. The flags give the
+//! defaults for what an account leaves out (`Defaults`).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::{
+    check_endpoint, check_tags, instance_ids, rate_limit, regions, AccountConfig,
+    AccountCredentials, DiscoveryConfig, ProductConfig, Regions, RoleConfig,
+};
+
+/// What the flags say for the keys an account leaves out.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Defaults {
+    /// `--aliyun.region` (or `ALIBABA_CLOUD_REGION_ID`): the regions.
+    pub region: Option<String>,
+    /// `--aliyun.endpoint`.
+    pub endpoint: Option<String>,
+    /// `--aliyun.rate-limit`.
+    pub rate_limit: f64,
+    /// `--discovery.tag`: the tags of a discovery block without `tags`.
+    pub tags: Vec<(String, String)>,
+}
+
+pub const DEFAULT_SESSION_NAME: &str = "aliyun-backup-exporter";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    accounts: Spanned<Vec<Spanned<RawAccount>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccount {
+    name: Spanned<String>,
+    credentials: Option<Spanned<RawCredentials>>,
+    role_arn: Option<Spanned<String>>,
+    role_session_name: Option<Spanned<String>>,
+    rate_limit: Option<Spanned<String>>,
+    endpoint: Option<Spanned<String>>,
+    redis: Option<Spanned<RawProduct>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCredentials {
+    access_key_id_env: Option<Spanned<String>>,
+    access_key_secret_env: Option<Spanned<String>>,
+    security_token_env: Option<Spanned<String>>,
+    profile: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProduct {
+    regions: Option<Spanned<Vec<String>>>,
+    instance_ids: Option<Spanned<Vec<String>>>,
+    discovery: Option<Spanned<RawDiscovery>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDiscovery {
+    enabled: Option<bool>,
+    tags: Option<Spanned<BTreeMap<String, String>>>,
+}
+
+/// `line N column M: what` for a spanned value.
+fn at<T>(spanned: &Spanned<T>, message: impl std::fmt::Display) -> String {
+    format!(
+        "line {} column {}: {message}",
+        spanned.referenced.line(),
+        spanned.referenced.column()
+    )
+}
+
+/// Parses and checks the file's text; the error is one line, with the line
+/// number, and never quotes more of the file than the offending value.
+pub fn parse(text: &str, defaults: &Defaults) -> Result<Vec<AccountConfig>, String> {
+    if text.trim().is_empty() {
+        return Err("the file is empty; it needs `accounts:`".into());
+    }
+    let raw: RawFile = serde_saphyr::from_str(text).map_err(|e| {
+        // The first line says where and what; the rest is a snippet of the file.
+        let text = e.to_string();
+        let first = text.lines().next().unwrap_or("not valid YAML");
+        first.trim_start_matches("error: ").to_string()
+    })?;
+    if raw.accounts.value.is_empty() {
+        return Err(at(
+            &raw.accounts,
+            "accounts: at least one account is needed",
+        ));
+    }
+    let mut accounts: Vec<AccountConfig> = Vec::new();
+    for entry in &raw.accounts.value {
+        let account = account(&entry.value, defaults)?;
+        if accounts.iter().any(|a| a.name == account.name) {
+            return Err(at(
+                &entry.value.name,
+                format!("account name {:?} is used twice", account.name),
+            ));
+        }
+        accounts.push(account);
+    }
+    Ok(accounts)
+}
+
+fn account(raw: &RawAccount, defaults: &Defaults) -> Result<AccountConfig, String> {
+    let name = raw.name.value.trim().to_string();
+    let name_ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if !name_ok {
+        return Err(at(
+            &raw.name,
+            format!("name {name:?}: 1 to 64 letters, digits, '.', '_' or '-'"),
+        ));
+    }
+    let credentials = match &raw.credentials {
+        None => AccountCredentials::Chain,
+        Some(c) => credentials(c)?,
+    };
+    let role = match (&raw.role_arn, &raw.role_session_name) {
+        (None, None) => None,
+        (None, Some(session)) => {
+            return Err(at(session, "role_session_name needs role_arn"));
+        }
+        (Some(arn), session) => {
+            let value = arn.value.trim();
+            let ok = value.starts_with("acs:ram::")
+                && value.contains(":role/")
+                && value.len() <= 256
+                && !value.chars().any(char::is_whitespace);
+            if !ok {
+                return Err(at(
+                    arn,
+                    format!("role_arn {value:?} is not like acs:ram::<account-id>:role/<name>"),
+                ));
+            }
+            let session_name = match session {
+                None => DEFAULT_SESSION_NAME.to_string(),
+                Some(s) => {
+                    let v = s.value.trim();
+                    let ok = (2..=64).contains(&v.len())
+                        && v.bytes().all(|b| {
+                            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'@' | b'_' | b'-')
+                        });
+                    if !ok {
+                        return Err(at(
+                            s,
+                            format!("role_session_name {v:?}: 2 to 64 of A-Z a-z 0-9 . @ _ -"),
+                        ));
+                    }
+                    v.to_string()
+                }
+            };
+            Some(RoleConfig {
+                arn: value.to_string(),
+                session_name,
+            })
+        }
+    };
+    let rate_limit = match &raw.rate_limit {
+        None => defaults.rate_limit,
+        Some(r) => rate_limit(&r.value).map_err(|m| at(r, format!("rate_limit: {m}")))?,
+    };
+    let endpoint = match &raw.endpoint {
+        None => defaults.endpoint.clone(),
+        Some(e) => Some(check_endpoint(&e.value).map_err(|m| at(e, format!("endpoint: {m}")))?),
+    };
+    let Some(redis) = &raw.redis else {
+        return Err(at(
+            &raw.name,
+            format!("account {name:?} watches nothing: give redis.instance_ids or redis.discovery"),
+        ));
+    };
+    Ok(AccountConfig {
+        name,
+        credentials,
+        role,
+        rate_limit,
+        endpoint,
+        redis: product(redis, defaults)?,
+    })
+}
+
+fn credentials(raw: &Spanned<RawCredentials>) -> Result<AccountCredentials, String> {
+    let c = &raw.value;
+    let var = |v: &Spanned<String>, key: &str| {
+        let name = v.value.trim();
+        let ok = !name.is_empty()
+            && name.len() <= 128
+            && !name.starts_with(|c: char| c.is_ascii_digit())
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if ok {
+            Ok(name.to_string())
+        } else {
+            Err(at(
+                v,
+                format!("{key}: {name:?} is not an environment variable name"),
+            ))
+        }
+    };
+    let env_given = c.access_key_id_env.is_some()
+        || c.access_key_secret_env.is_some()
+        || c.security_token_env.is_some();
+    match (&c.profile, env_given) {
+        (Some(profile), true) => Err(at(
+            profile,
+            "credentials: give either profile or the *_env variables, not both",
+        )),
+        (Some(profile), false) => {
+            let name = profile.value.trim();
+            if name.is_empty() || name.len() > 128 {
+                return Err(at(profile, "profile: a profile name is needed"));
+            }
+            Ok(AccountCredentials::Profile(name.to_string()))
+        }
+        (None, true) => {
+            let (Some(id), Some(secret)) = (&c.access_key_id_env, &c.access_key_secret_env) else {
+                return Err(at(
+                    raw,
+                    "credentials: access_key_id_env and access_key_secret_env go together",
+                ));
+            };
+            Ok(AccountCredentials::Env {
+                access_key_id: var(id, "access_key_id_env")?,
+                access_key_secret: var(secret, "access_key_secret_env")?,
+                security_token: c
+                    .security_token_env
+                    .as_ref()
+                    .map(|t| var(t, "security_token_env"))
+                    .transpose()?,
+            })
+        }
+        (None, false) => Ok(AccountCredentials::Chain),
+    }
+}
+
+fn product(raw: &Spanned<RawProduct>, defaults: &Defaults) -> Result<ProductConfig, String> {
+    let p = &raw.value;
+    let regions = match &p.regions {
+        Some(list) => regions(&list.value)
+            .map_err(|m| at(list, format!("regions: {m}")))?
+            .ok_or_else(|| at(list, "regions: at least one region, or [all]"))?,
+        None => match &defaults.region {
+            Some(region) => Regions::List(vec![region.clone()]),
+            None => {
+                return Err(at(
+                    raw,
+                    "redis.regions is required (or --aliyun.region as the default)",
+                ))
+            }
+        },
+    };
+    let instance_ids = match &p.instance_ids {
+        None => Vec::new(),
+        Some(ids) => instance_ids(&ids.value).map_err(|m| at(ids, format!("instance_ids: {m}")))?,
+    };
+    let discovery = match &p.discovery {
+        None => None,
+        Some(d) if d.value.enabled == Some(false) => None,
+        Some(d) => {
+            let tags = match &d.value.tags {
+                None => defaults.tags.clone(),
+                Some(tags) => {
+                    let pairs: Vec<(String, String)> = tags
+                        .value
+                        .iter()
+                        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                        .collect();
+                    check_tags(&pairs).map_err(|m| at(tags, format!("tags: {m}")))?;
+                    pairs
+                }
+            };
+            Some(DiscoveryConfig { tags })
+        }
+    };
+    if instance_ids.is_empty() && discovery.is_none() {
+        return Err(at(
+            raw,
+            "redis watches nothing: give instance_ids, or discovery (enabled: true)",
+        ));
+    }
+    let static_region = match &regions {
+        Regions::List(list) if list.len() == 1 => Some(list[0].clone()),
+        _ => None,
+    };
+    Ok(ProductConfig {
+        regions,
+        static_region,
+        instance_ids,
+        discovery,
+    })
+}
