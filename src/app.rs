@@ -17,8 +17,8 @@ use crate::aliyun::credentials::{Credentials, CredentialsError};
 use crate::aliyun::RetryPolicy;
 use crate::clock::{self, Clock};
 use crate::config::{
-    bad, AccountConfig, AccountCredentials, Config, ConfigError, DiscoveryConfig, ProductConfig,
-    Regions, ShardIndex, DEFAULT_ACCOUNT,
+    bad, tag_label_name, AccountConfig, AccountCredentials, Config, ConfigError, DiscoveryConfig,
+    ProductConfig, Regions, ShardIndex, TagLabel, DEFAULT_ACCOUNT,
 };
 use crate::fake_api::FakeApi;
 use crate::poller::{self, PollerSettings};
@@ -243,7 +243,18 @@ pub async fn start_with_env(
         registry: live.registry,
         snapshots: snapshots.clone(),
         clock: clock.clone(),
-        tag_labels: config.tag_labels.clone(),
+        tag_labels: if config.demo && config.tag_labels.is_empty() {
+            // The demo's instances carry these; show what the flag does.
+            ["env", "team"]
+                .into_iter()
+                .map(|key| TagLabel {
+                    key: key.to_string(),
+                    label: tag_label_name(key),
+                })
+                .collect()
+        } else {
+            config.tag_labels.clone()
+        },
     });
     let poller = tokio::spawn(poller::run(
         PollerSettings {

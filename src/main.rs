@@ -100,7 +100,7 @@ fn check(config: &Config) -> ExitCode {
         println!("configuration OK: demo mode");
     } else {
         println!(
-            "configuration OK: {} accounts [{}], {statics} static instances, discovery [{}], shard {}",
+            "configuration OK: accounts: {} [{}]; static instances: {statics}; discovery: [{}]; shard {}",
             config.accounts.len(),
             sources.join(", "),
             discovering.join("; "),

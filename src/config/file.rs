@@ -82,14 +82,18 @@ fn at<T>(spanned: &Spanned<T>, message: impl std::fmt::Display) -> String {
 /// Parses and checks the file's text; the error is one line, with the line
 /// number, and never quotes more of the file than the offending value.
 pub fn parse(text: &str, defaults: &Defaults) -> Result<Vec<AccountConfig>, String> {
-    if text.trim().is_empty() {
+    let blank = |l: &str| l.trim().is_empty() || l.trim_start().starts_with('#');
+    if text.lines().all(blank) {
         return Err("the file is empty; it needs `accounts:`".into());
     }
     let raw: RawFile = serde_saphyr::from_str(text).map_err(|e| {
         // The first line says where and what; the rest is a snippet of the file.
         let text = e.to_string();
         let first = text.lines().next().unwrap_or("not valid YAML");
-        first.trim_start_matches("error: ").to_string()
+        first.trim_start_matches("error: ").replace(
+            ", set DuplicateKeyPolicy in Options if acceptable",
+            " (a key given twice)",
+        )
     })?;
     if raw.accounts.value.is_empty() {
         return Err(at(
@@ -300,4 +304,140 @@ fn product(raw: &Spanned<RawProduct>, defaults: &Defaults) -> Result<ProductConf
         instance_ids,
         discovery,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::{Path, PathBuf};
+
+    /// The fixtures: `tests/config/good/*.yml` must load; each of
+    /// `tests/config/bad/*.yml` must fail with the error its first line
+    /// names (`# error: …`), in one line.
+    fn fixtures(kind: &str) -> Vec<PathBuf> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/config")
+            .join(kind);
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "yml"))
+            .collect();
+        files.sort();
+        assert!(!files.is_empty(), "no fixtures in {}", dir.display());
+        files
+    }
+
+    fn defaults() -> Defaults {
+        Defaults {
+            rate_limit: 20.0,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn good_files_load() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/config.yml");
+        for path in fixtures("good").into_iter().chain([example]) {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let accounts =
+                parse(&text, &defaults()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(!accounts.is_empty(), "{}", path.display());
+        }
+    }
+
+    #[test]
+    fn bad_files_fail_with_the_line_and_the_reason() {
+        for path in fixtures("bad") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let expected = text
+                .lines()
+                .next()
+                .and_then(|l| l.strip_prefix("# error: "))
+                .unwrap_or_else(|| panic!("{}: first line must be `# error: …`", path.display()));
+            let err = parse(&text, &defaults())
+                .err()
+                .unwrap_or_else(|| panic!("{} loaded", path.display()));
+            assert!(
+                err.contains(expected),
+                "{}: {err:?} should contain {expected:?}",
+                path.display()
+            );
+            assert!(!err.contains('\n'), "{}: {err:?}", path.display());
+            assert!(
+                !err.contains("pa55word") && !err.contains("t0ken"),
+                "{}: {err}",
+                path.display()
+            );
+        }
+    }
+
+    #[test]
+    fn what_the_file_says_and_what_the_flags_default() {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/config/good/fleet.yml"),
+        )
+        .unwrap();
+        let defaults = Defaults {
+            region: Some("cn-hangzhou".into()),
+            endpoint: Some("http://127.0.0.1:1".into()),
+            rate_limit: 7.0,
+            tags: vec![("env".into(), "flag".into())],
+        };
+        let accounts = parse(&text, &defaults).unwrap();
+        let [prod, partner, sts] = &accounts[..] else {
+            panic!("{accounts:?}")
+        };
+        assert_eq!(prod.rate_limit, 10.0);
+        assert_eq!(prod.endpoint.as_deref(), Some("http://127.0.0.1:1"));
+        assert_eq!(prod.redis.regions, Regions::All);
+        assert_eq!(prod.redis.static_region, None);
+        assert_eq!(
+            prod.redis.discovery.as_ref().unwrap().tags,
+            vec![
+                ("env".to_string(), "prod".to_string()),
+                ("team".to_string(), "payments".to_string())
+            ]
+        );
+        assert_eq!(
+            prod.credentials,
+            AccountCredentials::Env {
+                access_key_id: "PROD_AK_ID".into(),
+                access_key_secret: "PROD_AK_SECRET".into(),
+                security_token: None
+            }
+        );
+        assert_eq!(
+            partner.credentials,
+            AccountCredentials::Profile("partner".into())
+        );
+        let role = partner.role.as_ref().unwrap();
+        assert_eq!(role.arn, "acs:ram::1234567890123456:role/backup-reader");
+        assert_eq!(role.session_name, "backup-exporter");
+        assert_eq!(partner.rate_limit, 7.0);
+        // An empty discovery block discovers, with the flags' tags.
+        assert_eq!(
+            partner.redis.discovery.as_ref().unwrap().tags,
+            vec![("env".to_string(), "flag".to_string())]
+        );
+        assert_eq!(partner.redis.static_region, None);
+        assert_eq!(sts.rate_limit, 0.0);
+        assert_eq!(sts.redis.static_region.as_deref(), Some("eu-central-1"));
+        assert!(matches!(
+            &sts.credentials,
+            AccountCredentials::Env { security_token: Some(t), .. } if t == "STS_TOKEN"
+        ));
+        // Regions default to --aliyun.region.
+        let accounts = parse(
+            "accounts:\n  - name: a\n    redis: {instance_ids: [r-1]}\n",
+            &defaults,
+        )
+        .unwrap();
+        assert_eq!(
+            accounts[0].redis.regions,
+            Regions::List(vec!["cn-hangzhou".into()])
+        );
+        assert_eq!(accounts[0].role, None);
+        assert_eq!(accounts[0].credentials, AccountCredentials::Chain);
+    }
 }

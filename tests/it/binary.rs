@@ -271,3 +271,219 @@ async fn failed_polls_are_logged_with_code_and_request_id_and_never_a_secret() {
         "the token was sent"
     );
 }
+
+/// A config file in a fresh directory.
+fn write_config(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "abe-binary-{}-{name}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("config.yml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn config_check_validates_and_exits_0_or_2() {
+    let good = write_config(
+        "check-good",
+        "accounts:
+  - name: prod
+    credentials: {access_key_id_env: PROD_ID, access_key_secret_env: PROD_SECRET}
+    redis: {regions: [all], discovery: {tags: {env: prod}}}
+  - name: ops
+    redis: {regions: [cn-beijing], instance_ids: [r-a, r-b]}
+",
+    );
+    let file = format!("--config.file={}", good.display());
+    let mut env = CREDS.to_vec();
+    env.extend([("PROD_ID", "id"), ("PROD_SECRET", "not-printed-secret")]);
+    let out = exporter(&[&file, "--config.check"], &env)
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout} {:?}", out.stderr);
+    assert_eq!(stdout.trim_end().lines().count(), 1, "{stdout}");
+    assert!(stdout.starts_with("configuration OK"), "{stdout}");
+    assert!(
+        stdout.contains("prod (env)") && stdout.contains("ops (env)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("static instances: 2"), "{stdout}");
+    assert!(!stdout.contains("not-printed-secret"));
+
+    // A variable the file names is not set: 2, naming the account and it.
+    let out = exporter(&[&file, "--config.check"], CREDS)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("\"prod\"") && stderr.contains("PROD_ID is not set"),
+        "{stderr}"
+    );
+
+    // A broken file: 2, one line, the file and the line.
+    let bad = write_config(
+        "check-bad",
+        "accounts:\n  - name: a\n    redis: {regions: [all], discovery: {}}\n    colour: blue\n",
+    );
+    let file = format!("--config.file={}", bad.display());
+    let out = exporter(&[&file, "--config.check"], CREDS)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(&bad.display().to_string()), "{stderr}");
+    assert!(
+        stderr.contains("line 4") && stderr.contains("colour"),
+        "{stderr}"
+    );
+
+    // A file that is not there.
+    let out = exporter(
+        &["--config.file=/nonexistent/x.yml", "--config.check"],
+        CREDS,
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read /nonexistent/x.yml"));
+}
+
+fn metric(port: u16, name: &str) -> Option<f64> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    use std::io::Write;
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).ok()?;
+    answer
+        .lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+fn wait_metric(port: u16, name: &str, want: f64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if metric(port, name) == Some(want) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{name} never became {want}: {:?}", metric(port, name));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_reloads_the_config_file_and_a_bad_one_is_kept_out() {
+    let fake = fake().await;
+    for (id, region) in [("r-hz", "cn-hangzhou"), ("r-bj", "cn-beijing")] {
+        let mut i = FakeInstance::default();
+        i.info.region_id = region.into();
+        fake.set_instance(id, i);
+    }
+    let path = write_config(
+        "sighup",
+        "accounts:\n  - name: a\n    redis: {regions: [cn-hangzhou], discovery: {}}\n",
+    );
+    let port = free_port();
+    let listen = format!("--web.listen-address=127.0.0.1:{port}");
+    let endpoint = format!("--aliyun.endpoint={}", fake.endpoint());
+    let file = format!("--config.file={}", path.display());
+    let args = [
+        listen.as_str(),
+        &endpoint,
+        &file,
+        "--discovery.interval=300ms",
+        "--poll.interval=1s",
+    ];
+    let mut child = exporter(&args, CREDS)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let targets = "aliyun_backup_targets{account=\"a\",product=\"redis\",region_id=\"cn-beijing\"}";
+    tokio::task::spawn_blocking(move || {
+        wait_http(port, "/readyz");
+        assert_eq!(metric(port, targets), None);
+    })
+    .await
+    .unwrap();
+
+    std::fs::write(
+        &path,
+        "accounts:\n  - name: a\n    redis: {regions: [cn-hangzhou, cn-beijing], discovery: {}}\n",
+    )
+    .unwrap();
+    signal(&child, "HUP");
+    let reloaded = "aliyun_backup_exporter_config_last_reload_successful";
+    tokio::task::spawn_blocking(move || {
+        wait_metric(port, targets, 1.0);
+        assert_eq!(metric(port, reloaded), Some(1.0));
+    })
+    .await
+    .unwrap();
+
+    std::fs::write(&path, "accounts: [\n").unwrap();
+    signal(&child, "HUP");
+    tokio::task::spawn_blocking(move || {
+        wait_metric(port, reloaded, 0.0);
+        // Still running, still watching what the good file said.
+        assert_eq!(metric(port, targets), Some(1.0));
+    })
+    .await
+    .unwrap();
+    signal(&child, "TERM");
+    let log = stderr_of(&mut child);
+    assert_eq!(child.wait().unwrap().code(), Some(0), "{log}");
+    assert!(log.contains("SIGHUP received"), "{log}");
+    assert!(log.contains("config reload failed"), "{log}");
+    assert!(log.contains("unclosed bracket"), "{log}");
+}
+
+#[test]
+fn the_shard_comes_from_the_statefulset_host_name() {
+    let port = free_port();
+    let listen = format!("--web.listen-address=127.0.0.1:{port}");
+    let args = [
+        "--demo",
+        listen.as_str(),
+        "--shard.count=3",
+        "--shard.from-hostname",
+    ];
+    let mut child = exporter(&args, &[("HOSTNAME", "aliyun-backup-exporter-2")])
+        .spawn()
+        .unwrap();
+    wait_http(port, "/healthz");
+    assert_eq!(
+        metric(port, "aliyun_backup_exporter_shard_ordinal"),
+        Some(2.0)
+    );
+    assert_eq!(
+        metric(port, "aliyun_backup_exporter_total_shards"),
+        Some(3.0)
+    );
+    signal(&child, "TERM");
+    assert_eq!(wait_exit(&mut child), 0);
+
+    for (hostname, expected) in [
+        ("aliyun-backup-exporter-3", "not below --shard.count=3"),
+        ("exporter", "does not end in -<ordinal>"),
+    ] {
+        let out = exporter(&args, &[("HOSTNAME", hostname)]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains("--shard.from-hostname") && stderr.contains(expected),
+            "{stderr}"
+        );
+    }
+}

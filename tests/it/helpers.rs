@@ -210,8 +210,9 @@ where
     }
 }
 
-/// A config from flags, as a user would give them, against `fake`: the
-/// endpoint, a loopback listener, and no ECS metadata fallback.
+/// A config from flags, as a user would give them, against `fake` (which
+/// also serves STS AssumeRole): a loopback listener, and the ECS metadata
+/// endpoint on a closed loopback port.
 pub fn flags_config(fake: &FakeApi, args: &[&str]) -> Config {
     flags_config_with_file(fake, args, None)
 }
@@ -219,11 +220,12 @@ pub fn flags_config(fake: &FakeApi, args: &[&str]) -> Config {
 /// `flags_config`, with the text of `--config.file` (the test names a path).
 pub fn flags_config_with_file(fake: &FakeApi, args: &[&str], file: Option<&str>) -> Config {
     let endpoint = format!("--aliyun.endpoint={}", fake.endpoint());
+    let sts = format!("--aliyun.sts-endpoint={}", fake.endpoint());
     let mut argv = vec![
         "aliyun-backup-exporter",
         "--web.listen-address=127.0.0.1:0",
         "--aliyun.metadata-endpoint=http://127.0.0.1:9",
-        "--aliyun.sts-endpoint=http://127.0.0.1:9",
+        &sts,
         &endpoint,
     ];
     argv.extend_from_slice(args);

@@ -6,5 +6,6 @@ mod credentials;
 mod exporter;
 mod fake_cloud;
 mod fake_fleet;
+mod fleet;
 mod golden_metrics;
 mod helpers;
