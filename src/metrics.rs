@@ -283,14 +283,35 @@ pub fn write_snapshot(
             .add("instance_id", &key.instance_id);
         labels
     };
-    // Each label set is rendered once per scrape and shared by the families.
-    let instances: Vec<(Labels, &InstanceView)> = snapshot
-        .instances
+    // Each label set is rendered once per scrape and shared by the families:
+    // every watched instance's, with its facts (polled or not) and its info.
+    type Watched<'s> = (
+        Labels,
+        &'s InstanceKey,
+        Option<&'s InstanceView>,
+        Option<&'s crate::model::InstanceInfo>,
+    );
+    // Both maps are sorted by key, and views exist only for targets: one
+    // walk pairs them, without a lookup per instance.
+    let mut views = snapshot.instances.iter().peekable();
+    let watched: Vec<Watched> = snapshot
+        .targets
+        .targets
         .iter()
-        .map(|(key, view)| (common(key), view.as_ref()))
+        .filter_map(|(key, target)| {
+            while views.next_if(|(k, _)| *k < key).is_some() {}
+            let view = views.next_if(|(k, _)| *k == key).map(|(_, v)| v.as_ref());
+            let info = target.info.as_deref();
+            (view.is_some() || info.is_some()).then(|| (common(key), key, view, info))
+        })
+        .collect();
+    let instances: Vec<(&Labels, &InstanceView)> = watched
+        .iter()
+        .filter_map(|(labels, _, view, _)| view.map(|v| (labels, v)))
         .collect();
     let nodes: Vec<(Labels, &NodeSummary)> = instances
         .iter()
+        .copied()
         .filter_map(|(labels, view)| view.summary.as_ref().map(|s| (labels, s)))
         .flat_map(|(labels, summary)| {
             summary.nodes.iter().map(move |(node_id, node)| {
@@ -350,6 +371,7 @@ pub fn write_snapshot(
         "backups",
         instances
             .iter()
+            .copied()
             .filter_map(|(l, v)| v.summary.as_ref().map(|s| (l, s)))
             .flat_map(|(l, s)| {
                 s.counts.iter().map(move |(status, count)| {
@@ -363,12 +385,14 @@ pub fn write_snapshot(
         "poll_success",
         instances
             .iter()
+            .copied()
             .map(|(l, v)| (l, None, bool_value(v.last_poll_success))),
     );
     w.write(
         "poll_success_timestamp_seconds",
         instances
             .iter()
+            .copied()
             .filter_map(|(l, v)| v.last_success_poll_at.map(|at| (l, None, seconds(at)))),
     );
     let no_labels = Labels::default();
@@ -378,15 +402,13 @@ pub fn write_snapshot(
     );
 
     // What discovery knows: every watched instance with its info, polled or not.
-    let infos: Vec<(Labels, &crate::model::InstanceInfo, &InstanceKey)> = snapshot
-        .targets
-        .targets
+    let infos: Vec<(&Labels, &crate::model::InstanceInfo, &InstanceKey)> = watched
         .iter()
-        .filter_map(|(key, target)| target.info.as_deref().map(|info| (common(key), info, key)))
+        .filter_map(|(labels, key, _, info)| info.map(|info| (labels, info, *key)))
         .collect();
     w.write(
         "instance_info",
-        infos.iter().map(|(l, info, key)| {
+        infos.iter().copied().map(|(l, info, key)| {
             let mut extra = Labels::default();
             extra
                 .add("account", &key.account)
@@ -409,6 +431,7 @@ pub fn write_snapshot(
         "instance_created_timestamp_seconds",
         infos
             .iter()
+            .copied()
             .filter_map(|(l, info, _)| info.created.map(|at| (l, None, seconds(at)))),
     );
     let regions: Vec<(Labels, &crate::targets::DiscoveryStatus)> = snapshot
@@ -471,7 +494,12 @@ impl Labels {
         }
         self.0.push_str(name);
         self.0.push_str("=\"");
-        // The text format's escapes for label values.
+        // The text format's escapes for label values (rarely needed).
+        if !value.contains(['\\', '"', '\n']) {
+            self.0.push_str(value);
+            self.0.push('"');
+            return self;
+        }
         for c in value.chars() {
             match c {
                 '\\' => self.0.push_str("\\\\"),

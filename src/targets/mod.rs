@@ -234,15 +234,33 @@ impl TargetSet {
             .filter(|(_, _, region)| &**region != ALL_REGIONS)
             .map(|k| (k.clone(), 0))
             .collect();
-        for (key, target) in &self.targets {
-            if target.polled {
-                *counts
-                    .entry((key.account.clone(), key.product, key.region_id.clone()))
-                    .or_default() += 1;
+        // The targets are sorted by account, product and region: count runs.
+        let mut run: Option<(&InstanceKey, usize)> = None;
+        for (key, _) in self.targets.iter().filter(|(_, t)| t.polled) {
+            match &mut run {
+                Some((first, n)) if same_region(first, key) => *n += 1,
+                _ => {
+                    if let Some((first, n)) = run.replace((key, 1)) {
+                        counts.insert(region_key(first), n);
+                    }
+                }
             }
+        }
+        if let Some((first, n)) = run {
+            counts.insert(region_key(first), n);
         }
         counts
     }
+}
+
+fn region_key(key: &InstanceKey) -> RegionKey {
+    (key.account.clone(), key.product, key.region_id.clone())
+}
+
+/// Cheap when the keys share their strings, as those of one account do.
+fn same_region(a: &InstanceKey, b: &InstanceKey) -> bool {
+    let same = |x: &Arc<str>, y: &Arc<str>| Arc::ptr_eq(x, y) || x == y;
+    same(&a.account, &b.account) && a.product == b.product && same(&a.region_id, &b.region_id)
 }
 
 /// Builds the target set from every account's state, in config order:
