@@ -272,22 +272,9 @@ async fn failed_polls_are_logged_with_code_and_request_id_and_never_a_secret() {
     );
 }
 
-/// A config file in a fresh directory.
-fn write_config(name: &str, text: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "abe-binary-{}-{name}-{}",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("config.yml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 #[test]
 fn config_check_validates_and_exits_0_or_2() {
-    let good = write_config(
+    let good = config_file(
         "check-good",
         "accounts:
   - name: prod
@@ -327,7 +314,7 @@ fn config_check_validates_and_exits_0_or_2() {
     );
 
     // A broken file: 2, one line, the file and the line.
-    let bad = write_config(
+    let bad = config_file(
         "check-bad",
         "accounts:\n  - name: a\n    redis: {regions: [all], discovery: {}}\n    colour: blue\n",
     );
@@ -391,7 +378,7 @@ async fn sighup_reloads_the_config_file_and_a_bad_one_is_kept_out() {
         i.info.region_id = region.into();
         fake.set_instance(id, i);
     }
-    let path = write_config(
+    let path = config_file(
         "sighup",
         "accounts:\n  - name: a\n    redis: {regions: [cn-hangzhou], discovery: {}}\n",
     );

@@ -40,29 +40,6 @@ async fn start(config: Config) -> Running {
     start_exporter(config, &env_credentials(None)).await
 }
 
-async fn get(running: &Running, path: &str) -> reqwest::Response {
-    reqwest::get(format!("http://{}{path}", running.addr))
-        .await
-        .expect("exporter answers")
-}
-
-async fn scrape(running: &Running) -> Vec<Sample> {
-    let response = get(running, "/metrics").await;
-    assert_eq!(response.status(), 200);
-    assert_eq!(
-        response.headers()["content-type"],
-        "text/plain; version=0.0.4; charset=utf-8"
-    );
-    parse_exposition(&response.text().await.unwrap())
-}
-
-async fn wait_ready(running: &Running) {
-    eventually("/readyz", || async {
-        (get(running, "/readyz").await.status() == 200).then_some(())
-    })
-    .await;
-}
-
 fn secs(t: DateTime<Utc>) -> f64 {
     t.timestamp() as f64
 }

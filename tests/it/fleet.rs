@@ -3,7 +3,6 @@
 //! tags, covers every region and several accounts (one through an assumed
 //! role), reloads its config file, and shards the fleet between replicas.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use aliyun_backup_exporter::app::Running;
@@ -52,27 +51,6 @@ fn args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
 
 async fn start(fake: &FakeApi, extra: &[&str]) -> Running {
     start_exporter(flags_config(fake, &args(extra)), &env_credentials(None)).await
-}
-
-async fn scrape(running: &Running) -> Vec<Sample> {
-    let body = reqwest::get(format!("http://{}/metrics", running.addr))
-        .await
-        .expect("exporter answers")
-        .text()
-        .await
-        .unwrap();
-    parse_exposition(&body)
-}
-
-async fn wait_ready(running: &Running) {
-    eventually("/readyz", || async {
-        let status = reqwest::get(format!("http://{}/readyz", running.addr))
-            .await
-            .ok()?
-            .status();
-        (status == 200).then_some(())
-    })
-    .await;
 }
 
 /// The instance IDs that have a `name` series, sorted.
@@ -421,19 +399,6 @@ async fn static_instances_get_their_info_and_combine_with_discovery() {
         0.0
     );
     running.stop().await;
-}
-
-/// A config file in a fresh directory.
-fn config_file(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "abe-fleet-{}-{name}-{}",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("config.yml");
-    std::fs::write(&path, text).unwrap();
-    path
 }
 
 /// Two accounts: `main` with its own key from named variables, `partner`

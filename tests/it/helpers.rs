@@ -270,3 +270,42 @@ pub async fn start_exporter(config: Config, env: &[(String, String)]) -> Running
     .await
     .expect("exporter starts")
 }
+
+/// `text` as `config.yml` in a fresh directory of its own.
+pub fn config_file(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "abe-{}-{name}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("config.yml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// GET `path` of a running exporter.
+pub async fn get(running: &Running, path: &str) -> reqwest::Response {
+    reqwest::get(format!("http://{}{path}", running.addr))
+        .await
+        .expect("exporter answers")
+}
+
+/// `/metrics`, checked for its status and content type, parsed.
+pub async fn scrape(running: &Running) -> Vec<Sample> {
+    let response = get(running, "/metrics").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    parse_exposition(&response.text().await.unwrap())
+}
+
+/// Waits (bounded) until `/readyz` answers 200.
+pub async fn wait_ready(running: &Running) {
+    eventually("/readyz", || async {
+        (get(running, "/readyz").await.status() == 200).then_some(())
+    })
+    .await;
+}
