@@ -31,7 +31,12 @@ for metric in \
   aliyun_backup_last_attempt_success aliyun_backup_backups aliyun_backup_poll_success \
   aliyun_backup_poll_success_timestamp_seconds aliyun_backup_api_requests_total \
   aliyun_backup_api_request_duration_seconds_bucket aliyun_backup_poll_cycle_duration_seconds \
-  aliyun_backup_exporter_build_info process_resident_memory_bytes; do
+  aliyun_backup_exporter_build_info process_resident_memory_bytes \
+  aliyun_backup_instance_info aliyun_backup_instance_created_timestamp_seconds \
+  aliyun_backup_discovery_success aliyun_backup_discovery_timestamp_seconds aliyun_backup_targets \
+  aliyun_backup_exporter_shard_ordinal aliyun_backup_exporter_total_shards \
+  aliyun_backup_exporter_config_last_reload_successful \
+  aliyun_backup_exporter_config_last_reload_success_timestamp_seconds; do
   if ! grep -q "^$metric[{ ]" "$out/metrics"; then
     echo "FAILED: $metric missing from the demo scrape"; missing=1
   fi
@@ -39,4 +44,7 @@ done
 [ "$missing" = 0 ] || exit 1
 grep -q 'aliyun_backup_poll_success{.*instance_id="r-demo-released"} 0' "$out/metrics" || { echo "FAILED: released instance not failing"; exit 1; }
 grep -q 'node_id="r-demo-cluster-db-1"' "$out/metrics" || { echo "FAILED: no per-shard series"; exit 1; }
+grep -q 'aliyun_backup_instance_info{.*instance_id="r-demo-creating".*status="Creating"' "$out/metrics" || { echo "FAILED: the Creating instance has no info"; exit 1; }
+! grep -q 'aliyun_backup_poll_success{.*instance_id="r-demo-creating"' "$out/metrics" || { echo "FAILED: the Creating instance was polled"; exit 1; }
+grep -q 'aliyun_backup_discovery_success{account="default",product="redis",region_id="cn-shanghai"} 1' "$out/metrics" || { echo "FAILED: no discovery in cn-shanghai"; exit 1; }
 echo "demo scrape: $(grep -c '^aliyun_backup_' "$out/metrics") series, every contract metric present, promtool clean"
