@@ -4,11 +4,14 @@
 Usage: deploy/check_dashboard.py [dashboards/aliyun-backup.json]
 
 Checks that the dashboard is valid JSON, uses a `datasource` template variable
-of type prometheus everywhere, has the `region_id`/`instance_id` query
-variables, and that every PromQL query (panels and variables) and every alert
-expression only uses metrics of the metrics contract (design.md) or recording
-rules shipped in deploy/prometheus/. Per-instance metrics must be filtered by
-both template variables so that the filters apply to every panel.
+of type prometheus everywhere, has the `account`/`region_id`/`instance_id`
+query variables, and that every PromQL query (panels and variables) and every
+alert expression only uses metrics of the metrics contract (design.md) or
+recording rules shipped in deploy/prometheus/. Every selector of a metric must
+be filtered by each variable whose label the metric carries (per-instance
+metrics by region_id and instance_id; account-level ones such as the API,
+discovery and target metrics by account and region_id), so that the filters
+apply to every panel where they can.
 
 Also imported by deploy/e2e/check_e2e.py for `iter_queries` and `substitute`.
 """
@@ -23,26 +26,50 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_DASHBOARD = os.path.join(ROOT, "dashboards", "aliyun-backup.json")
 RULES_DIR = os.path.join(ROOT, "deploy", "prometheus")
 
-# The metrics contract of design.md: name -> True when the series carry the
-# common per-instance labels (product, region_id, instance_id).
+# The metrics contract of design.md: name -> the labels it carries that are
+# also dashboard variables (account, region_id, instance_id). A query must
+# filter each such label by its variable.
+INSTANCE = ("region_id", "instance_id")
+ACCOUNT_REGION = ("account", "region_id")
 CONTRACT = {
-    "aliyun_backup_last_success_timestamp_seconds": True,
-    "aliyun_backup_last_success_age_seconds": True,
-    "aliyun_backup_last_success_size_bytes": True,
-    "aliyun_backup_last_success_duration_seconds": True,
-    "aliyun_backup_last_success_info": True,
-    "aliyun_backup_last_attempt_timestamp_seconds": True,
-    "aliyun_backup_last_attempt_success": True,
-    "aliyun_backup_backups": True,
-    "aliyun_backup_poll_success": True,
-    "aliyun_backup_poll_success_timestamp_seconds": True,
-    "aliyun_backup_api_requests_total": False,
-    "aliyun_backup_api_request_duration_seconds_bucket": False,
-    "aliyun_backup_api_request_duration_seconds_sum": False,
-    "aliyun_backup_api_request_duration_seconds_count": False,
-    "aliyun_backup_poll_cycle_duration_seconds": False,
-    "aliyun_backup_exporter_build_info": False,
+    "aliyun_backup_last_success_timestamp_seconds": INSTANCE,
+    "aliyun_backup_last_success_age_seconds": INSTANCE,
+    "aliyun_backup_last_success_size_bytes": INSTANCE,
+    "aliyun_backup_last_success_duration_seconds": INSTANCE,
+    "aliyun_backup_last_success_info": INSTANCE,
+    "aliyun_backup_last_attempt_timestamp_seconds": INSTANCE,
+    "aliyun_backup_last_attempt_success": INSTANCE,
+    "aliyun_backup_backups": INSTANCE,
+    "aliyun_backup_poll_success": INSTANCE,
+    "aliyun_backup_poll_success_timestamp_seconds": INSTANCE,
+    "aliyun_backup_instance_info": ("account",) + INSTANCE,
+    "aliyun_backup_instance_created_timestamp_seconds": INSTANCE,
+    "aliyun_backup_discovery_success": ACCOUNT_REGION,
+    "aliyun_backup_discovery_timestamp_seconds": ACCOUNT_REGION,
+    "aliyun_backup_targets": ACCOUNT_REGION,
+    "aliyun_backup_api_requests_total": ACCOUNT_REGION,
+    "aliyun_backup_api_request_duration_seconds_bucket": ACCOUNT_REGION,
+    "aliyun_backup_api_request_duration_seconds_sum": ACCOUNT_REGION,
+    "aliyun_backup_api_request_duration_seconds_count": ACCOUNT_REGION,
+    "aliyun_backup_poll_cycle_duration_seconds": (),
+    "aliyun_backup_exporter_build_info": (),
+    "aliyun_backup_exporter_shard_ordinal": (),
+    "aliyun_backup_exporter_total_shards": (),
+    "aliyun_backup_exporter_config_last_reload_successful": (),
+    "aliyun_backup_exporter_config_last_reload_success_timestamp_seconds": (),
 }
+VARIABLES = ("account", "region_id", "instance_id")
+# Where the account variable's values may come from.
+ACCOUNT_SOURCES = ("aliyun_backup_targets", "aliyun_backup_instance_info")
+
+
+def filters(matchers, var):
+    """True when label matchers filter `var` by its variable: var=~"$var", or
+    var=~"$var|<literal>|..." (e.g. region_id=~"$region_id|all" for the
+    account-wide DescribeRegions calls, region_id="all")."""
+    return re.search(r'(?<![\w])%s=~"\$(\{%s\}|%s)(\|[\w.:-]+)*"' % (var, var, var), matchers) is not None
+
+
 # Series Prometheus itself makes; allowed in alert rules only.
 PROMETHEUS_SERIES = {"up"}
 
@@ -52,6 +79,7 @@ IDENT = re.compile(r"(?<![\w:.$])([a-zA-Z_:][a-zA-Z0-9_:]*)")
 
 # Values substituted for Grafana variables when a query is sent to Prometheus.
 SUBSTITUTIONS = {
+    "account": ".*",
     "region_id": ".*",
     "instance_id": ".*",
     "datasource": "prometheus",
@@ -183,6 +211,18 @@ def check(path):
             errors.append("variable %r must use label_values(aliyun_backup_poll_success, %s), has %r" % (name, name, q))
         if v.get("datasource", {}).get("uid") != "${datasource}":
             errors.append("variable %r does not use ${datasource}" % name)
+    v = variables.get("account")
+    if not v or v.get("type") != "query":
+        errors.append("query variable 'account' missing")
+    else:
+        if not (v.get("multi") and v.get("includeAll") and v.get("allValue") == ".*"):
+            errors.append("variable 'account' must be multi-value with All (allValue .*)")
+        q = dict(iter_variable_queries(dash)).get("account", "")
+        if not re.match(r"label_values\(\s*(%s)\b.*,\s*account\s*\)$" % "|".join(ACCOUNT_SOURCES), q):
+            errors.append("variable 'account' must use label_values(<one of %s>, account), has %r"
+                          % (", ".join(ACCOUNT_SOURCES), q))
+        if v.get("datasource", {}).get("uid") != "${datasource}":
+            errors.append("variable 'account' does not use ${datasource}")
 
     ids = set()
     for p in iter_panels(dash.get("panels", [])):
@@ -215,10 +255,10 @@ def check(path):
             errors.append("%s: no metric found in %r" % (where, expr))
         for n in sorted(names - allowed):
             errors.append("%s: %r is not a metric of the contract" % (where, n))
-        for n in names & {k for k, v in CONTRACT.items() if v}:
+        for n in names & set(CONTRACT):
             for matchers in selectors(expr, n):
-                for var in ("region_id", "instance_id"):
-                    if '%s=~"$%s"' % (var, var) not in matchers:
+                for var in CONTRACT[n]:
+                    if not filters(matchers, var):
                         errors.append('%s: %s{%s} lacks %s=~"$%s"' % (where, n, matchers, var, var))
     for name, q in iter_variable_queries(dash):
         checked += 1

@@ -3,9 +3,12 @@
 #
 # Starts the exporter in --demo mode and a Prometheus (2.42+, /usr/bin/prometheus
 # from Debian) that scrapes it every second and evaluates deploy/prometheus/alerts.yml
-# every second, then checks through Prometheus's HTTP API that every query of
-# dashboards/aliyun-backup.json returns data and that the demo's instances raise
-# exactly the expected alerts (deploy/e2e/check_e2e.py). Everything listens on
+# every second, then checks through Prometheus's HTTP API that discovery finds
+# the instance the demo adds after about a minute, the demo's fleet facts
+# (two regions, an instance in Creating listed but not polled, discovery
+# working), that every query of dashboards/aliyun-backup.json returns data and
+# that the demo's instances raise exactly the expected alerts and no other
+# (deploy/e2e/check_e2e.py). Everything listens on
 # 127.0.0.1 only; both processes are stopped on exit; the whole run is bounded
 # by E2E_TIMEOUT seconds (default 170).
 # Exit status 0 only when every check passed.

@@ -5,7 +5,9 @@
 
 Parses every YAML file under deploy/kubernetes/ and checks:
   * kustomization.yaml lists existing files, and every manifest of its folder
-    (except *.example.yaml);
+    (except *.example.yaml); when kustomize or kubectl is on PATH, every
+    kustomization also builds (`kustomize build`, e.g. no file outside its
+    folder, patches that apply);
   * each exporter container (image name containing aliyun-backup-exporter):
     - the port named `metrics` is the port the binary listens on (its
       --web.listen-address, else the default 9817);
@@ -13,11 +15,28 @@ Parses every YAML file under deploy/kubernetes/ and checks:
       ALIBABA_CLOUD_ACCESS_KEY_ID / ALIBABA_CLOUD_ACCESS_KEY_SECRET;
     - requests, a memory limit and a restrictive securityContext are set;
     - liveness probes /healthz (and readiness, when present, /readyz) on `metrics`;
+    - sharding: more than one replica needs a StatefulSet with
+      `--shard.from-hostname` and `--shard.count` equal to `replicas`
+      (otherwise every replica polls every instance, or shards go unwatched),
+      and `podManagementPolicy: Parallel`; --shard.from-hostname needs a
+      StatefulSet (only its pod names end in an ordinal);
     - the binary, started with the container's args (plus fake credentials,
-      --aliyun.endpoint=http://127.0.0.1:9 and a free 127.0.0.1 listen
-      address) is still running after 2 s (exit 2 = configuration error),
-      answers 200 or 503 on every probe path and 200 on its metrics path;
+      every endpoint (API, STS, ECS metadata) at http://127.0.0.1:9, ECS
+      metadata disabled, an empty HOME and a free 127.0.0.1 listen address)
+      is still running after 2 s (exit 2 = configuration error), answers 200
+      on its liveness path, 200 or 503 on its readiness path and 200 on its
+      metrics path, where aliyun_backup_exporter_shard_ordinal and
+      aliyun_backup_exporter_total_shards are its shard. With
+      --shard.from-hostname it is run once per replica i with
+      HOSTNAME=<statefulset>-<i> (ordinal i of `replicas`), and once as the
+      replica one past the end, which must refuse to start (exit 2). With
+      --discovery.regions, discovery against the unreachable endpoint must
+      fail (aliyun_backup_discovery_success 0) while the binary keeps serving;
     - it does not share a port with another container of the pod;
+  * a workload's serviceAccountName is a ServiceAccount of its folder, and no
+    service account token is mounted;
+  * a StatefulSet's serviceName is a headless Service (clusterIP: None) of its
+    folder that selects its pods;
   * Service selectors select a workload and their targetPorts resolve to the
     exporter's metrics port; ServiceMonitor and PodMonitor selectors, port
     names and paths match; their job names match AliyunBackupExporterDown;
@@ -28,6 +47,7 @@ import argparse
 import glob
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -158,12 +178,35 @@ def selects(selector, labels):
 
 
 # ------------------------------------------------------------ exporter runs
-def run_exporter(binary, where, container, listen_port_expected, telemetry_path, probes):
-    """Start the binary as the container would and probe it."""
-    args = list(container.get("args", []) or [])
-    if container.get("command"):
-        # The image's ENTRYPOINT is the binary; a command would replace it.
-        fail("%s: sets command %r (the image's ENTRYPOINT is the exporter)" % (where, container["command"]))
+def gauge_values(body, name):
+    """{labels string: value} of every sample of metric `name` in an exposition."""
+    out = {}
+    for line in body.splitlines():
+        m = re.match(r"^%s(\{[^}]*\})?\s+(\S+)" % re.escape(name), line)
+        if m:
+            try:
+                out[m.group(1) or ""] = float(m.group(2))
+            except ValueError:
+                pass
+    return out
+
+
+def stop(proc):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    proc.stderr.close()
+
+
+def start_exporter(binary, container, hostname=None):
+    """Start the binary as the container would, every endpoint on loopback.
+
+    Returns (process, port, printable command)."""
+    args = [str(a) for a in container.get("args", []) or []]
     port = free_port()
     run_args = args
     for flag in ("--web.listen-address", "--aliyun.endpoint", "--aliyun.sts-endpoint", "--aliyun.metadata-endpoint"):
@@ -180,13 +223,33 @@ def run_exporter(binary, where, container, listen_port_expected, telemetry_path,
             env[e["name"]] = str(e["value"])
         elif "valueFrom" in e:
             env[e["name"]] = "test"
+    for var in ("ALIYUN_BACKUP_EXPORTER_ALIYUN_ENDPOINT", "ALIYUN_BACKUP_EXPORTER_ALIYUN_STS_ENDPOINT",
+                "ALIYUN_BACKUP_EXPORTER_ALIYUN_METADATA_ENDPOINT"):
+        if var in env:
+            env[var] = FAKE_ENDPOINT
     if env.get("ALIYUN_BACKUP_EXPORTER_WEB_LISTEN_ADDRESS"):
         env["ALIYUN_BACKUP_EXPORTER_WEB_LISTEN_ADDRESS"] = "127.0.0.1:%d" % port
     env["ALIBABA_CLOUD_ACCESS_KEY_ID"] = "test"
     env["ALIBABA_CLOUD_ACCESS_KEY_SECRET"] = "test"
-    print("    run: %s %s" % (os.path.relpath(binary, ROOT) if binary.startswith(ROOT) else binary, " ".join(run_args)), flush=True)
+    if hostname is not None:
+        # What the kubelet sets in a pod: its name.
+        env["HOSTNAME"] = hostname
+    shown = "%s%s %s" % ("HOSTNAME=%s " % hostname if hostname is not None else "",
+                         os.path.relpath(binary, ROOT) if binary.startswith(ROOT) else binary, " ".join(run_args))
     proc = subprocess.Popen([binary] + run_args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True)
+    return proc, port, shown
+
+
+def run_exporter(binary, where, container, telemetry_path, probes, shard=(0, 1), discovery_regions=None,
+                 hostname=None):
+    """Start the binary as the container would and probe it.
+
+    shard: the (ordinal, total) the exporter must report on /metrics."""
+    proc, port, shown = start_exporter(binary, container, hostname)
+    print("    run: %s" % shown, flush=True)
+    if hostname is not None:
+        where = "%s (HOSTNAME=%s)" % (where, hostname)
     try:
         try:
             proc.wait(timeout=2)
@@ -201,20 +264,56 @@ def run_exporter(binary, where, container, listen_port_expected, telemetry_path,
         base = "http://127.0.0.1:%d" % port
         for kind, path in probes:
             status, _ = http_status(base + path)
-            expect(status in (200, 503), "%s: %s probe %s answers %s" % (where, kind, path, status),
-                   "want 200 or 503")
+            # A failing liveness probe restarts the pod: it must be 200.
+            want = (200,) if kind == "liveness" else (200, 503)
+            expect(status in want, "%s: %s probe %s answers %s" % (where, kind, path, status),
+                   "want %s" % " or ".join(map(str, want)))
         status, body = http_status(base + telemetry_path)
-        expect(status == 200 and "aliyun_backup_" in body,
-               "%s: metrics path %s answers %s with aliyun_backup_ metrics" % (where, telemetry_path, status))
+        if not expect(status == 200 and "aliyun_backup_" in body,
+                      "%s: metrics path %s answers %s with aliyun_backup_ metrics" % (where, telemetry_path, status)):
+            return
+        ordinal = gauge_values(body, "aliyun_backup_exporter_shard_ordinal").get("")
+        total = gauge_values(body, "aliyun_backup_exporter_total_shards").get("")
+        expect((ordinal, total) == (float(shard[0]), float(shard[1])),
+               "%s: aliyun_backup_exporter_shard_ordinal %s, aliyun_backup_exporter_total_shards %s" % (
+                   where, ordinal, total), "want %d of %d" % shard)
+        if discovery_regions:
+            # Discovery against the unreachable endpoint fails (retries
+            # included, a few seconds); the exporter keeps serving meanwhile.
+            want = set(discovery_regions)
+            found = {}
+            end = time.time() + 15
+            while time.time() < end:
+                status, body = http_status(base + telemetry_path)
+                found = {re.search(r'region_id="([^"]*)"', k).group(1): v
+                         for k, v in gauge_values(body, "aliyun_backup_discovery_success").items()
+                         if 'region_id="' in k}
+                if want <= set(found):
+                    break
+                time.sleep(0.5)
+            expect(want <= set(found) and all(found[r] == 0 for r in want),
+                   "%s: discovery at the unreachable endpoint is reported failed "
+                   "(aliyun_backup_discovery_success 0 for %s)" % (where, ", ".join(sorted(want))), repr(found))
+            status, _ = http_status(base + "/healthz")
+            expect(status == 200, "%s: /healthz still answers 200 after failed discovery rounds (%s)" % (where, status))
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        proc.stderr.close()
+        stop(proc)
+
+
+def run_refused(binary, where, container, hostname, why):
+    """The binary must refuse to start (exit 2) with this host name."""
+    proc, _, shown = start_exporter(binary, container, hostname)
+    print("    run: %s" % shown, flush=True)
+    try:
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        err = (proc.stderr.read() or "").strip().splitlines() if proc.returncode is not None else []
+        expect(proc.returncode == 2, "%s (HOSTNAME=%s): the exporter refuses to start, exit %s (%s)%s" % (
+            where, hostname, proc.returncode, why, ": " + err[-1] if err else ""), "want exit 2")
+    finally:
+        stop(proc)
 
 
 # ------------------------------------------------------------ static checks
@@ -278,8 +377,50 @@ def check_exporter_container(binary, rel, wl, pod_labels, spec, c):
     if wl["kind"] == "Deployment" and wl["metadata"]["name"] == "aliyun-backup-exporter":
         expect(c.get("readinessProbe") is not None, "%s: standalone Deployment has a readiness probe" % where)
 
+    if c.get("command"):
+        # The image's ENTRYPOINT is the binary; a command would replace it.
+        fail("%s: sets command %r (the image's ENTRYPOINT is the exporter)" % (where, c["command"]))
+
+    # Sharding: replicas, --shard.count and where the index comes from agree.
+    replicas = int((wl.get("spec") or {}).get("replicas", 1)) if wl["kind"] in ("Deployment", "StatefulSet") else 1
+    count = flag_value(args, "--shard.count") or env_value(c, "ALIYUN_BACKUP_EXPORTER_SHARD_COUNT") or "1"
+    index = flag_value(args, "--shard.index") or env_value(c, "ALIYUN_BACKUP_EXPORTER_SHARD_INDEX") or "0"
+    from_hostname = "--shard.from-hostname" in args or \
+        str(env_value(c, "ALIYUN_BACKUP_EXPORTER_SHARD_FROM_HOSTNAME") or "").lower() in ("1", "true")
+    try:
+        count, index = int(count), int(index)
+    except ValueError:
+        fail("%s: --shard.count %r / --shard.index %r are not integers" % (where, count, index))
+        count, index = 1, 0
+    regions = flag_value(args, "--discovery.regions") or env_value(c, "ALIYUN_BACKUP_EXPORTER_DISCOVERY_REGIONS")
+    if from_hostname:
+        expect(wl["kind"] == "StatefulSet",
+               "%s: --shard.from-hostname in a StatefulSet (only its pod names end in an ordinal)" % where,
+               "is a %s" % wl["kind"])
+    if replicas > 1 or count > 1:
+        expect(wl["kind"] == "StatefulSet" and from_hostname,
+               "%s: %d replicas share the instances through a StatefulSet with --shard.from-hostname" % (where, replicas),
+               "without it every replica polls the same shard")
+        expect(count == replicas, "%s: --shard.count=%d equals replicas: %d" % (where, count, replicas),
+               "fewer shards than replicas: a pod refuses to start; more: shards nobody watches")
+    if wl["kind"] == "StatefulSet":
+        expect(wl["spec"].get("podManagementPolicy") == "Parallel",
+               "%s: podManagementPolicy Parallel (a replica that is not ready does not hold back the others)" % where,
+               "is %r" % wl["spec"].get("podManagementPolicy"))
+
     if binary:
-        run_exporter(binary, where, c, listen_port, telemetry_path, probes)
+        if from_hostname and wl["kind"] == "StatefulSet":
+            name = wl["metadata"]["name"]
+            for i in range(replicas):
+                run_exporter(binary, where, c, telemetry_path, probes, shard=(i, count),
+                             discovery_regions=regions.split(",") if regions else None,
+                             hostname="%s-%d" % (name, i))
+            run_refused(binary, where, c, "%s-%d" % (name, replicas),
+                        "a replica added without raising --shard.count")
+        else:
+            run_exporter(binary, where, c, telemetry_path, probes,
+                         shard=(0 if from_hostname else index, count),
+                         discovery_regions=regions.split(",") if regions else None)
     return {"where": where, "pod_labels": pod_labels, "port": metrics, "listen_port": listen_port,
             "path": telemetry_path, "namespace": wl["metadata"].get("namespace")}
 
@@ -309,6 +450,32 @@ def check_kustomizations(docs_by_file):
                                    "%s: images: covers %s" % (rel, c["image"].split(":")[0]))
 
 
+def check_kustomize_build():
+    """Build every kustomization with kustomize (or kubectl kustomize) when one is installed."""
+    if shutil.which("kustomize"):
+        tool = ["kustomize", "build"]
+    elif shutil.which("kubectl"):
+        tool = ["kubectl", "kustomize"]
+    else:
+        print("  skip  kustomize build: neither kustomize nor kubectl on PATH", flush=True)
+        return
+    for kfile in sorted(glob.glob(os.path.join(HERE, "**", "kustomization.yaml"), recursive=True)):
+        d = os.path.dirname(kfile)
+        rel = os.path.relpath(d, ROOT)
+        try:
+            r = subprocess.run(tool + [d], capture_output=True, text=True, timeout=60)
+        except subprocess.TimeoutExpired:
+            fail("%s %s timed out" % (" ".join(tool), rel))
+            continue
+        if r.returncode != 0:
+            err = (r.stderr or "").strip().splitlines()
+            fail("%s %s: %s" % (" ".join(tool), rel, err[-1] if err else "exit %d" % r.returncode))
+            continue
+        kinds = sorted("%s/%s" % (doc.get("kind"), doc.get("metadata", {}).get("name"))
+                       for doc in yaml.safe_load_all(r.stdout) if doc)
+        ok("%s %s builds: %s" % (" ".join(tool), rel, ", ".join(kinds)))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--binary", default=os.environ.get("EXPORTER_BIN", DEFAULT_BIN))
@@ -329,10 +496,12 @@ def main():
                       "%s: %s/%s has apiVersion, kind and name" % (rel, doc.get("kind"), doc.get("metadata", {}).get("name"))):
             continue
     check_kustomizations(docs_by_file)
+    check_kustomize_build()
 
     # Per folder (one kustomization each): workloads, then what points at them.
     folders = sorted({os.path.dirname(rel) for rel, _ in docs})
     n_exporters = 0
+    n_statefulsets = 0
     for folder in folders:
         fdocs = [(rel, d) for rel, d in docs if os.path.dirname(rel) == folder and not rel.endswith("kustomization.yaml")]
         exporters = []
@@ -351,6 +520,25 @@ def main():
                         n_exporters += 1
                         if info:
                             exporters.append(info)
+        accounts = {d["metadata"]["name"]: d for _, d in fdocs if d.get("kind") == "ServiceAccount"}
+        for rel, d, labels, spec in workloads:
+            what = "%s: %s %s" % (rel, d["kind"], d["metadata"]["name"])
+            sa = spec.get("serviceAccountName")
+            if sa:
+                expect(sa in accounts, "%s: serviceAccountName %s is a ServiceAccount of %s/" % (what, sa, folder))
+            token = spec.get("automountServiceAccountToken")
+            if token is None and sa in accounts:
+                token = accounts[sa].get("automountServiceAccountToken")
+            expect(token is False, "%s: no service account token is mounted (automountServiceAccountToken: false)" % what)
+            if d["kind"] == "StatefulSet":
+                name = d["spec"].get("serviceName")
+                svc = [s for _, s in fdocs if s.get("kind") == "Service" and s["metadata"]["name"] == name]
+                if expect(svc, "%s: serviceName %r is a Service of %s/" % (what, name, folder)):
+                    expect(svc[0]["spec"].get("clusterIP") == "None",
+                           "%s: its Service %s is headless (clusterIP: None)" % (what, name))
+                    expect(selects({"matchLabels": svc[0]["spec"].get("selector")}, labels),
+                           "%s: its Service %s selects the StatefulSet's pods" % (what, name))
+                n_statefulsets += 1
         services = {}
         for rel, d in fdocs:
             if d.get("kind") == "Service":
@@ -401,7 +589,9 @@ def main():
                     groups = yaml.safe_load(f)["groups"]
                 expect(d["spec"].get("groups") == groups,
                        "%s: PrometheusRule groups equal deploy/prometheus/alerts.yml" % rel)
-    expect(n_exporters >= 2, "found exporter containers in the standalone and sidecar manifests (%d)" % n_exporters)
+    expect(n_exporters >= 3 and n_statefulsets >= 1,
+           "found exporter containers in the standalone, sidecar and sharded manifests (%d, %d StatefulSet)"
+           % (n_exporters, n_statefulsets))
 
     print("manifest checks: %d passed, %d failed" % (passes, len(problems)), flush=True)
     return 1 if problems else 0

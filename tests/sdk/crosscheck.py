@@ -2,7 +2,10 @@
 """Cross-check our signing against Alibaba's own: requests signed by the
 official Python SDK (aliyun-python-sdk-core + aliyun-python-sdk-r-kvstore)
 must be accepted by the fake API, which verifies signatures with our Rust
-signer; a wrong secret or a missing STS token must be refused.
+signer; a wrong secret or a missing STS token must be refused. The SDK's
+DescribeInstances (with tags, as discovery sends them) and DescribeRegions
+requests are accepted too, and the fake's answers have the shape the SDK's
+documentation gives.
 
 Usage: crosscheck.py PATH/TO/fake_api   (the `fake_api` example binary)
 Talks to 127.0.0.1 only.
@@ -17,6 +20,8 @@ from aliyunsdkcore.acs_exception.exceptions import ServerException
 from aliyunsdkcore.auth.credentials import AccessKeyCredential, StsTokenCredential
 from aliyunsdkcore.client import AcsClient
 from aliyunsdkr_kvstore.request.v20150101.DescribeBackupsRequest import DescribeBackupsRequest
+from aliyunsdkr_kvstore.request.v20150101.DescribeInstancesRequest import DescribeInstancesRequest
+from aliyunsdkr_kvstore.request.v20150101.DescribeRegionsRequest import DescribeRegionsRequest
 
 KEY_ID, SECRET, TOKEN = "testid", "testsecret", "CAIS-sts-token-for-crosscheck"
 checks = {"passed": 0, "failed": 0}
@@ -73,6 +78,35 @@ def accepted(client, endpoint, method):
     return run
 
 
+def instances_by_tag(client, endpoint):
+    def run():
+        req = DescribeInstancesRequest()
+        req.set_endpoint(endpoint)
+        req.set_protocol_type("http")
+        req.set_PageSize(50)
+        req.set_Tags([{"Key": "env", "Value": "prod"}])
+        # RegionId is required with tags; the SDK sends the client's region.
+        body = json.loads(client.do_action_with_exception(req))
+        found = sorted(i["InstanceId"] for i in body["Instances"]["KVStoreInstance"])
+        assert found == ["r-demo-cluster", "r-demo-healthy"], found
+        assert body["TotalCount"] == 2, body["TotalCount"]
+        assert all({"Key": "env", "Value": "prod"} in i["Tags"]["Tag"]
+                   for i in body["Instances"]["KVStoreInstance"])
+    return run
+
+
+def regions(client, endpoint):
+    def run():
+        req = DescribeRegionsRequest()
+        req.set_endpoint(endpoint)
+        req.set_protocol_type("http")
+        body = json.loads(client.do_action_with_exception(req))
+        listed = {r["RegionId"]: r["RegionEndpoint"] for r in body["RegionIds"]["KVStoreRegion"]}
+        assert listed == {"cn-hangzhou": "r-kvstore.aliyuncs.com",
+                          "cn-shanghai": "r-kvstore.aliyuncs.com"}, listed
+    return run
+
+
 def refused(client, endpoint, code):
     def run():
         try:
@@ -98,6 +132,9 @@ def main():
         # signer) builds exactly the SDK's string-to-sign.
         check("a wrong secret is refused, and the fake's string-to-sign equals the SDK's",
               refused(bad, endpoint, "InvalidAccessKeySecret"))
+        check("SDK-signed DescribeInstances with a tag is accepted and filtered",
+              instances_by_tag(good, endpoint))
+        check("SDK-signed DescribeRegions is accepted and parsed", regions(good, endpoint))
     finally:
         fake.kill()
     fake, endpoint = start_fake(binary, "--security-token", TOKEN)
