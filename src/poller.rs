@@ -96,6 +96,7 @@ pub async fn run(
         pass: Pass::default(),
         cycle_seconds: None,
         ready: false,
+        unpolled: 0,
         targets: targets.borrow_and_update().clone(),
     };
     state.reconcile(Instant::now());
@@ -172,6 +173,9 @@ struct State {
     /// Latched: once ready, a newly discovered instance does not take the
     /// replica out of its Service.
     ready: bool,
+    /// Polled instances without a view yet (kept as a count, so that
+    /// readiness is not a scan of every instance after every poll).
+    unpolled: usize,
     targets: Arc<TargetSet>,
 }
 
@@ -196,10 +200,11 @@ impl State {
                     self.pass.owed -= 1;
                 }
             }
-            self.views.remove(&key);
+            // Views exist only for entries; Creating instances have none.
+            if self.views.remove(&key).is_none() {
+                self.unpolled -= 1;
+            }
         }
-        // Instances that are watched but not polled (Creating) have no facts.
-        self.views.retain(|k, _| targets.targets.contains_key(k));
         for (key, target) in targets.targets.iter().filter(|(_, t)| t.polled) {
             match self.entries.get_mut(key) {
                 Some(entry) => {
@@ -222,6 +227,7 @@ impl State {
                         },
                     );
                     self.schedule.push(Reverse((now, key.clone())));
+                    self.unpolled += 1;
                 }
             }
         }
@@ -309,7 +315,9 @@ impl State {
             outcome.polled_at,
             outcome.result,
         );
-        self.views.insert(outcome.key, Arc::new(view));
+        if self.views.insert(outcome.key, Arc::new(view)).is_none() {
+            self.unpolled -= 1;
+        }
         self.finish_pass_if_done(now);
         self.check_ready();
     }
@@ -339,10 +347,7 @@ impl State {
     }
 
     fn check_ready(&mut self) {
-        if !self.ready
-            && self.targets.initial_round_done
-            && self.entries.keys().all(|k| self.views.contains_key(k))
-        {
+        if !self.ready && self.targets.initial_round_done && self.unpolled == 0 {
             self.ready = true;
             tracing::info!(
                 instances = self.entries.len(),
