@@ -97,6 +97,7 @@ pub async fn run(
         cycle_seconds: None,
         ready: false,
         unpolled: 0,
+        published: 0,
         targets: targets.borrow_and_update().clone(),
     };
     state.reconcile(Instant::now());
@@ -176,6 +177,8 @@ struct State {
     /// Polled instances without a view yet (kept as a count, so that
     /// readiness is not a scan of every instance after every poll).
     unpolled: usize,
+    /// Snapshots published so far.
+    published: u64,
     targets: Arc<TargetSet>,
 }
 
@@ -356,13 +359,15 @@ impl State {
         }
     }
 
-    fn snapshot(&self) -> Arc<Snapshot> {
+    fn snapshot(&mut self) -> Arc<Snapshot> {
+        self.published += 1;
         Arc::new(Snapshot {
             targets: self.targets.clone(),
             instances: self.views.clone(),
             polling: self.entries.len(),
             poll_cycle_seconds: self.cycle_seconds,
             ready: self.ready,
+            sequence: self.published - 1,
         })
     }
 }

@@ -116,6 +116,8 @@ pub struct Snapshot {
     /// The first discovery round is done and every instance it found has
     /// been polled once (latched).
     pub ready: bool,
+    /// Snapshots published before this one (how many swaps the poller made).
+    pub sequence: u64,
 }
 
 #[cfg(test)]

@@ -840,3 +840,35 @@ async fn the_rate_limit_caps_the_requests_of_an_account() {
     assert!(sum / count < 0.5, "mean latency {} s", sum / count);
     running.stop().await;
 }
+
+#[tokio::test]
+async fn finished_polls_are_published_together_not_one_snapshot_each() {
+    let fake = fake().await;
+    for i in 0..300 {
+        let id = format!("r-many-{i:03}");
+        fake.set_instance(&id, instance(&id, "cn-hangzhou", &[]));
+    }
+    let started = std::time::Instant::now();
+    let running = start(
+        &fake,
+        &["--discovery.regions=cn-hangzhou", "--poll.concurrency=16"],
+    )
+    .await;
+    let mut snapshots = running.snapshots.clone();
+    let ready = snapshots
+        .wait_for(|s| s.ready)
+        .await
+        .expect("the poller runs")
+        .clone();
+    // At most one swap per 200 ms, plus one per change of the target set
+    // (a few discovery rounds at most): far fewer than the 300 polls.
+    let published = ready.sequence + 1;
+    let bound = (started.elapsed().as_secs_f64() / 0.2).ceil() as u64 + 10;
+    assert_eq!(ready.instances.len(), 300);
+    assert!(
+        published <= bound,
+        "{published} snapshots for 300 polls, bound {bound}"
+    );
+    assert!(published < 300, "{published}");
+    running.stop().await;
+}

@@ -192,6 +192,7 @@ fn fixed_snapshot() -> Snapshot {
         polling: 3,
         poll_cycle_seconds: Some(1.25),
         ready: true,
+        sequence: 7,
     }
 }
 
