@@ -49,6 +49,22 @@ pub fn kvstore_endpoint(region: &str) -> String {
     format!("https://{}", kvstore_host(region))
 }
 
+/// `r-kvstore.aliyuncs.com`, `r-kvstore.eu-central-1.aliyuncs.com`: lower
+/// case labels of letters, digits and dashes, under `aliyuncs.com`.
+pub fn is_alibaba_host(host: &str) -> bool {
+    host.len() <= 253
+        && host.ends_with(".aliyuncs.com")
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -43,6 +43,66 @@ pub fn parse_time(raw: &str) -> Option<DateTime<Utc>> {
     None
 }
 
+/// The items of `doc[field][wrapper]`, as in `{"Backups": {"Backup": [..]}}`,
+/// also when the wrapper is left out, the list is a single object, or the
+/// field is missing, null or an empty string.
+pub fn wrapped_list<'a>(
+    doc: &'a Map<String, Value>,
+    field: &str,
+    wrapper: &str,
+) -> Result<Vec<&'a Value>, String> {
+    Ok(match doc.get(field) {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items.iter().collect(),
+        Some(Value::Object(o)) => match o.get(wrapper) {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) => items.iter().collect(),
+            Some(single @ Value::Object(_)) => vec![single],
+            Some(_) => return Err(format!("{field}.{wrapper} is not a list")),
+        },
+        Some(Value::String(s)) if s.is_empty() => Vec::new(),
+        Some(_) => return Err(format!("{field} is not an object")),
+    })
+}
+
+/// Decodes each item (an object) with `decode`; an error names the item
+/// (`path[i]`).
+pub fn decode_each<T>(
+    items: Vec<&Value>,
+    path: &str,
+    decode: impl Fn(&Map<String, Value>) -> Result<T, String>,
+) -> Result<Vec<T>, String> {
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let item = item
+                .as_object()
+                .ok_or(format!("{path}[{i}] is not an object"))?;
+            decode(item).map_err(|e| format!("{path}[{i}]: {e}"))
+        })
+        .collect()
+}
+
+/// A count such as `TotalCount`, sent as a number or a string; `None` when
+/// missing.
+pub fn count(doc: &Map<String, Value>, field: &str) -> Result<Option<usize>, String> {
+    match doc.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => Ok(Some(
+            as_u64(v).ok_or(format!("{field} is not a number"))? as usize
+        )),
+    }
+}
+
+/// The body as a JSON object.
+pub fn object(body: &[u8]) -> Result<Map<String, Value>, String> {
+    match serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))? {
+        Value::Object(doc) => Ok(doc),
+        _ => Err("body is not a JSON object".into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

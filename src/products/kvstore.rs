@@ -6,7 +6,8 @@ use serde_json::{Map, Value};
 
 use tokio::time::Instant;
 
-use crate::aliyun::json::{as_u64, parse_time, text};
+use crate::aliyun::endpoint;
+use crate::aliyun::json::{as_u64, count, decode_each, object, parse_time, text, wrapped_list};
 use crate::aliyun::{ApiError, RpcClient};
 use crate::model::{normalize_backup_type, normalize_word, Backup, BackupStatus, InstanceInfo};
 
@@ -115,34 +116,12 @@ pub struct Page {
 /// (types, case, missing optional fields), strict where facts would be
 /// wrong. Download URLs are never read.
 pub fn decode_page(body: &[u8], instance_id: &str) -> Result<Page, String> {
-    let doc: Value = serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
-    let doc = doc.as_object().ok_or("body is not a JSON object")?;
-    let total_count = match doc.get("TotalCount") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(as_u64(v).ok_or("TotalCount is not a number")? as usize),
-    };
-    let list: Vec<&Value> = match doc.get("Backups") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => items.iter().collect(),
-        Some(Value::Object(o)) => match o.get("Backup") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(items)) => items.iter().collect(),
-            Some(single @ Value::Object(_)) => vec![single],
-            Some(_) => return Err("Backups.Backup is not a list".into()),
-        },
-        Some(Value::String(s)) if s.is_empty() => Vec::new(),
-        Some(_) => return Err("Backups is not an object".into()),
-    };
-    let backups = list
-        .into_iter()
-        .enumerate()
-        .map(|(i, item)| {
-            let item = item
-                .as_object()
-                .ok_or(format!("Backups.Backup[{i}] is not an object"))?;
-            decode_backup(item, instance_id).map_err(|e| format!("Backups.Backup[{i}]: {e}"))
-        })
-        .collect::<Result<Vec<_>, String>>()?;
+    let doc = object(body)?;
+    let total_count = count(&doc, "TotalCount")?;
+    let items = wrapped_list(&doc, "Backups", "Backup")?;
+    let backups = decode_each(items, "Backups.Backup", |item| {
+        decode_backup(item, instance_id)
+    })?;
     Ok(Page {
         backups,
         total_count,
@@ -285,25 +264,12 @@ fn bounded(value: String) -> String {
 /// last known list is kept rather than an instance dropped), lenient about
 /// everything else.
 pub fn decode_instances(body: &[u8], queried_region: &str) -> Result<InstancePage, String> {
-    let doc: Value = serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
-    let doc = doc.as_object().ok_or("body is not a JSON object")?;
-    let total_count = match doc.get("TotalCount") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(as_u64(v).ok_or("TotalCount is not a number")? as usize),
-    };
-    let items =
-        list(doc.get("Instances"), "KVStoreInstance").map_err(|e| format!("Instances{e}"))?;
-    let instances = items
-        .into_iter()
-        .enumerate()
-        .map(|(i, item)| {
-            let item = item
-                .as_object()
-                .ok_or(format!("Instances.KVStoreInstance[{i}] is not an object"))?;
-            decode_instance(item, queried_region)
-                .map_err(|e| format!("Instances.KVStoreInstance[{i}]: {e}"))
-        })
-        .collect::<Result<Vec<_>, String>>()?;
+    let doc = object(body)?;
+    let total_count = count(&doc, "TotalCount")?;
+    let items = wrapped_list(&doc, "Instances", "KVStoreInstance")?;
+    let instances = decode_each(items, "Instances.KVStoreInstance", |item| {
+        decode_instance(item, queried_region)
+    })?;
     Ok(InstancePage {
         instances,
         total_count,
@@ -319,23 +285,19 @@ fn decode_instance(
         return Err(format!("InstanceId {instance_id:?} is not an instance ID"));
     }
     let region_id = text(item, "RegionId")
-        .filter(|r| crate::aliyun::endpoint::is_valid_region(r))
+        .filter(|r| endpoint::is_valid_region(r))
         .unwrap_or_else(|| queried_region.to_string());
     let field = |name: &str| bounded(text(item, name).unwrap_or_default());
-    let tags = match item.get("Tags") {
-        None | Some(Value::Null) => Vec::new(),
-        tags => list(tags, "Tag")
-            .map_err(|e| format!("Tags{e}"))?
-            .into_iter()
-            .filter_map(|t| t.as_object())
-            .filter_map(|t| {
-                Some((
-                    bounded(text(t, "Key")?),
-                    bounded(text(t, "Value").unwrap_or_default()),
-                ))
-            })
-            .collect(),
-    };
+    let tags = wrapped_list(item, "Tags", "Tag")?
+        .into_iter()
+        .filter_map(|t| t.as_object())
+        .filter_map(|t| {
+            Some((
+                bounded(text(t, "Key")?),
+                bounded(text(t, "Value").unwrap_or_default()),
+            ))
+        })
+        .collect();
     Ok(InstanceInfo {
         instance_id,
         region_id,
@@ -352,23 +314,6 @@ fn decode_instance(
         tags,
         // A creation time that cannot be read only leaves out its series.
         created: text(item, "CreateTime").and_then(|t| parse_time(&t)),
-    })
-}
-
-/// The items of `{"Wrapper": [..]}`, also when the wrapper is left out, the
-/// list is a single object, or the whole thing is missing or empty.
-fn list<'a>(value: Option<&'a Value>, wrapper: &str) -> Result<Vec<&'a Value>, String> {
-    Ok(match value {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => items.iter().collect(),
-        Some(Value::Object(o)) => match o.get(wrapper) {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(items)) => items.iter().collect(),
-            Some(single @ Value::Object(_)) => vec![single],
-            Some(_) => return Err(format!(".{wrapper} is not a list")),
-        },
-        Some(Value::String(s)) if s.is_empty() => Vec::new(),
-        Some(_) => return Err(" is not an object".into()),
     })
 }
 
@@ -396,20 +341,18 @@ pub async fn describe_regions(
 /// `*.aliyuncs.com` host is ignored, so the signed requests never go to a
 /// host that an answer made up.
 pub fn decode_regions(body: &[u8]) -> Result<Vec<RegionInfo>, String> {
-    let doc: Value = serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
-    let doc = doc.as_object().ok_or("body is not a JSON object")?;
-    let items = list(doc.get("RegionIds"), "KVStoreRegion").map_err(|e| format!("RegionIds{e}"))?;
+    let doc = object(body)?;
+    let items = wrapped_list(&doc, "RegionIds", "KVStoreRegion")?;
     let mut regions: Vec<RegionInfo> = Vec::new();
     for item in items.into_iter().filter_map(Value::as_object) {
-        let Some(region_id) =
-            text(item, "RegionId").filter(|r| crate::aliyun::endpoint::is_valid_region(r))
+        let Some(region_id) = text(item, "RegionId").filter(|r| endpoint::is_valid_region(r))
         else {
             continue;
         };
         if regions.iter().any(|r| r.region_id == region_id) {
             continue;
         }
-        let endpoint_host = text(item, "RegionEndpoint").filter(|h| is_alibaba_host(h));
+        let endpoint_host = text(item, "RegionEndpoint").filter(|h| endpoint::is_alibaba_host(h));
         regions.push(RegionInfo {
             region_id,
             endpoint_host,
@@ -419,22 +362,6 @@ pub fn decode_regions(body: &[u8]) -> Result<Vec<RegionInfo>, String> {
         return Err("RegionIds.KVStoreRegion names no region".into());
     }
     Ok(regions)
-}
-
-/// `r-kvstore.aliyuncs.com`, `r-kvstore.eu-central-1.aliyuncs.com`: lower
-/// case labels of letters, digits and dashes, under `aliyuncs.com`.
-fn is_alibaba_host(host: &str) -> bool {
-    host.len() <= 253
-        && host.ends_with(".aliyuncs.com")
-        && host.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
 }
 
 #[cfg(test)]
