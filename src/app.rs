@@ -61,7 +61,18 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    let mut running = start(config, clock::system()).await?;
+    let env: Env = Arc::new(|name| std::env::var(name).ok());
+    run_with(config, clock::system(), env, shutdown).await
+}
+
+/// `run` on the given clock and environment (tests).
+pub async fn run_with(
+    config: Config,
+    clock: Arc<dyn Clock>,
+    env: Env,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let mut running = start_with_env(config, clock, env).await?;
     #[cfg(unix)]
     let hangups = {
         let reload = running.reload.clone();
@@ -155,6 +166,7 @@ pub async fn start_with_env(
     let live = metrics::registry(true).map_err(|e| StartError::Runtime(e.to_string()))?;
     let shard = resolve_shard(&config, &*env)?;
     live.exporter.set_shard(shard.index, shard.count);
+    live.exporter.set_poll_interval(config.poll.interval);
 
     let (accounts, fake_api) = if config.demo {
         let fake = demo::start_fake_api(clock.now())
@@ -261,6 +273,8 @@ pub async fn start_with_env(
             interval: config.poll.interval,
             lookback: config.poll.lookback,
             concurrency: config.poll.concurrency,
+            policy_every: config.discovery_interval,
+            expectation: config.backup,
         },
         targets,
         clock.clone(),
@@ -375,6 +389,7 @@ fn demo_account(config: &Config, endpoint: String) -> AccountConfig {
             static_region: Some(demo::REGION_ID.to_string()),
             instance_ids: vec![demo::RELEASED.to_string()],
             discovery: Some(DiscoveryConfig::default()),
+            backup_api: Default::default(),
         },
     }
 }

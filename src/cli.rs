@@ -100,6 +100,22 @@ pub struct Cli {
     )]
     pub poll_timeout: String,
 
+    /// Expected maximum age of the newest successful backup when an instance's backup policy is unknown.
+    #[arg(
+        long = "backup.max-age",
+        env = "ALIYUN_BACKUP_EXPORTER_BACKUP_MAX_AGE",
+        default_value = "36h"
+    )]
+    pub backup_max_age: String,
+
+    /// Slack added to the age an instance's backup policy implies (backups take time).
+    #[arg(
+        long = "backup.grace",
+        env = "ALIYUN_BACKUP_EXPORTER_BACKUP_GRACE",
+        default_value = "2h"
+    )]
+    pub backup_grace: String,
+
     /// Log level: error, warn, info, debug or trace.
     #[arg(
         long = "log.level",

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::fake_api::{FakeApi, FakeBackup, FakeInfo, FakeInstance, FakeKey};
+use crate::fake_api::{
+    FakeApi, FakeBackup, FakeClusterBackup, FakeInfo, FakeInstance, FakeKey, FakePolicy, Fault,
+};
 
 pub const REGION_ID: &str = "cn-hangzhou";
 
@@ -24,9 +26,30 @@ pub const FAILED: &str = "r-demo-failed";
 pub const STALE: &str = "r-demo-stale";
 pub const ALL_FAILED: &str = "r-demo-all-failed";
 pub const RELEASED: &str = "r-demo-released";
+/// Backs up on Mondays and Thursdays; its newest backup is three days old,
+/// which is on schedule.
+pub const TWICE_WEEKLY: &str = "r-demo-twice-weekly";
+/// Backs up daily; its newest success ended 30 hours ago: one is missing.
+pub const DAILY_MISSED: &str = "r-demo-daily-missed";
+/// Created an hour ago: no backup yet, and none due.
+pub const YOUNG: &str = "r-demo-young";
+/// A cloud-native cluster (DescribeClusterBackupList); its newest cluster
+/// backup failed on one shard.
+pub const NATIVE: &str = "r-demo-native";
+pub const NATIVE_SHARDS: [&str; 2] = ["r-demo-native-db-0", "r-demo-native-db-1"];
 
 pub const INSTANCE_IDS: &[&str] = &[
-    HEALTHY, CLUSTER, THROTTLED, FAILED, STALE, ALL_FAILED, RELEASED,
+    HEALTHY,
+    CLUSTER,
+    THROTTLED,
+    FAILED,
+    STALE,
+    ALL_FAILED,
+    RELEASED,
+    TWICE_WEEKLY,
+    DAILY_MISSED,
+    YOUNG,
+    NATIVE,
 ];
 
 /// Listed by DescribeInstances (status `Creating`), never backed up; not in
@@ -66,10 +89,11 @@ fn tags(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 
 const GIB: u64 = 1 << 30;
 
-/// A daily backup `days` days and three hours before `now` (around the
-/// default 02:00–03:00 window when started in the morning).
+/// A daily backup `days` days and two hours before `now`: the newest is
+/// well within the 27 hours a daily policy allows (a day, the one-hour
+/// window and two hours of grace), for an hour-long demo at least.
 fn day(now: DateTime<Utc>, days: i64) -> DateTime<Utc> {
-    now - chrono::Duration::days(days) - chrono::Duration::hours(3)
+    now - chrono::Duration::days(days) - chrono::Duration::hours(2)
 }
 
 /// A week of daily successful backups of one node; sizes grow a little.
@@ -104,6 +128,21 @@ pub fn instances(now: DateTime<Utc>) -> Vec<(&'static str, FakeInstance)> {
     let all_failed = (0..=6)
         .map(|d| FakeBackup::failed(ALL_FAILED, day(now, d), Duration::from_secs(30)))
         .collect();
+    // Ends 30 hours ago, then daily before that.
+    let daily_missed = (0..=5)
+        .map(|d| {
+            let took = Duration::from_secs(300);
+            let start = now - chrono::Duration::hours(30 + 24 * d) - chrono::Duration::minutes(5);
+            FakeBackup::success(DAILY_MISSED, start, took, GIB)
+        })
+        .collect();
+    let mut native: Vec<FakeClusterBackup> = (1..=6)
+        .map(|d| FakeClusterBackup::ok(&NATIVE_SHARDS, day(now, d), Duration::from_secs(420), GIB))
+        .collect();
+    native.push(
+        FakeClusterBackup::ok(&NATIVE_SHARDS, day(now, 0), Duration::from_secs(400), GIB)
+            .with_shard_failed(NATIVE_SHARDS[1]),
+    );
 
     let hz = "cn-hangzhou";
     let sh = "cn-shanghai";
@@ -155,10 +194,13 @@ pub fn instances(now: DateTime<Utc>) -> Vec<(&'static str, FakeInstance)> {
                 ..FakeInstance::with_backups(failed)
             },
         ),
+        // Its backup policy cannot be read (the RAM policy lacks
+        // kvstore:DescribeBackupPolicy): --backup.max-age is expected.
         (
             STALE,
             FakeInstance {
                 info: info(sh, "f", "analytics-features", "Normal"),
+                policy_fault: Some(Fault::Forbidden),
                 ..FakeInstance::with_backups(daily(now, STALE, 3..=6, GIB))
             },
         ),
@@ -182,6 +224,70 @@ pub fn instances(now: DateTime<Utc>) -> Vec<(&'static str, FakeInstance)> {
             CREATING,
             FakeInstance {
                 info: info(sh, "f", "orders-cache", "Creating"),
+                ..Default::default()
+            },
+        ),
+        (
+            TWICE_WEEKLY,
+            FakeInstance {
+                info: FakeInfo {
+                    tags: tags(&[("env", "prod"), ("team", "catalog")]),
+                    ..info(hz, "h", "catalog-archive", "Normal")
+                },
+                policy: FakePolicy {
+                    period: "Monday,Thursday".into(),
+                    time: "02:00Z-03:00Z".into(),
+                    retention_days: 14,
+                    log_backup: true,
+                },
+                ..FakeInstance::with_backups(
+                    [3, 6]
+                        .into_iter()
+                        .map(|d| {
+                            FakeBackup::success(
+                                TWICE_WEEKLY,
+                                day(now, d),
+                                Duration::from_secs(600),
+                                5 * GIB,
+                            )
+                        })
+                        .collect(),
+                )
+            },
+        ),
+        (
+            DAILY_MISSED,
+            FakeInstance {
+                info: FakeInfo {
+                    tags: tags(&[("env", "prod"), ("team", "payments")]),
+                    ..info(hz, "i", "payments-ledger", "Normal")
+                },
+                ..FakeInstance::with_backups(daily_missed)
+            },
+        ),
+        (
+            YOUNG,
+            FakeInstance {
+                info: FakeInfo {
+                    create_time: now - chrono::Duration::hours(1),
+                    ..info(hz, "h", "search-suggest", "Normal")
+                },
+                ..Default::default()
+            },
+        ),
+        // Cloud-native: ShardCount is what tells it from a classic cluster.
+        (
+            NATIVE,
+            FakeInstance {
+                cloud_native: true,
+                cluster_backups: native,
+                info: FakeInfo {
+                    architecture: "cluster".into(),
+                    instance_class: "redis.shard.small.2.ce".into(),
+                    shard_count: Some(2),
+                    tags: tags(&[("env", "prod"), ("team", "catalog")]),
+                    ..info(hz, "j", "catalog-native", "Normal")
+                },
                 ..Default::default()
             },
         ),

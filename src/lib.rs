@@ -41,6 +41,7 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod model;
+pub mod policy;
 pub mod poller;
 pub mod products;
 pub mod secret;

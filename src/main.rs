@@ -138,26 +138,66 @@ fn serve(config: Config) -> ExitCode {
     }
 }
 
-/// Completes on SIGTERM (Kubernetes, Docker) or SIGINT (Ctrl-C).
+/// Completes on SIGTERM (Kubernetes, Docker) or SIGINT (Ctrl-C). A second
+/// signal during the drain that follows exits at once, with code 1: an
+/// operator who asks twice does not want to wait.
 async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+    let mut signals = Signals::new();
+    let first = signals.next().await;
+    tracing::info!("{first} received, shutting down");
+    tokio::spawn(async move {
+        let second = signals.next().await;
+        tracing::warn!("{second} received during the shutdown, exiting at once");
+        eprintln!("error: {second} received during the shutdown, exiting at once");
+        std::process::exit(1);
+    });
+}
+
+/// SIGTERM and SIGINT, listened to from the start so that none is missed
+/// between the first and the second.
+struct Signals {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Signals {
+                term: signal(SignalKind::terminate()).ok(),
+                int: signal(SignalKind::interrupt()).ok(),
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => tracing::info!("SIGINT received, shutting down"),
-        _ = term => tracing::info!("SIGTERM received, shutting down"),
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    /// The name of the next signal.
+    async fn next(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+                let received = match s {
+                    Some(s) => s.recv().await.is_some(),
+                    None => false,
+                };
+                if !received {
+                    std::future::pending::<()>().await;
+                }
+            }
+            tokio::select! {
+                _ = recv(&mut self.term) => "SIGTERM",
+                _ = recv(&mut self.int) => "SIGINT",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
     }
 }

@@ -38,15 +38,17 @@ const SNAPSHOT_FAMILIES: &[(&str, &str)] = &[
     ("poll_success", "1 if the last poll of the instance succeeded, else 0 (from the exporter's last cached poll)."),
     ("poll_success_timestamp_seconds", "When the instance was last polled successfully (from the exporter's last cached poll)."),
     ("poll_cycle_duration_seconds", "From the first start to the last finish of the last complete round of polls over all instances (from the exporter's last cached poll)."),
+    ("policy_info", "An instance's backup policy: the weekdays it backs up on and its window (DescribeBackupPolicy); always 1."),
+    ("policy_max_interval_seconds", "Longest gap between two consecutive scheduled backup days of the instance's weekly policy."),
+    ("policy_retention_seconds", "How long the instance's backups are kept: BackupRetentionPeriod (days) in seconds."),
+    ("policy_log_backup_enabled", "1 if the instance's log (incremental, AOF) backup is on (EnableBackupLog), else 0."),
+    ("expected_max_age_seconds", "Age above which the instance's newest successful backup is overdue: from its backup policy (source=\"policy\": longest gap + window + --backup.grace) or --backup.max-age (source=\"default\") when the policy is unknown."),
     ("instance_info", "What DescribeInstances says of a watched instance; always 1 (from the exporter's last discovery round)."),
     ("instance_created_timestamp_seconds", "When the instance was created: DescribeInstances' CreateTime (from the exporter's last discovery round)."),
     ("discovery_success", "1 if the last discovery round of the account and region succeeded (DescribeInstances; DescribeRegions for region_id=\"all\"), else 0."),
     ("discovery_timestamp_seconds", "When discovery last succeeded for the account and region."),
     ("targets", "Instances this replica polls, by account and region; instances in Creating are not counted."),
 ];
-
-/// What `aliyun_backup_instance_info` says of the backup call it uses.
-const BACKUP_API: &str = "describe_backups";
 
 /// Counts and times every API attempt; the client reports to it.
 pub struct ApiMetrics {
@@ -112,6 +114,7 @@ impl RefreshObserver for AccountCredentialsMetrics {
 
 /// The exporter's own state: its shard and its config reloads.
 pub struct ExporterMetrics {
+    poll_interval: Gauge,
     shard_ordinal: IntGauge,
     total_shards: IntGauge,
     reload_ok: IntGauge,
@@ -119,6 +122,11 @@ pub struct ExporterMetrics {
 }
 
 impl ExporterMetrics {
+    /// `--poll.interval`, so that a staleness rule needs no constant.
+    pub fn set_poll_interval(&self, interval: Duration) {
+        self.poll_interval.set(interval.as_secs_f64());
+    }
+
     pub fn set_shard(&self, index: u32, count: u32) {
         self.shard_ordinal.set(i64::from(index));
         self.total_shards.set(i64::from(count));
@@ -210,6 +218,14 @@ pub fn registry(process: bool) -> Result<Live, prometheus::Error> {
         Ok(gauge)
     };
     let exporter = ExporterMetrics {
+        poll_interval: {
+            let g = Gauge::new(
+                format!("{NS}poll_interval_seconds"),
+                "Time between two polls of an instance (--poll.interval)",
+            )?;
+            registry.register(Box::new(g.clone()))?;
+            g
+        },
         shard_ordinal: gauge(
             "exporter_shard_ordinal",
             "This replica's shard (--shard.index or the StatefulSet ordinal)",
@@ -290,6 +306,7 @@ pub fn write_snapshot(
         &'s InstanceKey,
         Option<&'s InstanceView>,
         Option<&'s crate::model::InstanceInfo>,
+        crate::model::BackupApi,
     );
     // Both maps are sorted by key, and views exist only for targets: one
     // walk pairs them, without a lookup per instance.
@@ -302,12 +319,14 @@ pub fn write_snapshot(
             while views.next_if(|(k, _)| *k < key).is_some() {}
             let view = views.next_if(|(k, _)| *k == key).map(|(_, v)| v.as_ref());
             let info = target.info.as_deref();
-            (view.is_some() || info.is_some()).then(|| (common(key), key, view, info))
+            // The call in use: the poller's (it may have switched), else the plan.
+            let api = view.map_or(target.backup_api, |v| v.backup_api);
+            (view.is_some() || info.is_some()).then(|| (common(key), key, view, info, api))
         })
         .collect();
     let instances: Vec<(&Labels, &InstanceView)> = watched
         .iter()
-        .filter_map(|(labels, _, view, _)| view.map(|v| (labels, v)))
+        .filter_map(|(labels, _, view, _, _)| view.map(|v| (labels, v)))
         .collect();
     let nodes: Vec<(Labels, &NodeSummary)> = instances
         .iter()
@@ -395,6 +414,41 @@ pub fn write_snapshot(
             .copied()
             .filter_map(|(l, v)| v.last_success_poll_at.map(|at| (l, None, seconds(at)))),
     );
+    // What the backup policy says, and what is expected of the instance.
+    let policies = || {
+        instances
+            .iter()
+            .copied()
+            .filter_map(|(l, v)| v.policy.as_deref().map(|p| (l, p)))
+    };
+    w.write(
+        "policy_info",
+        policies().map(|(l, p)| {
+            let mut extra = Labels::default();
+            extra.add("days", &p.days.label()).add("window", &p.window);
+            (l, Some(extra), 1.0)
+        }),
+    );
+    w.write(
+        "policy_max_interval_seconds",
+        policies().filter_map(|(l, p)| p.max_interval().map(|d| (l, None, d.as_secs_f64()))),
+    );
+    w.write(
+        "policy_retention_seconds",
+        policies().filter_map(|(l, p)| p.retention_days.map(|d| (l, None, d as f64 * 86400.0))),
+    );
+    w.write(
+        "policy_log_backup_enabled",
+        policies().filter_map(|(l, p)| p.log_backup_enabled.map(|on| (l, None, bool_value(on)))),
+    );
+    w.write(
+        "expected_max_age_seconds",
+        instances.iter().copied().map(|(l, v)| {
+            let mut extra = Labels::default();
+            extra.add("source", v.expected_source.label());
+            (l, Some(extra), v.expected_max_age.as_secs_f64())
+        }),
+    );
     let no_labels = Labels::default();
     w.write(
         "poll_cycle_duration_seconds",
@@ -402,13 +456,18 @@ pub fn write_snapshot(
     );
 
     // What discovery knows: every watched instance with its info, polled or not.
-    let infos: Vec<(&Labels, &crate::model::InstanceInfo, &InstanceKey)> = watched
+    let infos: Vec<(
+        &Labels,
+        &crate::model::InstanceInfo,
+        &InstanceKey,
+        crate::model::BackupApi,
+    )> = watched
         .iter()
-        .filter_map(|(labels, key, _, info)| info.map(|info| (labels, info, *key)))
+        .filter_map(|(labels, key, _, info, api)| info.map(|info| (labels, info, *key, *api)))
         .collect();
     w.write(
         "instance_info",
-        infos.iter().copied().map(|(l, info, key)| {
+        infos.iter().copied().map(|(l, info, key, api)| {
             let mut extra = Labels::default();
             extra
                 .add("account", &key.account)
@@ -418,7 +477,7 @@ pub fn write_snapshot(
                 .add("architecture", &info.architecture)
                 .add("instance_class", &info.instance_class)
                 .add("status", &info.status)
-                .add("backup_api", BACKUP_API);
+                .add("backup_api", api.label());
             for tag in tag_labels {
                 if let Some((_, value)) = info.tags.iter().find(|(k, _)| *k == tag.key) {
                     extra.add(&tag.label, value);
@@ -432,7 +491,7 @@ pub fn write_snapshot(
         infos
             .iter()
             .copied()
-            .filter_map(|(l, info, _)| info.created.map(|at| (l, None, seconds(at)))),
+            .filter_map(|(l, info, _, _)| info.created.map(|at| (l, None, seconds(at)))),
     );
     let regions: Vec<(Labels, &crate::targets::DiscoveryStatus)> = snapshot
         .targets

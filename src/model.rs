@@ -20,6 +20,12 @@ impl BackupStatus {
         }
     }
 
+    /// Still running: counted, but not yet an attempt that succeeded or
+    /// failed (a long backup must not look like a failed one meanwhile).
+    pub fn is_in_progress(&self) -> bool {
+        matches!(self, BackupStatus::Other(s) if s == "running")
+    }
+
     /// The `status` label value.
     pub fn label(&self) -> &str {
         match self {
@@ -60,6 +66,54 @@ pub struct Backup {
     pub backup_type: String,
     pub backup_mode: String,
     pub backup_method: String,
+    /// Whether this is a restore point. Always true for DescribeBackups; for
+    /// a shard's part of a cloud-native cluster backup, true only when the
+    /// cluster backup succeeded as a whole (every shard did).
+    pub restorable: bool,
+}
+
+/// Which call lists an instance's backups: the `backup_api` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum BackupApi {
+    /// `DescribeBackups`: standard, read/write splitting and classic
+    /// cluster instances.
+    #[default]
+    DescribeBackups,
+    /// `DescribeClusterBackupList`: cloud-native cluster instances.
+    ClusterBackupList,
+}
+
+impl BackupApi {
+    pub fn label(self) -> &'static str {
+        match self {
+            BackupApi::DescribeBackups => "describe_backups",
+            BackupApi::ClusterBackupList => "cluster_backup_list",
+        }
+    }
+
+    /// The config file's spelling (the label value).
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw.trim() {
+            "describe_backups" => Some(BackupApi::DescribeBackups),
+            "cluster_backup_list" => Some(BackupApi::ClusterBackupList),
+            _ => None,
+        }
+    }
+
+    /// The API action.
+    pub fn action(self) -> &'static str {
+        match self {
+            BackupApi::DescribeBackups => "DescribeBackups",
+            BackupApi::ClusterBackupList => "DescribeClusterBackupList",
+        }
+    }
+
+    pub fn other(self) -> Self {
+        match self {
+            BackupApi::DescribeBackups => BackupApi::ClusterBackupList,
+            BackupApi::ClusterBackupList => BackupApi::DescribeBackups,
+        }
+    }
 }
 
 /// What DescribeInstances says of an instance; label values are bounded
@@ -87,6 +141,23 @@ impl InstanceInfo {
         self.status.eq_ignore_ascii_case("creating")
     }
 
+    /// The call its backups need, from what DescribeInstances says: a
+    /// cluster that reports `ShardCount` or whose class is not a classic
+    /// `*logic.sharding*` one is cloud-native (Alibaba has no single flag
+    /// for it; see the API reference, section 7).
+    pub fn backup_api(&self) -> BackupApi {
+        let cluster = self.architecture.eq_ignore_ascii_case("cluster");
+        let classic_class = self
+            .instance_class
+            .to_ascii_lowercase()
+            .contains("logic.sharding");
+        if cluster && (self.shard_count.is_some() || !classic_class) {
+            BackupApi::ClusterBackupList
+        } else {
+            BackupApi::DescribeBackups
+        }
+    }
+
     /// Whether it carries every one of `tags`.
     pub fn has_tags(&self, tags: &[(String, String)]) -> bool {
         tags.iter()
@@ -110,5 +181,61 @@ mod tests {
         assert_eq!(normalize_backup_type("Snapshot"), "snapshot");
         assert_eq!(normalize_word("Automated"), "automated");
         assert_eq!(normalize_word("Physical"), "physical");
+        assert!(BackupStatus::parse("RUNNING").is_in_progress());
+        assert!(!BackupStatus::parse("Failed").is_in_progress());
+    }
+
+    #[test]
+    fn cloud_native_clusters_need_the_cluster_backup_list() {
+        let info = |architecture: &str, class: &str, shards: Option<u32>| InstanceInfo {
+            architecture: architecture.into(),
+            instance_class: class.into(),
+            shard_count: shards,
+            ..Default::default()
+        };
+        let cases = [
+            // Classic cluster: a logic.sharding class and no ShardCount.
+            (
+                info(
+                    "cluster",
+                    "redis.logic.sharding.2g.2db.0rodb.4proxy.default",
+                    None,
+                ),
+                BackupApi::DescribeBackups,
+            ),
+            // Cloud-native cluster: ShardCount present.
+            (
+                info("cluster", "redis.shard.small.2.ce", Some(2)),
+                BackupApi::ClusterBackupList,
+            ),
+            // ShardCount present wins even with a logic.sharding class.
+            (
+                info("cluster", "redis.logic.sharding.1g.2db", Some(2)),
+                BackupApi::ClusterBackupList,
+            ),
+            // A cluster class that is not classic, ShardCount missing.
+            (
+                info("Cluster", "tair.rdb.with.proxy.1g", None),
+                BackupApi::ClusterBackupList,
+            ),
+            // Not clusters: ShardCount (read/write splitting) does not matter.
+            (
+                info("rwsplit", "redis.amber.master.2g", Some(1)),
+                BackupApi::DescribeBackups,
+            ),
+            (
+                info("standard", "redis.master.small.default", None),
+                BackupApi::DescribeBackups,
+            ),
+            (info("", "", None), BackupApi::DescribeBackups),
+        ];
+        for (info, want) in cases {
+            assert_eq!(info.backup_api(), want, "{info:?}");
+        }
+        for api in [BackupApi::DescribeBackups, BackupApi::ClusterBackupList] {
+            assert_eq!(BackupApi::parse(api.label()), Some(api));
+            assert_eq!(api.other().other(), api);
+        }
+        assert_eq!(BackupApi::parse("DescribeBackups"), None);
     }
 }

@@ -19,7 +19,8 @@ use tokio::time::Instant;
 
 use crate::aliyun::{ApiError, RpcClient};
 use crate::clock::Clock;
-use crate::model::Backup;
+use crate::model::{Backup, BackupApi};
+use crate::policy::{self, BackupPolicy};
 use crate::products::kvstore::{self, Window};
 use crate::snapshot::{summarize, InstanceView, Snapshot};
 use crate::targets::shard::fnv1a64;
@@ -31,6 +32,11 @@ pub struct PollerSettings {
     pub interval: Duration,
     pub lookback: Duration,
     pub concurrency: usize,
+    /// How often an instance's backup policy is read again (the discovery
+    /// interval: policies change about as often as the fleet does).
+    pub policy_every: Duration,
+    /// `--backup.grace` and `--backup.max-age`.
+    pub expectation: crate::config::BackupExpectation,
 }
 
 /// Finished polls are published together when they come closer than this:
@@ -46,6 +52,12 @@ struct Outcome {
     finished: Instant,
     polled_at: DateTime<Utc>,
     result: Result<Vec<Backup>, ApiError>,
+    /// The call that answered (or failed last).
+    api: BackupApi,
+    /// The planned call answered that it does not apply; `api` is the other.
+    switched: bool,
+    /// The backup policy, when it was due to be read.
+    policy: Option<Result<BackupPolicy, ApiError>>,
 }
 
 /// One polled instance's schedule.
@@ -63,6 +75,16 @@ struct Entry {
     in_flight: Option<(u64, AbortHandle)>,
     /// Still owes a poll to the current pass (see `Pass`).
     owed: bool,
+    /// What the target set says to call, and what is called: they differ
+    /// once a call answered that it does not apply to the instance.
+    planned_api: BackupApi,
+    api: BackupApi,
+    /// The switch was logged (once per instance).
+    switch_logged: bool,
+    /// When its backup policy was last asked for.
+    policy_asked: Option<Instant>,
+    /// Its policy cannot be read right now (logged once per streak).
+    policy_failing: bool,
 }
 
 /// A pass over every instance watched when it began, for
@@ -214,6 +236,11 @@ impl State {
                     if !Arc::ptr_eq(&entry.client, &target.client) {
                         entry.client = target.client.clone();
                     }
+                    if entry.planned_api != target.backup_api {
+                        entry.planned_api = target.backup_api;
+                        entry.api = target.backup_api;
+                        entry.switch_logged = false;
+                    }
                 }
                 None => {
                     let offset = spread_offset(self.settings.interval, &key.instance_id);
@@ -227,6 +254,11 @@ impl State {
                             round: 0,
                             in_flight: None,
                             owed: false,
+                            planned_api: target.backup_api,
+                            api: target.backup_api,
+                            switch_logged: false,
+                            policy_asked: None,
+                            policy_failing: false,
                         },
                     );
                     self.schedule.push(Reverse((now, key.clone())));
@@ -266,10 +298,18 @@ impl State {
             entry.round += 1;
             self.next_poll_id += 1;
             let poll_id = self.next_poll_id;
+            let read_policy = entry
+                .policy_asked
+                .is_none_or(|at| now.duration_since(at) >= self.settings.policy_every);
+            if read_policy {
+                entry.policy_asked = Some(now);
+            }
             let handle = self.polls.spawn(poll(
                 key,
                 poll_id,
                 entry.client.clone(),
+                entry.api,
+                read_policy,
                 self.settings,
                 self.clock.clone(),
             ));
@@ -311,12 +351,17 @@ impl State {
                     .map_or(outcome.finished, |f| f.max(outcome.finished)),
             );
         }
+        note_switch(entry, &outcome);
+        note_policy(entry, &outcome);
         let previous = self.views.get(&outcome.key).cloned();
         let view = apply(
             previous.as_deref(),
             &outcome.key,
             outcome.polled_at,
             outcome.result,
+            outcome.api,
+            outcome.policy.and_then(Result::ok),
+            self.settings.expectation,
         );
         if self.views.insert(outcome.key, Arc::new(view)).is_none() {
             self.unpolled -= 1;
@@ -373,11 +418,14 @@ impl State {
 }
 
 /// One poll: the window up to now, every page, retries included, ending
-/// before the next poll of the instance is due.
+/// before the next poll of the instance is due; and its backup policy when
+/// due, at the same time (a policy that cannot be read never fails the poll).
 async fn poll(
     key: InstanceKey,
     poll_id: u64,
     client: Arc<RpcClient>,
+    api: BackupApi,
+    read_policy: bool,
     settings: PollerSettings,
     clock: Arc<dyn Clock>,
 ) -> Outcome {
@@ -385,7 +433,26 @@ async fn poll(
     let polled_at = clock.now();
     let window = Window::ending_at(polled_at, settings.lookback);
     let deadline = started + settings.interval;
-    let result = kvstore::describe_backups(&client, &key.instance_id, &window, deadline).await;
+    let backups = async {
+        match list_backups(&client, api, &key, &window, deadline).await {
+            // Which call applies is a guess from DescribeInstances: the
+            // other one answers if this one says it does not apply.
+            Err(e) if kvstore::is_not_applicable(&e) => (
+                list_backups(&client, api.other(), &key, &window, deadline).await,
+                api.other(),
+                true,
+            ),
+            result => (result, api, false),
+        }
+    };
+    let policy = async {
+        if read_policy {
+            Some(kvstore::describe_backup_policy(&client, &key.instance_id, deadline).await)
+        } else {
+            None
+        }
+    };
+    let ((result, api, switched), policy) = tokio::join!(backups, policy);
     Outcome {
         key,
         poll_id,
@@ -393,16 +460,100 @@ async fn poll(
         finished: Instant::now(),
         polled_at,
         result,
+        api,
+        switched,
+        policy,
     }
 }
 
-/// The new view of an instance after a poll.
+async fn list_backups(
+    client: &RpcClient,
+    api: BackupApi,
+    key: &InstanceKey,
+    window: &Window,
+    deadline: Instant,
+) -> Result<Vec<Backup>, ApiError> {
+    match api {
+        BackupApi::DescribeBackups => {
+            kvstore::describe_backups(client, &key.instance_id, window, deadline).await
+        }
+        BackupApi::ClusterBackupList => {
+            kvstore::describe_cluster_backups(
+                client,
+                &key.region_id,
+                &key.instance_id,
+                window,
+                deadline,
+            )
+            .await
+        }
+    }
+}
+
+/// Remembers a switch of call, and says so once per instance.
+fn note_switch(entry: &mut Entry, outcome: &Outcome) {
+    if !outcome.switched {
+        return;
+    }
+    entry.api = outcome.api;
+    if !entry.switch_logged {
+        entry.switch_logged = true;
+        tracing::warn!(
+            account = %outcome.key.account,
+            region_id = %outcome.key.region_id,
+            instance_id = %outcome.key.instance_id,
+            from = outcome.api.other().action(),
+            to = outcome.api.action(),
+            "the backup call does not apply to this instance; using the other one from now on"
+        );
+    }
+}
+
+/// Logs a policy that cannot be read once per streak (a missing RAM
+/// permission would otherwise log every instance every round).
+fn note_policy(entry: &mut Entry, outcome: &Outcome) {
+    let key = &outcome.key;
+    match &outcome.policy {
+        Some(Err(error)) if !entry.policy_failing => {
+            entry.policy_failing = true;
+            tracing::warn!(
+                account = %key.account,
+                region_id = %key.region_id,
+                instance_id = %key.instance_id,
+                code = %error.code_label(),
+                request_id = error.request_id().unwrap_or("-"),
+                error = %error,
+                "cannot read the backup policy; expecting backups by --backup.max-age (or the last policy read) until it can be"
+            );
+        }
+        Some(Err(error)) => {
+            tracing::debug!(instance_id = %key.instance_id, code = %error.code_label(), "backup policy still unreadable");
+        }
+        Some(Ok(_)) if entry.policy_failing => {
+            entry.policy_failing = false;
+            tracing::info!(instance_id = %key.instance_id, "backup policy readable again");
+        }
+        _ => {}
+    }
+}
+
+/// The new view of an instance after a poll. A policy read this time
+/// replaces the last one; otherwise (not due, or unreadable) the last one
+/// stays, as facts do through failed polls.
 fn apply(
     previous: Option<&InstanceView>,
     key: &InstanceKey,
     polled_at: DateTime<Utc>,
     result: Result<Vec<Backup>, ApiError>,
+    backup_api: BackupApi,
+    policy: Option<BackupPolicy>,
+    expectation: crate::config::BackupExpectation,
 ) -> InstanceView {
+    let policy = policy
+        .map(Arc::new)
+        .or_else(|| previous.and_then(|p| p.policy.clone()));
+    let (expected_max_age, expected_source) =
+        policy::expected_max_age(policy.as_deref(), expectation.grace, expectation.max_age);
     match result {
         Ok(backups) => {
             let summary = summarize(&backups);
@@ -412,6 +563,10 @@ fn apply(
                 last_success_poll_at: Some(polled_at),
                 summary: Some(summary),
                 last_error: None,
+                backup_api,
+                policy,
+                expected_max_age,
+                expected_source,
             }
         }
         Err(error) => {
@@ -419,6 +574,7 @@ fn apply(
                 account = %key.account,
                 region_id = %key.region_id,
                 instance_id = %key.instance_id,
+                action = backup_api.action(),
                 code = %error.code_label(),
                 request_id = error.request_id().unwrap_or("-"),
                 error = %error,
@@ -429,6 +585,10 @@ fn apply(
                 last_success_poll_at: previous.and_then(|p| p.last_success_poll_at),
                 summary: previous.and_then(|p| p.summary.clone()),
                 last_error: Some(error.code_label()),
+                backup_api,
+                policy,
+                expected_max_age,
+                expected_source,
             }
         }
     }
@@ -518,28 +678,81 @@ mod tests {
         }
     }
 
+    const EXPECT: crate::config::BackupExpectation = crate::config::BackupExpectation {
+        max_age: Duration::from_secs(36 * 3600),
+        grace: Duration::from_secs(2 * 3600),
+    };
+
+    fn view(
+        previous: Option<&InstanceView>,
+        at: DateTime<Utc>,
+        result: Result<Vec<Backup>, ApiError>,
+        policy: Option<BackupPolicy>,
+    ) -> InstanceView {
+        apply(
+            previous,
+            &key(),
+            at,
+            result,
+            BackupApi::DescribeBackups,
+            policy,
+            EXPECT,
+        )
+    }
+
     #[test]
     fn a_failed_poll_keeps_the_last_known_facts() {
         let t0 = Utc::now();
-        let ok = apply(None, &key(), t0, Ok(vec![]));
+        let ok = view(None, t0, Ok(vec![]), None);
         assert!(ok.last_poll_success);
-        let failed = apply(
+        let failed = view(
             Some(&ok),
-            &key(),
             t0 + chrono::Duration::minutes(5),
             Err(ApiError::Http { status: 503 }),
+            None,
         );
         assert!(!failed.last_poll_success);
         assert_eq!(failed.last_success_poll_at, Some(t0));
         assert_eq!(failed.summary, ok.summary);
         assert_eq!(failed.last_error.as_deref(), Some("http_503"));
-        let never = apply(
+        let never = view(
             None,
-            &key(),
             t0,
             Err(ApiError::Timeout(Duration::from_secs(1))),
+            None,
         );
         assert_eq!(never.summary, None::<BackupSummary>);
         assert_eq!(never.last_success_poll_at, None);
+    }
+
+    #[test]
+    fn the_expected_age_follows_the_last_policy_read() {
+        use crate::policy::{ExpectationSource, Weekdays};
+        let t0 = Utc::now();
+        let twice_weekly = BackupPolicy {
+            days: Weekdays::parse("Monday,Thursday").unwrap(),
+            window: "05:00Z-06:00Z".into(),
+            retention_days: Some(7),
+            log_backup_enabled: Some(true),
+        };
+        // Never read: the default.
+        let unknown = view(None, t0, Ok(vec![]), None);
+        assert_eq!(
+            (unknown.expected_max_age, unknown.expected_source),
+            (EXPECT.max_age, ExpectationSource::Default)
+        );
+        // Read: 4 days + the 1 h window + 2 h of grace.
+        let known = view(Some(&unknown), t0, Ok(vec![]), Some(twice_weekly.clone()));
+        assert_eq!(
+            (known.expected_max_age, known.expected_source),
+            (
+                Duration::from_secs(4 * 86400 + 3 * 3600),
+                ExpectationSource::Policy
+            )
+        );
+        // Not read again (not due, or unreadable), and a failed poll: kept.
+        let later = view(Some(&known), t0, Err(ApiError::Http { status: 500 }), None);
+        assert_eq!(later.policy.as_deref(), Some(&twice_weekly));
+        assert_eq!(later.expected_source, ExpectationSource::Policy);
     }
 }

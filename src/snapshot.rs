@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{Backup, BackupStatus};
+use crate::model::{Backup, BackupApi, BackupStatus};
+use crate::policy::{BackupPolicy, ExpectationSource};
 use crate::targets::{InstanceKey, TargetSet};
 
 /// The newest successful backup of a node (latest end time).
@@ -56,18 +57,22 @@ pub fn summarize(backups: &[Backup]) -> BackupSummary {
             .or_default() += 1;
         let node = summary.nodes.entry(backup.node_id.clone()).or_default();
         let success = backup.status == BackupStatus::Success;
-        // Newest attempt by start time; on a tie the unsuccessful one wins,
-        // so that an alert is never hidden by the order of the list.
-        let newer_attempt = node.last_attempt.as_ref().is_none_or(|a| {
-            backup.start > a.start || (backup.start == a.start && a.success && !success)
-        });
+        // Newest attempt by start time, among finished ones (a backup still
+        // running has not failed); on a tie the unsuccessful one wins, so
+        // that an alert is never hidden by the order of the list.
+        let newer_attempt = !backup.status.is_in_progress()
+            && node.last_attempt.as_ref().is_none_or(|a| {
+                backup.start > a.start || (backup.start == a.start && a.success && !success)
+            });
         if newer_attempt {
             node.last_attempt = Some(LastAttempt {
                 start: backup.start,
                 success,
             });
         }
-        if let (true, Some(end)) = (success, backup.end) {
+        // A restore point only: a shard's part of a cluster backup that
+        // failed elsewhere is not one.
+        if let (true, Some(end)) = (success && backup.restorable, backup.end) {
             let newer_success = node
                 .last_success
                 .as_ref()
@@ -99,6 +104,13 @@ pub struct InstanceView {
     pub summary: Option<BackupSummary>,
     /// Why the latest poll failed (error code), for the landing page.
     pub last_error: Option<String>,
+    /// The call that lists its backups, as last used.
+    pub backup_api: BackupApi,
+    /// The backup policy as last read; kept through failed reads.
+    pub policy: Option<Arc<BackupPolicy>>,
+    /// Above this age its newest successful backup is overdue.
+    pub expected_max_age: std::time::Duration,
+    pub expected_source: ExpectationSource,
 }
 
 /// Everything `/metrics`, `/readyz` and `/` show, swapped whole.
@@ -139,6 +151,7 @@ mod tests {
             backup_type: "full".into(),
             backup_mode: "automated".into(),
             backup_method: "physical".into(),
+            restorable: true,
         }
     }
 
@@ -188,13 +201,43 @@ mod tests {
         let empty = summarize(&[]);
         assert_eq!(empty.counts.get("success"), Some(&0));
         assert_eq!(empty.counts.get("failed"), Some(&0));
-        let s = summarize(&[backup("n", "Running", 1, None, None)]);
-        assert_eq!(s.counts.get("running"), Some(&1));
+        let s = summarize(&[backup("n", "Deleting", 1, None, None)]);
+        assert_eq!(s.counts.get("deleting"), Some(&1));
         assert_eq!(
             s.nodes["n"].last_attempt.as_ref().map(|a| a.success),
             Some(false)
         );
         assert!(s.nodes["n"].last_success.is_none());
+    }
+
+    #[test]
+    fn a_running_backup_is_counted_but_is_not_the_newest_attempt() {
+        let s = summarize(&[
+            backup("n", "Success", 1, Some(2), None),
+            backup("n", "RUNNING", 5, None, None),
+        ]);
+        assert_eq!(s.counts.get("running"), Some(&1));
+        let attempt = s.nodes["n"].last_attempt.as_ref().unwrap();
+        assert_eq!((attempt.start, attempt.success), (at(1), true));
+        // Only running: no finished attempt yet, but the node is known.
+        let s = summarize(&[backup("n", "Running", 5, None, None)]);
+        assert_eq!(s.nodes["n"].last_attempt, None);
+    }
+
+    #[test]
+    fn a_shard_success_within_a_failed_cluster_backup_is_no_restore_point() {
+        let mut partial = backup("shard-0", "Success", 10, Some(11), Some(5));
+        partial.restorable = false;
+        let s = summarize(&[backup("shard-0", "Success", 1, Some(2), Some(4)), partial]);
+        let node = &s.nodes["shard-0"];
+        // The shard's own part worked: its newest attempt succeeded ...
+        assert_eq!(
+            node.last_attempt.as_ref().map(|a| (a.start, a.success)),
+            Some((at(10), true))
+        );
+        // ... but the newest restore point is the older, complete backup.
+        assert_eq!(node.last_success.as_ref().map(|l| l.end), Some(at(2)));
+        assert_eq!(s.counts["success"], 2);
     }
 
     #[test]

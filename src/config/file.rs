@@ -8,9 +8,11 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use crate::model::BackupApi;
+
 use super::{
-    check_endpoint, check_tags, instance_ids, rate_limit, regions, AccountConfig,
-    AccountCredentials, DiscoveryConfig, ProductConfig, Regions, RoleConfig,
+    check_endpoint, check_tags, instance_ids, is_valid_instance_id, rate_limit, regions,
+    AccountConfig, AccountCredentials, DiscoveryConfig, ProductConfig, Regions, RoleConfig,
 };
 
 /// What the flags say for the keys an account leaves out.
@@ -61,6 +63,7 @@ struct RawProduct {
     regions: Option<Spanned<Vec<String>>>,
     instance_ids: Option<Spanned<Vec<String>>>,
     discovery: Option<Spanned<RawDiscovery>>,
+    backup_api: Option<Spanned<BTreeMap<String, String>>>,
 }
 
 #[derive(Deserialize)]
@@ -68,6 +71,26 @@ struct RawProduct {
 struct RawDiscovery {
     enabled: Option<bool>,
     tags: Option<Spanned<BTreeMap<String, String>>>,
+}
+
+/// `backup_api`: instance ID → the call that lists its backups.
+fn backup_api_overrides(
+    raw: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, BackupApi>, String> {
+    raw.iter()
+        .map(|(id, api)| {
+            let id = id.trim();
+            if !is_valid_instance_id(id) {
+                return Err(format!(
+                    "{id:?} is not an instance ID like r-bp1zxszhcgatnx"
+                ));
+            }
+            let api = BackupApi::parse(api).ok_or_else(|| {
+                format!("{id}: {api:?} is not describe_backups or cluster_backup_list")
+            })?;
+            Ok((id.to_string(), api))
+        })
+        .collect()
 }
 
 /// `line N column M: what` for a spanned value.
@@ -294,6 +317,12 @@ fn product(raw: &Spanned<RawProduct>, defaults: &Defaults) -> Result<ProductConf
             "redis watches nothing: give instance_ids, or discovery (enabled: true)",
         ));
     }
+    let backup_api = match &p.backup_api {
+        None => BTreeMap::new(),
+        Some(map) => {
+            backup_api_overrides(&map.value).map_err(|m| at(map, format!("backup_api: {m}")))?
+        }
+    };
     let static_region = match &regions {
         Regions::List(list) if list.len() == 1 => Some(list[0].clone()),
         _ => None,
@@ -303,6 +332,7 @@ fn product(raw: &Spanned<RawProduct>, defaults: &Defaults) -> Result<ProductConf
         static_region,
         instance_ids,
         discovery,
+        backup_api,
     })
 }
 
@@ -414,6 +444,11 @@ mod tests {
         let role = partner.role.as_ref().unwrap();
         assert_eq!(role.arn, "acs:ram::1234567890123456:role/backup-reader");
         assert_eq!(role.session_name, "backup-exporter");
+        assert_eq!(
+            partner.redis.backup_api.get("r-uf6static"),
+            Some(&BackupApi::ClusterBackupList)
+        );
+        assert!(prod.redis.backup_api.is_empty());
         assert_eq!(partner.rate_limit, 7.0);
         // An empty discovery block discovers, with the flags' tags.
         assert_eq!(

@@ -5,6 +5,7 @@
 
 pub mod file;
 
+use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use crate::aliyun::credentials::chain::Pin;
 use crate::aliyun::credentials::Credentials;
 use crate::aliyun::endpoint;
 use crate::cli::Cli;
+use crate::model::BackupApi;
 
 /// The most tag pairs DescribeInstances takes (`Tag.1` … `Tag.5`).
 pub const MAX_TAGS: usize = 5;
@@ -48,6 +50,7 @@ pub struct Config {
     /// Tag keys shown as `tag_<key>` labels on `aliyun_backup_instance_info`.
     pub tag_labels: Vec<TagLabel>,
     pub poll: PollConfig,
+    pub backup: BackupExpectation,
     pub shard: ShardConfig,
     pub credentials: CredentialSettings,
     pub log_level: tracing::Level,
@@ -62,6 +65,15 @@ pub struct PollConfig {
     pub concurrency: usize,
     /// Deadline of one API request.
     pub timeout: Duration,
+}
+
+/// How old an instance's newest successful backup may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackupExpectation {
+    /// When the backup policy is unknown.
+    pub max_age: Duration,
+    /// Added to what the policy implies.
+    pub grace: Duration,
 }
 
 /// One Alibaba Cloud account and what to watch in it.
@@ -119,6 +131,9 @@ pub struct ProductConfig {
     pub instance_ids: Vec<String>,
     /// Find every instance of the regions (with these tags).
     pub discovery: Option<DiscoveryConfig>,
+    /// Per instance: the call that lists its backups, when what
+    /// DescribeInstances says would choose wrong.
+    pub backup_api: BTreeMap<String, BackupApi>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -262,6 +277,14 @@ impl Config {
                     )
                 })?,
         };
+        let backup = BackupExpectation {
+            max_age: duration("backup.max-age", &cli.backup_max_age, 366 * DAY)?,
+            // No slack at all is a choice (zero is refused elsewhere).
+            grace: match humantime::parse_duration(cli.backup_grace.trim()) {
+                Ok(zero) if zero.is_zero() => zero,
+                _ => duration("backup.grace", &cli.backup_grace, 7 * DAY)?,
+            },
+        };
         let discovery_interval = duration(
             "discovery.interval",
             cli.discovery_interval
@@ -359,6 +382,7 @@ impl Config {
             discovery_interval,
             tag_labels,
             poll,
+            backup,
             shard,
             credentials,
             log_level,
@@ -484,6 +508,7 @@ fn flag_account(
             static_region,
             instance_ids,
             discovery,
+            backup_api: Default::default(),
         },
     }))
 }

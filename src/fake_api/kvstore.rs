@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::scenario::{self, FakeBackup, Fault};
+use super::scenario::{self, FakeBackup, FakeClusterBackup, FakeInstance, FakePolicy, Fault};
 use super::{fail, fault_answer, ok_json, FakeKey, Params, Shared};
 use crate::http::Response;
 
@@ -39,6 +39,54 @@ fn not_found(request_id: &str) -> Response {
         "The specified instance is not found.",
         request_id,
     )
+}
+
+/// What DescribeBackups answers for a cloud-native cluster, and
+/// DescribeClusterBackupList for any other instance.
+fn not_supported(request_id: &str) -> Response {
+    fail(
+        400,
+        "InstanceType.NotSupport",
+        "The operation is not supported for the architecture of this instance.",
+        request_id,
+    )
+}
+
+/// The instance a backup-listing call (DescribeBackups,
+/// DescribeClusterBackupList) is about, under the lock: its next fault
+/// (queued, then `always`, then every `throttle_every`-th request) and what
+/// `read` copies of it. An instance released, unknown, of another account,
+/// or (when `region` is given) in another region does not exist for the
+/// caller: `Err` is that answer.
+fn listing_lookup<T>(
+    shared: &Shared,
+    key: &FakeKey,
+    instance_id: &str,
+    region: Option<&str>,
+    request_id: &str,
+    read: impl FnOnce(&FakeInstance) -> T,
+) -> Result<(Option<Fault>, T), Box<Response>> {
+    let mut state = shared.lock();
+    let Some(instance) = state.instances.get_mut(instance_id).filter(|i| {
+        !i.released && i.visible_to(&key.account) && region.is_none_or(|r| r == i.info.region_id)
+    }) else {
+        drop(state);
+        return Err(Box::new(not_found(request_id)));
+    };
+    let mut fault = instance
+        .queued_faults
+        .pop_front()
+        .or_else(|| instance.always.clone());
+    let throttle_every = instance.throttle_every;
+    let copied = read(instance);
+    let count = state.counts.entry(instance_id.to_string()).or_default();
+    *count += 1;
+    if fault.is_none() && throttle_every.is_some_and(|n| n > 0 && count.is_multiple_of(n)) {
+        fault = Some(Fault::Throttle {
+            retry_after_ms: None,
+        });
+    }
+    Ok((fault, copied))
 }
 
 pub(super) async fn describe_backups(
@@ -101,45 +149,28 @@ pub(super) async fn describe_backups(
     };
 
     // Decide the fault (if any) and copy what is served, under the lock.
-    let (fault, backups, quirky) = {
-        let mut state = shared.lock();
-        // Another account's instance and a released one do not exist, as
-        // far as this key can tell.
-        let Some(instance) = state
-            .instances
-            .get_mut(instance_id)
-            .filter(|i| !i.released && i.visible_to(&key.account))
-        else {
-            drop(state);
-            return not_found(request_id);
-        };
-        let mut fault = instance
-            .queued_faults
-            .pop_front()
-            .or_else(|| instance.always.clone());
-        let throttle_every = instance.throttle_every;
+    let looked_up = listing_lookup(shared, key, instance_id, None, request_id, |instance| {
         let mut backups: Vec<FakeBackup> = instance
             .backups
             .iter()
             .filter(|b| b.start >= start && b.start <= end)
             .cloned()
             .collect();
-        let quirky = instance.quirky_types;
-        let count = state.counts.entry(instance_id.to_string()).or_default();
-        *count += 1;
-        if fault.is_none() && throttle_every.is_some_and(|n| n > 0 && count.is_multiple_of(n)) {
-            fault = Some(Fault::Throttle {
-                retry_after_ms: None,
-            });
-        }
         // Newest first, like the real API; the client must not rely on it.
         backups.sort_by_key(|b| std::cmp::Reverse(b.start));
-        (fault, backups, quirky)
+        (instance.cloud_native, backups, instance.quirky_types)
+    });
+    let (fault, (cloud_native, backups, quirky)) = match looked_up {
+        Ok(found) => found,
+        Err(answer) => return *answer,
     };
     if let Some(fault) = fault {
         if let Some(answer) = fault_answer(fault, "DescribeBackups", request_id).await {
             return answer;
         }
+    }
+    if cloud_native {
+        return not_supported(request_id);
     }
 
     let total = backups.len();
@@ -166,6 +197,261 @@ pub(super) async fn describe_backups(
         "Backups": { "Backup": items },
     });
     ok_json(&body, request_id)
+}
+
+/// DescribeClusterBackupList's own parameters.
+const CLUSTER_LIST_PARAMS: [&str; 8] = [
+    "RegionId",
+    "InstanceId",
+    "StartTime",
+    "EndTime",
+    "PageSize",
+    "PageNumber",
+    "ClusterBackupId",
+    "NoShardBackup",
+];
+
+/// The page sizes the real DescribeClusterBackupList accepts.
+const CLUSTER_PAGE_SIZES: [usize; 9] = [5, 10, 15, 20, 30, 50, 100, 200, 300];
+
+/// A window parameter of DescribeClusterBackupList:
+/// `Err` is the answer for a missing or malformed one.
+fn minute_param(
+    params: &Params,
+    name: &str,
+    request_id: &str,
+) -> Result<DateTime<Utc>, Box<Response>> {
+    match params.get(name) {
+        None | Some("") => Err(Box::new(fail(
+            400,
+            &format!("Missing{name}"),
+            &format!("{name} is mandatory for this action."),
+            request_id,
+        ))),
+        Some(raw) => parse_minute(raw).ok_or_else(|| {
+            Box::new(fail(
+                400,
+                &format!("Invalid{name}.Malformed"),
+                &format!("Specified parameter {name} is not valid."),
+                request_id,
+            ))
+        }),
+    }
+}
+
+pub(super) async fn describe_cluster_backup_list(
+    shared: &Shared,
+    key: &FakeKey,
+    params: &Params,
+    request_id: &str,
+) -> Response {
+    let fail = |status, code: &str, message: &str| fail(status, code, message, request_id);
+    // The real API wants none of the action's parameters empty (common
+    // ones are another matter: Alibaba's Python SDK signs an empty
+    // `SignatureType`).
+    if let Some((name, _)) = params
+        .0
+        .iter()
+        .find(|(k, v)| v.is_empty() && CLUSTER_LIST_PARAMS.contains(&k.as_str()))
+    {
+        return fail(
+            400,
+            "InvalidParameter",
+            &format!("The specified parameter {name} is not valid."),
+        );
+    }
+    let Some(region_id) = params.get("RegionId") else {
+        return fail(
+            400,
+            "MissingRegionId",
+            "RegionId is mandatory for this action.",
+        );
+    };
+    let Some(instance_id) = params.get("InstanceId") else {
+        return fail(
+            400,
+            "MissingInstanceId",
+            "InstanceId is mandatory for this action.",
+        );
+    };
+    let start = match minute_param(params, "StartTime", request_id) {
+        Ok(t) => t,
+        Err(answer) => return *answer,
+    };
+    let end = match minute_param(params, "EndTime", request_id) {
+        Ok(t) => t,
+        Err(answer) => return *answer,
+    };
+    if end <= start {
+        return fail(
+            400,
+            "InvalidStartTimeAndEndTime.Malformed",
+            "EndTime must be later than StartTime.",
+        );
+    }
+    let page_size = match params.get("PageSize").map(str::parse::<usize>) {
+        None => 30,
+        Some(Ok(n)) if CLUSTER_PAGE_SIZES.contains(&n) => n,
+        Some(_) => {
+            return fail(
+                400,
+                "InvalidPageSize.Malformed",
+                "Specified parameter PageSize is not valid.",
+            )
+        }
+    };
+    let page_number = match params.get("PageNumber").map(str::parse::<usize>) {
+        None => 1,
+        Some(Ok(n)) if n >= 1 => n,
+        Some(_) => {
+            return fail(
+                400,
+                "InvalidPageNumber.Malformed",
+                "Specified parameter PageNumber is not valid.",
+            )
+        }
+    };
+    let with_shards = match params.get("NoShardBackup").map(str::to_ascii_lowercase) {
+        None => true,
+        Some(v) if v == "false" => true,
+        Some(v) if v == "true" => false,
+        Some(_) => {
+            return fail(
+                400,
+                "InvalidParameter",
+                "The specified parameter NoShardBackup is not valid.",
+            )
+        }
+    };
+
+    let looked_up = listing_lookup(
+        shared,
+        key,
+        instance_id,
+        Some(region_id),
+        request_id,
+        |instance| {
+            // Numbered by their place in the instance's list: stable IDs.
+            let mut backups: Vec<(u64, FakeClusterBackup)> = instance
+                .cluster_backups
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| b.start >= start && b.start <= end)
+                .map(|(i, b)| {
+                    let ids = (b.start.timestamp().unsigned_abs() % 10_000_000_000) * 1000
+                        + (i as u64 % 1000);
+                    (ids, b.clone())
+                })
+                .collect();
+            // Newest first; the client must not rely on it.
+            backups.sort_by_key(|(_, b)| std::cmp::Reverse(b.start));
+            (instance.cloud_native, backups)
+        },
+    );
+    let (fault, (cloud_native, backups)) = match looked_up {
+        Ok(found) => found,
+        Err(answer) => return *answer,
+    };
+    if let Some(fault) = fault {
+        if let Some(answer) = fault_answer(fault, "DescribeClusterBackupList", request_id).await {
+            return answer;
+        }
+    }
+    if !cloud_native {
+        return not_supported(request_id);
+    }
+
+    let items: Vec<serde_json::Value> = backups
+        .iter()
+        .skip((page_number - 1).saturating_mul(page_size))
+        .take(page_size)
+        .map(|(ids, b)| scenario::render_cluster_backup(b, *ids, with_shards))
+        .collect();
+    let body = json!({
+        "RequestId": request_id,
+        "PageNumber": page_number,
+        "PageSize": page_size,
+        "MaxResults": page_size,
+        "FullStorageSize": 0,
+        "LogStorageSize": 0,
+        // A plain array, unlike DescribeBackups' `{"Backup": [...]}`.
+        "ClusterBackups": items,
+    });
+    ok_json(&body, request_id)
+}
+
+pub(super) async fn describe_backup_policy(
+    shared: &Shared,
+    key: &FakeKey,
+    params: &Params,
+    request_id: &str,
+) -> Response {
+    let Some(instance_id) = params.get("InstanceId").filter(|s| !s.is_empty()) else {
+        return fail(
+            400,
+            "MissingInstanceId",
+            "InstanceId is mandatory for this action.",
+            request_id,
+        );
+    };
+    let found = {
+        let state = shared.lock();
+        state
+            .instances
+            .get(instance_id)
+            .filter(|i| !i.released && i.visible_to(&key.account))
+            .map(|i| (i.policy_fault.clone(), i.policy.clone()))
+    };
+    let Some((fault, policy)) = found else {
+        return not_found(request_id);
+    };
+    if let Some(fault) = fault {
+        if let Some(answer) = fault_answer(fault, "DescribeBackupPolicy", request_id).await {
+            return answer;
+        }
+    }
+    let body = json!({
+        "RequestId": request_id,
+        "PreferredBackupPeriod": policy.period,
+        "PreferredBackupTime": policy.time,
+        "PreferredNextBackupTime": next_backup_time(&policy, shared.clock.now()),
+        // A string and a number, as the real API sends them.
+        "BackupRetentionPeriod": policy.retention_days.to_string(),
+        "EnableBackupLog": u8::from(policy.log_backup),
+        "DbsInstance": "0",
+    });
+    ok_json(&body, request_id)
+}
+
+/// `PreferredNextBackupTime`: the start of the next window on a day of the
+/// period, in minutes (`2026-01-02T02:00Z`); empty when the policy cannot
+/// tell.
+fn next_backup_time(policy: &FakePolicy, now: DateTime<Utc>) -> String {
+    let Some((hour, minute)) = policy
+        .time
+        .split('-')
+        .next()
+        .map(|t| t.trim().trim_end_matches('Z'))
+        .and_then(|t| t.split_once(':'))
+        .and_then(|(h, m)| Some((h.parse::<u32>().ok()?, m.parse::<u32>().ok()?)))
+    else {
+        return String::new();
+    };
+    let days: Vec<String> = policy
+        .period
+        .split(',')
+        .map(|d| d.trim().to_ascii_lowercase())
+        .collect();
+    (0..=7)
+        .filter_map(|d| {
+            let day = now.date_naive() + chrono::Days::new(d);
+            let at = day.and_hms_opt(hour, minute, 0)?.and_utc();
+            let name = day.format("%A").to_string().to_ascii_lowercase();
+            (at > now && days.contains(&name)).then_some(at)
+        })
+        .next()
+        .map(|t| t.format("%Y-%m-%dT%H:%MZ").to_string())
+        .unwrap_or_default()
 }
 
 /// DescribeInstances' filters, checked.
@@ -414,6 +700,33 @@ mod tests {
         assert!(f.matches("r-1", &info));
         info.region_id = "cn-shanghai".into();
         assert!(!f.matches("r-1", &info));
+    }
+
+    #[test]
+    fn next_backup_time_follows_the_policy() {
+        use chrono::TimeZone;
+        // A Wednesday.
+        let now = Utc.with_ymd_and_hms(2026, 1, 7, 12, 0, 0).unwrap();
+        let next = |period: &str, time: &str| {
+            let policy = FakePolicy {
+                period: period.into(),
+                time: time.into(),
+                ..Default::default()
+            };
+            next_backup_time(&policy, now)
+        };
+        assert_eq!(
+            next(
+                "Monday,Tuesday,Wednesday,Thursday,Friday,Saturday,Sunday",
+                "02:00Z-03:00Z"
+            ),
+            "2026-01-08T02:00Z"
+        );
+        assert_eq!(next("Wednesday", "13:30Z-14:30Z"), "2026-01-07T13:30Z");
+        assert_eq!(next("Wednesday", "02:00Z-03:00Z"), "2026-01-14T02:00Z");
+        assert_eq!(next("Monday", "02:00Z-03:00Z"), "2026-01-12T02:00Z");
+        assert_eq!(next("", "02:00Z-03:00Z"), "");
+        assert_eq!(next("Monday", "nightly"), "");
     }
 
     #[test]

@@ -9,8 +9,9 @@
 //! - `auth`: what is checked before any action (common parameters, the
 //!   timestamp window, nonce reuse, the signature, the security token and
 //!   its expiry).
-//! - `kvstore`: R-kvstore's `DescribeBackups`, `DescribeInstances` and
-//!   `DescribeRegions`, with accounts, pagination and filters.
+//! - `kvstore`: R-kvstore's `DescribeBackups`, `DescribeClusterBackupList`
+//!   (cloud-native clusters), `DescribeBackupPolicy`, `DescribeInstances`
+//!   and `DescribeRegions`, with accounts, pagination and filters.
 //! - `sts`: STS `AssumeRole`, minting keys that the other actions accept.
 //! - `scenario`: the data types (keys, roles, instances, backups, faults)
 //!   and how they render as JSON.
@@ -33,14 +34,19 @@ use tokio::sync::oneshot;
 
 use crate::clock::{self, Clock};
 use crate::http::{self, respond, Request, Response};
-pub use scenario::{FakeBackup, FakeInfo, FakeInstance, FakeKey, FakeRole, Fault};
+pub use scenario::{
+    FakeBackup, FakeClusterBackup, FakeInfo, FakeInstance, FakeKey, FakePolicy, FakeRole,
+    FakeShardBackup, Fault,
+};
 
 /// How many received requests are kept for inspection.
 const MAX_RECEIVED: usize = 100_000;
 
 /// The actions the fake serves.
-const ACTIONS: [&str; 4] = [
+const ACTIONS: [&str; 6] = [
     "DescribeBackups",
+    "DescribeClusterBackupList",
+    "DescribeBackupPolicy",
     "DescribeInstances",
     "DescribeRegions",
     "AssumeRole",
@@ -379,6 +385,8 @@ async fn fault_answer(fault: Fault, action: &str, request_id: &str) -> Option<Re
                 "DescribeInstances" => "\"Instances\":{\"KVStoreInstance\":[{\"InstanceId\":",
                 "DescribeRegions" => "\"RegionIds\":{\"KVStoreRegion\":[{\"RegionId\":",
                 "AssumeRole" => "\"Credentials\":{\"AccessKeyId\":",
+                "DescribeClusterBackupList" => "\"ClusterBackups\":[{\"ClusterBackupStatus\":",
+                "DescribeBackupPolicy" => "\"PreferredBackupPeriod\":",
                 _ => "\"Backups\":{\"Backup\":[{\"BackupStatus\":",
             };
             let body = format!("{{\"RequestId\":\"{request_id}\",{list}");
@@ -391,6 +399,11 @@ async fn fault_answer(fault: Fault, action: &str, request_id: &str) -> Option<Re
             404,
             "InvalidInstanceId.NotFound",
             "The specified instance is not found.",
+        ),
+        Fault::Forbidden => fail(
+            403,
+            "Forbidden.RAM",
+            "User not authorized to operate on the specified resource, or this API doesn't support RAM.",
         ),
         Fault::Raw { status, body } => outcome(
             with_request_id(respond(status, "application/json", body), request_id),
@@ -487,6 +500,12 @@ async fn dispatch(
     }
     match action {
         "DescribeBackups" => kvstore::describe_backups(shared, key, params, request_id).await,
+        "DescribeClusterBackupList" => {
+            kvstore::describe_cluster_backup_list(shared, key, params, request_id).await
+        }
+        "DescribeBackupPolicy" => {
+            kvstore::describe_backup_policy(shared, key, params, request_id).await
+        }
         "DescribeInstances" => kvstore::describe_instances(shared, key, params, request_id),
         "DescribeRegions" => kvstore::describe_regions(shared, params, request_id),
         _ => sts::assume_role(shared, key, params, request_id),

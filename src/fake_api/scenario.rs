@@ -73,6 +73,116 @@ impl FakeBackup {
     }
 }
 
+/// An instance's backup policy, as DescribeBackupPolicy gives it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakePolicy {
+    /// `PreferredBackupPeriod`: `Monday,Thursday`.
+    pub period: String,
+    /// `PreferredBackupTime`: `02:00Z-03:00Z`.
+    pub time: String,
+    /// `BackupRetentionPeriod` (sent as a string).
+    pub retention_days: u32,
+    /// `EnableBackupLog` (sent as a number).
+    pub log_backup: bool,
+}
+
+impl Default for FakePolicy {
+    /// Every day, 02:00 to 03:00 UTC, kept a week, no log backup.
+    fn default() -> Self {
+        FakePolicy {
+            period: "Monday,Tuesday,Wednesday,Thursday,Friday,Saturday,Sunday".into(),
+            time: "02:00Z-03:00Z".into(),
+            retention_days: 7,
+            log_backup: false,
+        }
+    }
+}
+
+/// One backup of a cloud-native cluster, as DescribeClusterBackupList
+/// gives it: the cluster's outcome and one part per shard.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakeClusterBackup {
+    /// `ClusterBackupStatus`: `OK`, `RUNNING`, `Failed`.
+    pub status: String,
+    pub start: DateTime<Utc>,
+    pub end: Option<DateTime<Utc>>,
+    /// `ClusterBackupMode`: `Automated` or `Manual`.
+    pub mode: String,
+    pub shards: Vec<FakeShardBackup>,
+}
+
+/// One shard's part of a cluster backup.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakeShardBackup {
+    /// `InstanceName`: the shard node, e.g. `r-bp1xxx-db-0`.
+    pub instance_name: String,
+    /// `BackupStatus`: `OK`, `ERROR`, `RUNNING`.
+    pub status: String,
+    pub start: DateTime<Utc>,
+    pub end: Option<DateTime<Utc>>,
+    pub size: Option<u64>,
+}
+
+impl FakeClusterBackup {
+    /// A successful automated backup: every shard `OK`, `size_per_shard`
+    /// bytes each, all done `took` after `start`.
+    pub fn ok(
+        shard_names: &[&str],
+        start: DateTime<Utc>,
+        took: Duration,
+        size_per_shard: u64,
+    ) -> Self {
+        let end = start + chrono::Duration::from_std(took).unwrap_or_default();
+        FakeClusterBackup {
+            status: "OK".into(),
+            start,
+            end: Some(end),
+            mode: "Automated".into(),
+            shards: shard_names
+                .iter()
+                .map(|name| FakeShardBackup {
+                    instance_name: name.to_string(),
+                    status: "OK".into(),
+                    start,
+                    end: Some(end),
+                    size: Some(size_per_shard),
+                })
+                .collect(),
+        }
+    }
+
+    /// The same with shard `name` failed (`ERROR`, no size): the cluster
+    /// backup then `Failed` as a whole.
+    pub fn with_shard_failed(mut self, name: &str) -> Self {
+        for shard in self.shards.iter_mut().filter(|s| s.instance_name == name) {
+            shard.status = "ERROR".into();
+            shard.size = None;
+        }
+        self.status = "Failed".into();
+        self
+    }
+
+    /// An automated backup still running on every shard: no end, no size.
+    pub fn running(shard_names: &[&str], start: DateTime<Utc>) -> Self {
+        FakeClusterBackup {
+            status: "RUNNING".into(),
+            start,
+            end: None,
+            mode: "Automated".into(),
+            shards: shard_names
+                .iter()
+                .map(|name| FakeShardBackup {
+                    instance_name: name.to_string(),
+                    status: "RUNNING".into(),
+                    start,
+                    end: None,
+                    size: None,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Something going wrong, for one request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fault {
@@ -90,6 +200,9 @@ pub enum Fault {
     InvalidJson,
     /// HTTP 404 `InvalidInstanceId.NotFound`, as for a released instance.
     NotFound,
+    /// HTTP 403 `Forbidden.RAM`, as when a RAM policy does not allow the
+    /// action.
+    Forbidden,
     /// Any status and body.
     Raw { status: u16, body: String },
 }
@@ -173,12 +286,41 @@ pub struct FakeInstance {
     /// objects where text is documented: the inconsistencies seen in
     /// Alibaba's own samples.
     pub quirky_types: bool,
+    /// What DescribeBackupPolicy answers.
+    pub policy: FakePolicy,
+    /// Answered to every DescribeBackupPolicy of the instance (the queued
+    /// and `always` faults are for the backup listings only).
+    pub policy_fault: Option<Fault>,
+    /// A cloud-native cluster: DescribeClusterBackupList serves it
+    /// (`cluster_backups`) and DescribeBackups refuses it with
+    /// `InstanceType.NotSupport`; for any other instance it is the other way
+    /// round. (`info` is not changed by it: see `cloud_native_cluster`.)
+    pub cloud_native: bool,
+    /// What DescribeClusterBackupList serves when `cloud_native`.
+    pub cluster_backups: Vec<FakeClusterBackup>,
 }
 
 impl FakeInstance {
     pub fn with_backups(backups: Vec<FakeBackup>) -> Self {
         FakeInstance {
             backups,
+            ..Default::default()
+        }
+    }
+
+    /// A cloud-native cluster instance with `shards` shards (as
+    /// DescribeInstances describes one: `cluster`, a non-classic class and a
+    /// `ShardCount`) and these cluster backups.
+    pub fn cloud_native_cluster(shards: u32, cluster_backups: Vec<FakeClusterBackup>) -> Self {
+        FakeInstance {
+            cloud_native: true,
+            cluster_backups,
+            info: FakeInfo {
+                architecture: "cluster".into(),
+                instance_class: "redis.shard.small.2.ce".into(),
+                shard_count: Some(shards),
+                ..Default::default()
+            },
             ..Default::default()
         }
     }
@@ -242,6 +384,71 @@ pub fn render_backup(backup: &FakeBackup, backup_id: u64, quirky: bool) -> Value
             json!(backup.backup_type.replace("FullBackup", "Fullbackup")),
         );
         map.insert("SomethingNew".into(), json!([1, "two"]));
+    }
+    item
+}
+
+/// The JSON of one cluster backup, as DescribeClusterBackupList returns
+/// it: `ids` is a number unique to it (for its `cb-` ID and the shards'
+/// `BackupId`s); `with_shards` false leaves out `Backups` (`NoShardBackup`).
+pub fn render_cluster_backup(backup: &FakeClusterBackup, ids: u64, with_shards: bool) -> Value {
+    let ok = |status: &str| status.eq_ignore_ascii_case("OK");
+    let whole = ok(&backup.status) && backup.shards.iter().all(|s| ok(&s.status));
+    let size: u64 = backup.shards.iter().filter_map(|s| s.size).sum();
+    let mut item = json!({
+        "ClusterBackupId": format!("cb-fake{ids:012x}"),
+        "ClusterBackupStatus": backup.status,
+        "IsAvail": u8::from(whole),
+        "ClusterBackupSize": size.to_string(),
+        "ClusterBackupStartTime": time(backup.start),
+        "ClusterBackupMode": backup.mode,
+        "ShardClassMemory": 1024,
+        "ExpectExpireTime": time(backup.start + chrono::Duration::days(7)),
+    });
+    let Value::Object(map) = &mut item else {
+        unreachable!("built as an object")
+    };
+    if let Some(end) = backup.end {
+        map.insert("ClusterBackupEndTime".into(), json!(time(end)));
+    }
+    if backup.status.eq_ignore_ascii_case("RUNNING") {
+        map.insert("Progress".into(), json!("100%"));
+    }
+    if with_shards {
+        let shards: Vec<Value> = backup
+            .shards
+            .iter()
+            .enumerate()
+            .map(|(i, shard)| render_shard_backup(shard, ids * 1000 + i as u64))
+            .collect();
+        map.insert("Backups".into(), Value::Array(shards));
+    }
+    item
+}
+
+/// One shard's part: numbers as strings, and times without their `Z`, as
+/// the real API sends them.
+fn render_shard_backup(shard: &FakeShardBackup, backup_id: u64) -> Value {
+    let no_z = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%S").to_string();
+    let file = format!(
+        "hins{backup_id}_data_{}.rdb",
+        shard.start.format("%Y%m%d%H%M%S")
+    );
+    let mut item = json!({
+        "BackupId": backup_id.to_string(),
+        "BackupName": file,
+        "InstanceName": shard.instance_name,
+        "BackupStatus": shard.status,
+        "IsAvail": if shard.status.eq_ignore_ascii_case("OK") { "1" } else { "0" },
+        "BackupSize": shard.size.map(|s| s.to_string()).unwrap_or_default(),
+        "BackupStartTime": no_z(shard.start),
+        "Engine": "redis",
+        "ExtraInfo": {"CustinsDbVersion": "7.0"},
+        "BackupDownloadURL": fake_download_url(backup_id),
+        "BackupIntranetDownloadURL": fake_download_url(backup_id).replace(".aliyuncs.com", "-internal.aliyuncs.com"),
+    });
+    if let (Some(end), Value::Object(map)) = (shard.end, &mut item) {
+        map.insert("BackupEndTime".into(), json!(no_z(end)));
     }
     item
 }
@@ -421,6 +628,53 @@ mod tests {
         );
         assert_eq!(own["ZoneIds"], "cn-zhangjiakou-c");
         assert_eq!(own["LocalName"], "华北3（张家口）");
+    }
+
+    #[test]
+    fn cluster_backups_render_as_the_real_api_sends_them() {
+        let start = Utc.with_ymd_and_hms(2026, 1, 1, 10, 0, 0).unwrap();
+        let took = Duration::from_secs(90);
+        let ok = FakeClusterBackup::ok(&["r-1-db-0", "r-1-db-1"], start, took, 100);
+        let json = render_cluster_backup(&ok, 7, true);
+        assert_eq!(json["ClusterBackupId"], "cb-fake000000000007");
+        assert_eq!(json["ClusterBackupStatus"], "OK");
+        assert_eq!(json["IsAvail"], 1);
+        assert_eq!(json["ClusterBackupSize"], "200");
+        assert_eq!(json["ClusterBackupEndTime"], "2026-01-01T10:01:30Z");
+        assert!(json.get("Progress").is_none());
+        let shard = &json["Backups"][1];
+        assert_eq!(shard["BackupId"], "7001");
+        assert_eq!(shard["InstanceName"], "r-1-db-1");
+        assert_eq!(shard["IsAvail"], "1");
+        assert_eq!(shard["BackupSize"], "100");
+        assert_eq!(shard["BackupStartTime"], "2026-01-01T10:00:00");
+        assert_eq!(shard["BackupEndTime"], "2026-01-01T10:01:30");
+
+        let failed = ok.clone().with_shard_failed("r-1-db-1");
+        let json = render_cluster_backup(&failed, 8, true);
+        assert_eq!(json["ClusterBackupStatus"], "Failed");
+        assert_eq!(json["IsAvail"], 0);
+        assert_eq!(json["ClusterBackupSize"], "100");
+        assert_eq!(json["Backups"][0]["BackupStatus"], "OK");
+        assert_eq!(json["Backups"][1]["BackupStatus"], "ERROR");
+        assert_eq!(json["Backups"][1]["IsAvail"], "0");
+        assert_eq!(json["Backups"][1]["BackupSize"], "");
+
+        let running = FakeClusterBackup::running(&["r-1-db-0"], start);
+        let json = render_cluster_backup(&running, 9, false);
+        assert_eq!(json["ClusterBackupStatus"], "RUNNING");
+        assert_eq!(json["Progress"], "100%");
+        assert!(json.get("ClusterBackupEndTime").is_none());
+        assert!(json.get("Backups").is_none());
+
+        let instance = FakeInstance::cloud_native_cluster(2, vec![ok]);
+        assert!(instance.cloud_native);
+        assert_eq!(instance.info.shard_count, Some(2));
+        assert_eq!(instance.policy, FakePolicy::default());
+        assert_eq!(
+            render_instance("r-1", &instance)["ArchitectureType"],
+            "cluster"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ use crate::aliyun::endpoint;
 use crate::aliyun::json::{as_u64, count, decode_each, object, parse_time, text, wrapped_list};
 use crate::aliyun::{ApiError, RpcClient};
 use crate::model::{normalize_backup_type, normalize_word, Backup, BackupStatus, InstanceInfo};
+use crate::policy::{BackupPolicy, Weekdays};
 
 /// The R-kvstore API version all these calls belong to.
 pub const API_VERSION: &str = "2015-01-01";
@@ -159,7 +160,332 @@ fn decode_backup(item: &Map<String, Value>, instance_id: &str) -> Result<Backup,
         backup_type: label("BackupType", normalize_backup_type),
         backup_mode: label("BackupMode", normalize_word),
         backup_method: label("BackupMethod", normalize_word),
+        restorable: true,
     })
+}
+
+/// Asks `DescribeBackupPolicy` what schedule the instance's automatic
+/// backups follow, by `deadline`.
+pub async fn describe_backup_policy(
+    client: &RpcClient,
+    instance_id: &str,
+    deadline: Instant,
+) -> Result<BackupPolicy, ApiError> {
+    let params = [("InstanceId", instance_id.to_string())];
+    let answer = client
+        .call(
+            "DescribeBackupPolicy",
+            &non_empty(&params),
+            decode_backup_policy,
+            deadline,
+        )
+        .await?;
+    Ok(answer.value)
+}
+
+/// `PreferredBackupTime` becomes a label: at most this many bytes.
+const MAX_WINDOW_LEN: usize = 64;
+
+/// Decodes DescribeBackupPolicy. Every field may be missing or sent as
+/// another type (`BackupRetentionPeriod` a string or a number,
+/// `EnableBackupLog` a number, a string or a boolean); only a weekday name
+/// that is not one fails, since leaving that day out would shorten the
+/// expected interval and page for nothing.
+pub fn decode_backup_policy(body: &[u8]) -> Result<BackupPolicy, String> {
+    let doc = object(body)?;
+    let days = match text(&doc, "PreferredBackupPeriod") {
+        None => Weekdays::default(),
+        Some(raw) => Weekdays::parse(&raw).map_err(|e| format!("PreferredBackupPeriod: {e}"))?,
+    };
+    // Kept as given even when `policy::window_length` cannot read it: it
+    // then only leaves the expected age to the default.
+    let window = truncate(
+        text(&doc, "PreferredBackupTime").unwrap_or_default(),
+        MAX_WINDOW_LEN,
+    );
+    Ok(BackupPolicy {
+        days,
+        window,
+        retention_days: doc.get("BackupRetentionPeriod").and_then(as_u64),
+        log_backup_enabled: doc.get("EnableBackupLog").and_then(as_flag),
+    })
+}
+
+/// At most `max` bytes of `value`, cut at a character boundary.
+fn truncate(mut value: String, max: usize) -> String {
+    if value.len() > max {
+        let mut end = max;
+        while !value.is_char_boundary(end) {
+            end -= 1;
+        }
+        value.truncate(end);
+    }
+    value
+}
+
+/// A yes/no sent as `1`/`0`, `"1"`/`"0"`, `true`/`false` or their text;
+/// `None` for anything else.
+fn as_flag(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::Number(_) => as_u64(v).and_then(|n| match n {
+            0 => Some(false),
+            1 => Some(true),
+            _ => None,
+        }),
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" => Some(true),
+            "0" | "false" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The parameters whose value is not empty: the API refuses an empty one.
+fn non_empty<'a>(params: &[(&'a str, String)]) -> Vec<(&'a str, String)> {
+    params
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .cloned()
+        .collect()
+}
+
+/// Cluster backups asked for per DescribeClusterBackupList page (the API
+/// takes 5, 10, 15, 20, 30, 50, 100, 200 or 300).
+pub const CLUSTER_PAGE_SIZE: usize = 100;
+
+/// The backups of a cloud-native cluster instance that started in the
+/// window: one `Backup` per shard of each cluster backup, all pages, by
+/// `deadline`. The answer has no total count, so pages are followed while
+/// they come back full. A failed page fails the whole call.
+pub async fn describe_cluster_backups(
+    client: &RpcClient,
+    region_id: &str,
+    instance_id: &str,
+    window: &Window,
+    deadline: Instant,
+) -> Result<Vec<Backup>, ApiError> {
+    let mut backups = Vec::new();
+    // Pages shift when a backup starts meanwhile: never count one twice.
+    let mut seen = std::collections::HashSet::new();
+    for page_number in 1..=MAX_PAGES {
+        let params = [
+            ("RegionId", region_id.to_string()),
+            ("InstanceId", instance_id.to_string()),
+            ("StartTime", window.start_param()),
+            ("EndTime", window.end_param()),
+            ("PageSize", CLUSTER_PAGE_SIZE.to_string()),
+            ("PageNumber", page_number.to_string()),
+        ];
+        let answer = client
+            .call(
+                "DescribeClusterBackupList",
+                &non_empty(&params),
+                |body| decode_cluster_backups(body, instance_id),
+                deadline,
+            )
+            .await?;
+        let page = answer.value;
+        let got = page.len();
+        for cluster in page {
+            let new = match &cluster.id {
+                Some(id) => seen.insert(id.clone()),
+                None => true,
+            };
+            if new {
+                backups.extend(cluster.backups);
+            }
+        }
+        if got < CLUSTER_PAGE_SIZE {
+            return Ok(backups);
+        }
+    }
+    Err(ApiError::Decode {
+        detail: format!("more than {MAX_PAGES} pages of cluster backups"),
+        request_id: None,
+    })
+}
+
+/// One cluster backup of a DescribeClusterBackupList page.
+struct ClusterBackup {
+    /// `ClusterBackupId`, only to skip a repeat on the next page.
+    id: Option<String>,
+    backups: Vec<Backup>,
+}
+
+/// Decodes a DescribeClusterBackupList page into one `Backup` per shard of
+/// each cluster backup (one for the whole cluster when it lists no shard).
+/// Lenient about types, case and the `Z` of times; strict where facts would
+/// be wrong, as `decode_page`. Download URLs are never read.
+pub fn decode_cluster_page(body: &[u8], instance_id: &str) -> Result<Vec<Backup>, String> {
+    Ok(decode_cluster_backups(body, instance_id)?
+        .into_iter()
+        .flat_map(|c| c.backups)
+        .collect())
+}
+
+fn decode_cluster_backups(body: &[u8], instance_id: &str) -> Result<Vec<ClusterBackup>, String> {
+    let doc = object(body)?;
+    let items = wrapped_list(&doc, "ClusterBackups", "ClusterBackup")?;
+    decode_each(items, "ClusterBackups", |item| {
+        decode_cluster_backup(item, instance_id)
+    })
+}
+
+/// A cluster or shard status in the words of `BackupStatus`: `OK` is a
+/// success, `ERROR` a failure, `RUNNING` in progress, any case.
+fn ok_status(raw: &str) -> BackupStatus {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "ok" => BackupStatus::Success,
+        "error" => BackupStatus::Failed,
+        other => BackupStatus::parse(other),
+    }
+}
+
+/// A time field, or `fallback` when it is missing; unreadable is an error.
+fn time_field(
+    item: &Map<String, Value>,
+    name: &str,
+    fallback: Option<DateTime<Utc>>,
+) -> Result<Option<DateTime<Utc>>, String> {
+    match text(item, name) {
+        None => Ok(fallback),
+        Some(raw) => parse_time(&raw)
+            .map(Some)
+            .ok_or(format!("{name} {raw:?} is not a time")),
+    }
+}
+
+/// A size in bytes, sent as a number or a string; empty is unknown.
+fn size_field(item: &Map<String, Value>, name: &str) -> Result<Option<u64>, String> {
+    match item.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(v) => Ok(Some(
+            as_u64(v).ok_or(format!("{name} is not a whole number"))?,
+        )),
+    }
+}
+
+/// A shard's `InstanceName` is its node ID when it looks like one
+/// (`r-bp1xxx-db-0`); anything else (a file or backup name) is not used.
+fn is_node_id(name: &str) -> bool {
+    let b = name.as_bytes();
+    name.len() <= 64
+        && b.len() > 2
+        && b[0].is_ascii_lowercase()
+        && b[1] == b'-'
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+}
+
+fn decode_cluster_backup(
+    item: &Map<String, Value>,
+    instance_id: &str,
+) -> Result<ClusterBackup, String> {
+    let cluster_status = text(item, "ClusterBackupStatus").map(|s| ok_status(&s));
+    let cluster_start = time_field(item, "ClusterBackupStartTime", None)?;
+    let cluster_end = time_field(item, "ClusterBackupEndTime", None)?;
+    // IsAvail 0: some shard failed or is not done. Unreadable: not told.
+    let cluster_avail = item.get("IsAvail").and_then(as_flag);
+    let mode = text(item, "ClusterBackupMode")
+        .map(|m| normalize_word(&m))
+        .unwrap_or_else(|| "unknown".into());
+    let shards = wrapped_list(item, "Backups", "Backup")?;
+
+    let cluster_ok = cluster_status == Some(BackupStatus::Success) && cluster_avail != Some(false);
+    let mut backups = Vec::new();
+    if shards.is_empty() {
+        // No shard details: the cluster backup as a whole.
+        let status = cluster_status.ok_or("ClusterBackupStatus is missing")?;
+        let start = cluster_start.ok_or("ClusterBackupStartTime is missing")?;
+        if status == BackupStatus::Success && cluster_end.is_none() {
+            return Err("a successful cluster backup has no ClusterBackupEndTime".into());
+        }
+        backups.push(Backup {
+            node_id: instance_id.to_string(),
+            status,
+            start,
+            end: cluster_end,
+            size_bytes: size_field(item, "ClusterBackupSize")?,
+            backup_type: "full".into(),
+            backup_mode: mode,
+            backup_method: "unknown".into(),
+            restorable: cluster_ok,
+        });
+    } else {
+        let mut all_shards_ok = true;
+        for (position, shard) in shards.into_iter().enumerate() {
+            let path = |e: String| format!("Backups[{position}]: {e}");
+            let shard = shard
+                .as_object()
+                .ok_or(format!("Backups[{position}] is not an object"))?;
+            let status = text(shard, "BackupStatus")
+                .map(|s| ok_status(&s))
+                .ok_or_else(|| path("BackupStatus is missing".into()))?;
+            let start = time_field(shard, "BackupStartTime", cluster_start)
+                .map_err(path)?
+                .ok_or_else(|| path("BackupStartTime is missing".into()))?;
+            let end = time_field(shard, "BackupEndTime", cluster_end).map_err(path)?;
+            if status == BackupStatus::Success && end.is_none() {
+                return Err(path("a successful backup has no BackupEndTime".into()));
+            }
+            let available = shard.get("IsAvail").and_then(as_flag) != Some(false);
+            all_shards_ok &= status == BackupStatus::Success && available;
+            let node_id = text(shard, "InstanceName")
+                .filter(|n| is_node_id(n))
+                .unwrap_or_else(|| format!("{instance_id}-shard-{position}"));
+            backups.push(Backup {
+                node_id,
+                status,
+                start,
+                end,
+                size_bytes: size_field(shard, "BackupSize").map_err(path)?,
+                backup_type: text(shard, "BackupType")
+                    .map(|t| normalize_backup_type(&t))
+                    .unwrap_or_else(|| "full".into()),
+                backup_mode: mode.clone(),
+                backup_method: text(shard, "BackupMethod")
+                    .map(|m| normalize_word(&m))
+                    .unwrap_or_else(|| "unknown".into()),
+                restorable: false,
+            });
+        }
+        // A restore point only when the cluster backup succeeded as a whole.
+        for backup in &mut backups {
+            backup.restorable = cluster_ok && all_shards_ok;
+        }
+    }
+    Ok(ClusterBackup {
+        id: text(item, "ClusterBackupId"),
+        backups,
+    })
+}
+
+/// Whether the API refused the call because it does not apply to the
+/// instance's architecture (DescribeBackups on a cloud-native cluster, or
+/// DescribeClusterBackupList on anything else), so the other call is the
+/// one to use.
+///
+/// A heuristic: Alibaba does not document the codes. It matches, in any
+/// case, a code containing `notsupport`, `unsupported`,
+/// `incorrectarchitecture` or `incorrectinstancetype` (e.g.
+/// `InstanceType.NotSupport`, `IncorrectInstanceType`,
+/// `OperationUnsupported`), and nothing that is not an API error answer.
+pub fn is_not_applicable(error: &ApiError) -> bool {
+    let ApiError::Api { code, .. } = error else {
+        return false;
+    };
+    let code = code.to_ascii_lowercase();
+    [
+        "notsupport",
+        "unsupported",
+        "incorrectarchitecture",
+        "incorrectinstancetype",
+    ]
+    .iter()
+    .any(|marker| code.contains(marker))
 }
 
 /// Instances asked for per DescribeInstances page: the API's maximum.
@@ -436,6 +762,338 @@ mod tests {
         for (body, expected) in cases {
             let err = decode_page(body, "r").unwrap_err();
             assert!(err.contains(expected), "{err} should mention {expected}");
+        }
+    }
+
+    const POLICY_FIXTURE: &[u8] =
+        include_bytes!("../../tests/fixtures/kvstore/DescribeBackupPolicy.json");
+    const CLUSTER_FIXTURE: &[u8] =
+        include_bytes!("../../tests/fixtures/kvstore/DescribeClusterBackupList.json");
+
+    fn at(s: &str) -> DateTime<Utc> {
+        parse_time(s).unwrap()
+    }
+
+    #[test]
+    fn backup_policy_fixture() {
+        let policy = decode_backup_policy(POLICY_FIXTURE).unwrap();
+        assert_eq!(policy.days.label(), "mon,wed,fri");
+        assert_eq!(policy.window, "05:00Z-06:00Z");
+        assert_eq!(policy.retention_days, Some(7));
+        assert_eq!(policy.log_backup_enabled, Some(false));
+        assert_eq!(
+            policy.max_interval(),
+            Some(std::time::Duration::from_secs(3 * 86400))
+        );
+    }
+
+    #[test]
+    fn backup_policy_fields_in_any_type() {
+        let decode = |body: &str| decode_backup_policy(body.as_bytes()).unwrap();
+        for retention in [r#""7""#, "7", r#"" 7 ""#, "7.0"] {
+            let p = decode(&format!(r#"{{"BackupRetentionPeriod":{retention}}}"#));
+            assert_eq!(p.retention_days, Some(7), "{retention}");
+        }
+        for (flag, want) in [
+            ("1", Some(true)),
+            (r#""1""#, Some(true)),
+            ("true", Some(true)),
+            (r#""True""#, Some(true)),
+            ("0", Some(false)),
+            (r#""0""#, Some(false)),
+            ("false", Some(false)),
+            ("2", None),
+            (r#""maybe""#, None),
+            ("null", None),
+        ] {
+            let p = decode(&format!(r#"{{"EnableBackupLog":{flag}}}"#));
+            assert_eq!(p.log_backup_enabled, want, "{flag}");
+        }
+        let p = decode(r#"{"PreferredBackupPeriod":"MONDAY, thursday,Sun"}"#);
+        assert_eq!(p.days.label(), "mon,thu,sun");
+        // Nothing at all: an empty policy, not an error.
+        assert_eq!(decode("{}"), BackupPolicy::default());
+        let p = decode(r#"{"BackupRetentionPeriod":"a week","PreferredBackupPeriod":""}"#);
+        assert_eq!((p.retention_days, p.days.is_empty()), (None, true));
+        // A window that cannot be read is kept as given, bounded.
+        assert_eq!(
+            decode(r#"{"PreferredBackupTime":" nightly "}"#).window,
+            "nightly"
+        );
+        let long = format!(r#"{{"PreferredBackupTime":"{}"}}"#, "é".repeat(100));
+        let window = decode(&long).window;
+        assert!(window.len() <= 64 && window.starts_with('é'), "{window}");
+    }
+
+    #[test]
+    fn backup_policy_refuses_what_it_cannot_trust() {
+        for (body, expected) in [
+            (&b"<html>"[..], "not JSON"),
+            (b"[]", "not a JSON object"),
+            (
+                br#"{"PreferredBackupPeriod":"Monday,Funday"}"#,
+                "\"Funday\" is not a weekday",
+            ),
+        ] {
+            let err = decode_backup_policy(body).unwrap_err();
+            assert!(err.contains(expected), "{err} should mention {expected}");
+        }
+    }
+
+    #[test]
+    fn cluster_backup_fixture() {
+        let backups = decode_cluster_page(CLUSTER_FIXTURE, "r-bp1zxszhcgatnxqw").unwrap();
+        assert!(!format!("{backups:?}").contains("Signature"));
+        let summary: Vec<(&str, &str, bool, Option<u64>)> = backups
+            .iter()
+            .map(|b| {
+                (
+                    b.node_id.as_str(),
+                    b.status.label(),
+                    b.restorable,
+                    b.size_bytes,
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                // RUNNING: in progress, not a restore point yet.
+                ("r-bp1zxszhcgatnxqw-db-0", "running", false, None),
+                // OK: both shards; a name that is not a node ID gives the position.
+                ("r-bp1zxszhcgatnxqw-db-0", "success", true, Some(15_630_336)),
+                (
+                    "r-bp1zxszhcgatnxqw-shard-1",
+                    "success",
+                    true,
+                    Some(15_630_336)
+                ),
+                // Failed: the shard that succeeded is no restore point either.
+                (
+                    "r-bp1zxszhcgatnxqw-db-0",
+                    "success",
+                    false,
+                    Some(15_630_336)
+                ),
+                ("r-bp1zxszhcgatnxqw-db-1", "failed", false, None),
+            ]
+        );
+        assert!(backups[0].status.is_in_progress());
+        assert_eq!(backups[0].end, None);
+        // The end time without its Z is UTC.
+        assert_eq!(backups[1].start, at("2024-01-09T17:20:42Z"));
+        assert_eq!(backups[1].end, Some(at("2024-01-09T17:21:57Z")));
+        assert_eq!(backups[4].end, Some(at("2024-01-08T17:23:10Z")));
+        assert!(backups
+            .iter()
+            .all(|b| b.backup_type == "full" && b.backup_method == "unknown"));
+        let modes: Vec<&str> = backups.iter().map(|b| b.backup_mode.as_str()).collect();
+        assert_eq!(
+            modes,
+            ["automated", "automated", "automated", "manual", "manual"]
+        );
+    }
+
+    #[test]
+    fn cluster_backups_leniently() {
+        // The wrapped form, shards wrapped too, statuses in odd case, shard
+        // times and sizes missing (the cluster's are used), flags as text.
+        let body = br#"{"ClusterBackups":{"ClusterBackup":[
+            {"ClusterBackupStatus":"ok","IsAvail":"1","ClusterBackupStartTime":"2024-01-09T17:20:39Z",
+             "ClusterBackupEndTime":"2024-01-09T17:22:01","ClusterBackupMode":"MANUAL",
+             "Backups":{"Backup":[
+                {"InstanceName":"r-x-db-0","BackupStatus":"Ok","BackupType":"FullBackup","BackupMethod":"Physical"},
+                {"InstanceName":"R-X-DB-1","BackupStatus":"ok","IsAvail":true,"BackupSize":42}
+             ]}}
+        ]}}"#;
+        let backups = decode_cluster_page(body, "r-x").unwrap();
+        let [a, b] = &backups[..] else {
+            panic!("two shards: {backups:?}")
+        };
+        assert_eq!(
+            (a.node_id.as_str(), b.node_id.as_str()),
+            ("r-x-db-0", "r-x-shard-1")
+        );
+        assert_eq!(a.start, at("2024-01-09T17:20:39Z"));
+        assert_eq!(a.end, Some(at("2024-01-09T17:22:01Z")));
+        assert_eq!(
+            (a.backup_method.as_str(), a.backup_mode.as_str()),
+            ("physical", "manual")
+        );
+        assert_eq!((a.size_bytes, b.size_bytes), (None, Some(42)));
+        assert!(a.restorable && b.restorable);
+
+        // Statuses: OK, ERROR, Failed, RUNNING and others, any case.
+        let status = |raw: &str| ok_status(raw);
+        assert_eq!(status("OK"), BackupStatus::Success);
+        assert_eq!(status("error"), BackupStatus::Failed);
+        assert_eq!(status("FAILED"), BackupStatus::Failed);
+        assert!(status("Running").is_in_progress());
+        assert_eq!(status("Pending").label(), "pending");
+
+        // IsAvail 0 on the cluster or on a shard: no restore point.
+        for body in [
+            &br#"{"ClusterBackups":[{"ClusterBackupStatus":"OK","IsAvail":0,"ClusterBackupStartTime":"2024-01-09T17:20:39Z","ClusterBackupEndTime":"2024-01-09T17:22:01Z",
+                "Backups":[{"InstanceName":"r-x-db-0","BackupStatus":"OK","BackupEndTime":"2024-01-09T17:21:00"}]}]}"#[..],
+            br#"{"ClusterBackups":[{"ClusterBackupStatus":"OK","ClusterBackupStartTime":"2024-01-09T17:20:39Z","ClusterBackupEndTime":"2024-01-09T17:22:01Z",
+                "Backups":[{"BackupStatus":"OK","IsAvail":"0"},{"BackupStatus":"OK","IsAvail":"1"}]}]}"#,
+            // Cluster status missing: not known to be whole.
+            br#"{"ClusterBackups":[{"ClusterBackupStartTime":"2024-01-09T17:20:39Z","ClusterBackupEndTime":"2024-01-09T17:22:01Z",
+                "Backups":[{"BackupStatus":"OK"}]}]}"#,
+        ] {
+            let backups = decode_cluster_page(body, "r-x").unwrap();
+            assert!(backups.iter().all(|b| !b.restorable), "{backups:?}");
+            assert!(backups.iter().all(|b| b.status == BackupStatus::Success));
+        }
+        // IsAvail missing or unreadable on an OK cluster: a restore point.
+        let body = br#"{"ClusterBackups":[{"ClusterBackupStatus":"OK","IsAvail":"n/a","ClusterBackupStartTime":"2024-01-09T17:20:39Z","ClusterBackupEndTime":"2024-01-09T17:22:01Z",
+                "Backups":[{"BackupStatus":"OK"}]}]}"#;
+        assert!(decode_cluster_page(body, "r-x").unwrap()[0].restorable);
+    }
+
+    #[test]
+    fn cluster_backups_without_shard_details() {
+        let body = br#"{"ClusterBackups":[
+            {"ClusterBackupId":"cb-1","ClusterBackupStatus":"OK","IsAvail":1,"ClusterBackupSize":"1024",
+             "ClusterBackupStartTime":"2024-01-09T17:20:39Z","ClusterBackupEndTime":"2024-01-09T17:22:01Z",
+             "ClusterBackupMode":"Automated"},
+            {"ClusterBackupId":"cb-2","ClusterBackupStatus":"Failed","ClusterBackupStartTime":"2024-01-08T17:20:39Z","Backups":[]},
+            {"ClusterBackupId":"cb-3","ClusterBackupStatus":"RUNNING","ClusterBackupStartTime":"2024-01-10T17:20:39Z","Backups":null}
+        ]}"#;
+        let backups = decode_cluster_page(body, "r-x").unwrap();
+        let summary: Vec<(&str, &str, bool, Option<u64>, &str)> = backups
+            .iter()
+            .map(|b| {
+                (
+                    b.node_id.as_str(),
+                    b.status.label(),
+                    b.restorable,
+                    b.size_bytes,
+                    b.backup_mode.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("r-x", "success", true, Some(1024), "automated"),
+                ("r-x", "failed", false, None, "unknown"),
+                ("r-x", "running", false, None, "unknown"),
+            ]
+        );
+        for body in [
+            &br#"{"ClusterBackups":[]}"#[..],
+            br#"{}"#,
+            br#"{"ClusterBackups":{}}"#,
+        ] {
+            assert!(decode_cluster_page(body, "r-x").unwrap().is_empty());
+        }
+    }
+
+    #[test]
+    fn node_ids_only_from_names_that_are_node_ids() {
+        for good in ["r-bp1xxx-db-0", "r-a", "x-1-2-3"] {
+            assert!(is_node_id(good), "{good}");
+        }
+        let too_long = format!("r-{}", "a".repeat(63));
+        for bad in [
+            "hins100322106",
+            "hins100322106_data_20240109172043.rdb",
+            "r-bp1****-db-0",
+            "R-bp1-db-0",
+            "r-",
+            "-r-db",
+            "1-db",
+            "r-a b",
+            too_long.as_str(),
+        ] {
+            assert!(!is_node_id(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cluster_backups_strict_where_facts_would_be_wrong() {
+        let cases: [(&[u8], &str); 9] = [
+            (b"<html>busy</html>", "not JSON"),
+            (br#"{"ClusterBackups":"x"}"#, "not an object"),
+            (br#"{"ClusterBackups":[1]}"#, "ClusterBackups[0] is not an object"),
+            (
+                br#"{"ClusterBackups":[{"ClusterBackupStartTime":"2024-01-09T17:20:39Z","Backups":[{"InstanceName":"r-x-db-0"}]}]}"#,
+                "ClusterBackups[0]: Backups[0]: BackupStatus is missing",
+            ),
+            (
+                br#"{"ClusterBackups":[{"ClusterBackupStatus":"OK","Backups":[{"BackupStatus":"ERROR"}]}]}"#,
+                "BackupStartTime is missing",
+            ),
+            (
+                br#"{"ClusterBackups":[{"ClusterBackupStatus":"OK","Backups":[{"BackupStatus":"OK","BackupStartTime":"2024-01-09T17:20:39Z"}]}]}"#,
+                "no BackupEndTime",
+            ),
+            (
+                br#"{"ClusterBackups":[{"ClusterBackupStatus":"OK","Backups":[{"BackupStatus":"OK","BackupStartTime":"09/01/2024","BackupEndTime":"2024-01-09T17:22:01"}]}]}"#,
+                "BackupStartTime \"09/01/2024\" is not a time",
+            ),
+            (
+                br#"{"ClusterBackups":[{"ClusterBackupStatus":"OK","ClusterBackupStartTime":"2024-01-09T17:20:39Z"}]}"#,
+                "no ClusterBackupEndTime",
+            ),
+            (
+                br#"{"ClusterBackups":[{"ClusterBackupStartTime":"2024-01-09T17:20:39Z","Backups":[]}]}"#,
+                "ClusterBackupStatus is missing",
+            ),
+        ];
+        for (body, expected) in cases {
+            let err = decode_cluster_page(body, "r-x").unwrap_err();
+            assert!(err.contains(expected), "{err} should mention {expected}");
+        }
+        let bad_size = br#"{"ClusterBackups":[{"ClusterBackupStatus":"OK","ClusterBackupStartTime":"2024-01-09T17:20:39Z","ClusterBackupEndTime":"2024-01-09T17:22:01Z",
+            "Backups":[{"BackupStatus":"OK","BackupSize":"big"}]}]}"#;
+        assert!(decode_cluster_page(bad_size, "r-x")
+            .unwrap_err()
+            .contains("BackupSize"));
+        let bad_cluster_time =
+            br#"{"ClusterBackups":[{"ClusterBackupStatus":"OK","ClusterBackupStartTime":"soon"}]}"#;
+        assert!(decode_cluster_page(bad_cluster_time, "r-x")
+            .unwrap_err()
+            .contains("ClusterBackupStartTime \"soon\" is not a time"));
+    }
+
+    #[test]
+    fn not_applicable_is_told_from_other_errors() {
+        let api = |code: &str, status: u16| ApiError::Api {
+            code: code.into(),
+            message: "m".into(),
+            request_id: None,
+            status,
+        };
+        for code in [
+            "InstanceType.NotSupport",
+            "IncorrectInstanceType",
+            "OperationUnsupported",
+            "Instance.IncorrectArchitecture",
+            "instancetype.notsupported",
+        ] {
+            assert!(is_not_applicable(&api(code, 400)), "{code}");
+        }
+        for code in [
+            "Throttling",
+            "Throttling.User",
+            "Forbidden.RAM",
+            "InvalidInstanceId.NotFound",
+            "InternalError",
+        ] {
+            assert!(!is_not_applicable(&api(code, 400)), "{code}");
+        }
+        for other in [
+            ApiError::Timeout(std::time::Duration::from_secs(5)),
+            ApiError::Http { status: 400 },
+            ApiError::Transport("InstanceType.NotSupport".into()),
+            ApiError::Decode {
+                detail: "NotSupport".into(),
+                request_id: None,
+            },
+        ] {
+            assert!(!is_not_applicable(&other), "{other:?}");
         }
     }
 

@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 
 use crate::aliyun::{endpoint, RpcClient};
 use crate::config::{AccountConfig, Regions};
-use crate::model::InstanceInfo;
+use crate::model::{BackupApi, InstanceInfo};
 use crate::products::kvstore::RegionInfo;
 use crate::products::REDIS;
 pub use shard::Shard;
@@ -208,6 +208,9 @@ pub struct Target {
     pub polled: bool,
     /// The client its polls go through.
     pub client: Arc<RpcClient>,
+    /// The call that lists its backups: the config file's override, else
+    /// what DescribeInstances says of it, else DescribeBackups.
+    pub backup_api: BackupApi,
 }
 
 /// Everything this replica watches, swapped whole.
@@ -302,6 +305,12 @@ pub fn assemble(accounts: &[(Arc<Account>, Arc<AccountState>)], shard: Shard) ->
             }
             owners.insert(id.clone(), account.name.clone());
             let polled = !info.as_ref().is_some_and(|i| i.is_creating());
+            let backup_api = redis
+                .backup_api
+                .get(&*id)
+                .copied()
+                .or_else(|| info.as_ref().map(|i| i.backup_api()))
+                .unwrap_or_default();
             let key = InstanceKey {
                 account: account.name.clone(),
                 product: REDIS,
@@ -312,6 +321,7 @@ pub fn assemble(accounts: &[(Arc<Account>, Arc<AccountState>)], shard: Shard) ->
                 info,
                 polled,
                 client: account.client_for(region, host_of(region).as_deref()),
+                backup_api,
             };
             set.targets.insert(key, target);
         };
@@ -430,6 +440,7 @@ mod tests {
                 static_region: Some("cn-hangzhou".into()),
                 instance_ids: vec!["r-1".into(), "r-2".into()],
                 discovery: None,
+                backup_api: Default::default(),
             },
         );
         let set = assemble(&[(a, Arc::new(AccountState::default()))], Shard::default());
@@ -451,6 +462,7 @@ mod tests {
                 static_region: None,
                 instance_ids: vec!["r-static".into(), "r-lost".into()],
                 discovery: Some(DiscoveryConfig::default()),
+                backup_api: Default::default(),
             },
         );
         let state = AccountState {
@@ -513,12 +525,67 @@ mod tests {
     }
 
     #[test]
+    fn the_backup_call_comes_from_the_override_then_describe_instances() {
+        let cloud_native = |id: &str| {
+            Arc::new(InstanceInfo {
+                architecture: "cluster".into(),
+                instance_class: "redis.shard.small.2.ce".into(),
+                shard_count: Some(2),
+                ..(*info(id, "cn-hangzhou", "Normal", &[])).clone()
+            })
+        };
+        let a = account(
+            "prod",
+            ProductConfig {
+                regions: Regions::List(vec!["cn-hangzhou".into()]),
+                static_region: Some("cn-hangzhou".into()),
+                instance_ids: vec!["r-unknown".into()],
+                discovery: Some(DiscoveryConfig::default()),
+                // Forced back to DescribeBackups, whatever the API says.
+                backup_api: BTreeMap::from([("r-forced".to_string(), BackupApi::DescribeBackups)]),
+            },
+        );
+        let state = AccountState {
+            regions: BTreeMap::from([(
+                "cn-hangzhou".to_string(),
+                region(
+                    true,
+                    &[
+                        cloud_native("r-native"),
+                        cloud_native("r-forced"),
+                        info("r-plain", "cn-hangzhou", "Normal", &[]),
+                    ],
+                ),
+            )]),
+            rounds: 1,
+            ..Default::default()
+        };
+        let set = assemble(&[(a, Arc::new(state))], Shard::default());
+        let api: BTreeMap<&str, BackupApi> = set
+            .targets
+            .iter()
+            .map(|(k, t)| (&*k.instance_id, t.backup_api))
+            .collect();
+        assert_eq!(
+            api,
+            BTreeMap::from([
+                ("r-forced", BackupApi::DescribeBackups),
+                ("r-native", BackupApi::ClusterBackupList),
+                ("r-plain", BackupApi::DescribeBackups),
+                // Not found (yet): the common call.
+                ("r-unknown", BackupApi::DescribeBackups),
+            ])
+        );
+    }
+
+    #[test]
     fn shards_split_the_set_and_duplicates_are_kept_once() {
         let product = |ids: &[&str]| ProductConfig {
             regions: Regions::List(vec!["cn-hangzhou".into()]),
             static_region: Some("cn-hangzhou".into()),
             instance_ids: ids.iter().map(|s| s.to_string()).collect(),
             discovery: None,
+            backup_api: Default::default(),
         };
         let all: Vec<String> = (0..100).map(|i| format!("r-{i}")).collect();
         let refs: Vec<&str> = all.iter().map(String::as_str).collect();
@@ -582,6 +649,7 @@ mod tests {
                 discovery: Some(DiscoveryConfig {
                     tags: vec![("env".into(), "prod".into())],
                 }),
+                backup_api: Default::default(),
             },
         };
         let carried = old.carried_over(&config);

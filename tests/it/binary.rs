@@ -203,6 +203,46 @@ fn sigterm_and_sigint_stop_gracefully_with_exit_0() {
     }
 }
 
+#[test]
+fn a_second_signal_during_the_drain_exits_at_once_with_exit_1() {
+    let port = free_port();
+    let listen = format!("--web.listen-address=127.0.0.1:{port}");
+    let mut child = exporter(&["--demo", &listen], &[])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_http(port, "/readyz");
+    // A request that never finishes arriving keeps the drain waiting (up to
+    // its ten-second bound).
+    let mut slow = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    {
+        use std::io::Write;
+        write!(slow, "GET /metrics HTTP/1.1\r\nHost: x\r\n").unwrap();
+        slow.flush().unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    signal(&child, "TERM");
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "still draining after the first SIGTERM"
+    );
+    let asked = Instant::now();
+    signal(&child, "TERM");
+    assert_eq!(wait_exit(&mut child), 1);
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "exited at once, not at the end of the drain: {:?}",
+        asked.elapsed()
+    );
+    let log = stderr_of(&mut child);
+    assert!(
+        log.contains("SIGTERM received during the shutdown, exiting at once"),
+        "{log}"
+    );
+    drop(slow);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn failed_polls_are_logged_with_code_and_request_id_and_never_a_secret() {
     let fake = fake().await;

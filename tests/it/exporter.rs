@@ -1,6 +1,7 @@
 //! The whole exporter against the fake API, through real sockets: start,
 //! wait for /readyz, scrape, and check values against the fake's data.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aliyun_backup_exporter::app::Running;
@@ -197,10 +198,78 @@ async fn scrape_matches_the_data_given_to_the_fake() {
         value(
             &m,
             "aliyun_backup_api_requests_total",
-            &[("code", "InvalidInstanceId.NotFound")]
+            &[
+                ("action", "DescribeBackups"),
+                ("code", "InvalidInstanceId.NotFound")
+            ]
         ),
         1.0
     );
+    // Each instance's backup policy, read with its first poll: the fake's
+    // default (daily, 02:00Z-03:00Z, kept 7 days) gives 24 h + 1 h + 2 h.
+    assert_eq!(
+        value(
+            &m,
+            "aliyun_backup_expected_max_age_seconds",
+            &[("instance_id", "r-std"), ("source", "policy")]
+        ),
+        27.0 * 3600.0
+    );
+    assert_eq!(
+        value(
+            &m,
+            "aliyun_backup_policy_max_interval_seconds",
+            &[("instance_id", "r-std")]
+        ),
+        86400.0
+    );
+    assert_eq!(
+        value(
+            &m,
+            "aliyun_backup_policy_retention_seconds",
+            &[("instance_id", "r-std")]
+        ),
+        7.0 * 86400.0
+    );
+    assert_eq!(
+        value(
+            &m,
+            "aliyun_backup_policy_info",
+            &[
+                ("instance_id", "r-std"),
+                ("days", "mon,tue,wed,thu,fri,sat,sun"),
+                ("window", "02:00Z-03:00Z")
+            ]
+        ),
+        1.0
+    );
+    // The released one's policy cannot be read: counted, and the default
+    // (--backup.max-age, 36 h) is expected.
+    assert_eq!(
+        value(
+            &m,
+            "aliyun_backup_api_requests_total",
+            &[
+                ("action", "DescribeBackupPolicy"),
+                ("code", "InvalidInstanceId.NotFound")
+            ]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &m,
+            "aliyun_backup_expected_max_age_seconds",
+            &[("instance_id", "r-gone"), ("source", "default")]
+        ),
+        36.0 * 3600.0
+    );
+    assert!(find(
+        &m,
+        "aliyun_backup_policy_info",
+        &[("instance_id", "r-gone")]
+    )
+    .is_empty());
     assert_eq!(
         value(
             &m,
@@ -427,4 +496,59 @@ async fn nothing_secret_reaches_the_exposition_or_the_page() {
         assert!(!text.contains("rdsbak"), "no download host");
     }
     running.stop().await;
+}
+
+/// A clock that panics once armed: only poll tasks read it then (no scrape
+/// runs, and discovery's next round is an hour away).
+struct ArmedClock(std::sync::atomic::AtomicBool);
+
+impl aliyun_backup_exporter::clock::Clock for ArmedClock {
+    fn now(&self) -> DateTime<Utc> {
+        if self.0.load(std::sync::atomic::Ordering::SeqCst) {
+            panic!("a poll task dies (test)");
+        }
+        Utc::now()
+    }
+}
+
+#[tokio::test]
+async fn a_poll_task_that_dies_stops_the_exporter_with_exit_code_1() {
+    let fake = fake().await;
+    fake.set_instance("r-a", FakeInstance::default());
+    let config = flags_config(
+        &fake,
+        &[
+            "--aliyun.region=cn-hangzhou",
+            "--redis.instance-id=r-a",
+            "--poll.interval=1s",
+            "--discovery.interval=1h",
+        ],
+    );
+    let clock = Arc::new(ArmedClock(std::sync::atomic::AtomicBool::new(false)));
+    let env = env_credentials(None);
+    let run = tokio::spawn(aliyun_backup_exporter::app::run_with(
+        config,
+        clock.clone(),
+        Arc::new(move |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())),
+        std::future::pending(),
+    ));
+    eventually("a first poll", || async {
+        (fake.requests_for("r-a") > 0).then_some(())
+    })
+    .await;
+    assert!(!run.is_finished(), "running before the panic");
+    clock.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    // The next poll (within a second) panics: the exporter must not go on
+    // serving frozen facts, it stops with an error and exit code 1.
+    let ended = tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .expect("the exporter stops by itself")
+        .expect("run does not panic itself");
+    let error = ended.expect_err("an error, not a clean stop");
+    assert_eq!(error.exit_code(), 1, "{error}");
+    let message = error.to_string();
+    assert!(
+        message.contains("the poll loop ended") && message.contains("panicked"),
+        "{message}"
+    );
 }

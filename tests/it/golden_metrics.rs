@@ -10,7 +10,8 @@ use aliyun_backup_exporter::aliyun::{CallLabels, CallObserver};
 use aliyun_backup_exporter::clock::ManualClock;
 use aliyun_backup_exporter::config::{tag_label_name, TagLabel};
 use aliyun_backup_exporter::metrics;
-use aliyun_backup_exporter::model::{Backup, BackupStatus, InstanceInfo};
+use aliyun_backup_exporter::model::{Backup, BackupApi, BackupStatus, InstanceInfo};
+use aliyun_backup_exporter::policy::{BackupPolicy, ExpectationSource, Weekdays};
 use aliyun_backup_exporter::snapshot::{summarize, InstanceView, Snapshot};
 use aliyun_backup_exporter::targets::{DiscoveryStatus, InstanceKey, Target, TargetSet};
 use chrono::{DateTime, TimeZone, Utc};
@@ -31,6 +32,7 @@ fn backup(node: &str, status: &str, start: DateTime<Utc>, secs: i64, size: Optio
         backup_type: "full".into(),
         backup_mode: "automated".into(),
         backup_method: "physical".into(),
+        restorable: true,
     }
 }
 
@@ -72,6 +74,7 @@ fn fixed_targets() -> TargetSet {
             .0,
     );
     let target = |info: Option<Arc<InstanceInfo>>, polled: bool| Target {
+        backup_api: info.as_ref().map(|i| i.backup_api()).unwrap_or_default(),
         info,
         polled,
         client: client.clone(),
@@ -160,6 +163,15 @@ fn fixed_snapshot() -> Snapshot {
                 backup("r-std", "Failed", at(26, 4, 0, 0), 12, None),
             ])),
             last_error: None,
+            backup_api: BackupApi::DescribeBackups,
+            policy: Some(Arc::new(BackupPolicy {
+                days: Weekdays::parse("Monday,Thursday").unwrap(),
+                window: "23:00Z-01:00Z".into(),
+                retention_days: Some(7),
+                log_backup_enabled: Some(false),
+            })),
+            expected_max_age: Duration::from_secs(4 * 86400 + 4 * 3600),
+            expected_source: ExpectationSource::Policy,
         }),
     );
     instances.insert(
@@ -174,6 +186,17 @@ fn fixed_snapshot() -> Snapshot {
                 backup("r-cls-db-1", "Running", at(26, 5, 0, 0), 0, None),
             ])),
             last_error: Some("Throttling.User".into()),
+            // A cloud-native cluster: one series per shard.
+            backup_api: BackupApi::ClusterBackupList,
+            // A policy that names no day: the default is expected.
+            policy: Some(Arc::new(BackupPolicy {
+                window: "05:00Z-06:00Z".into(),
+                retention_days: Some(3),
+                log_backup_enabled: Some(true),
+                ..Default::default()
+            })),
+            expected_max_age: Duration::from_secs(36 * 3600),
+            expected_source: ExpectationSource::Default,
         }),
     );
     instances.insert(
@@ -183,6 +206,10 @@ fn fixed_snapshot() -> Snapshot {
             last_success_poll_at: None,
             summary: None,
             last_error: Some("InvalidInstanceId.NotFound".into()),
+            backup_api: BackupApi::DescribeBackups,
+            policy: None,
+            expected_max_age: Duration::from_secs(36 * 3600),
+            expected_source: ExpectationSource::Default,
         }),
     );
     Snapshot {
@@ -200,7 +227,13 @@ fn fixed_snapshot() -> Snapshot {
 fn metrics_body_matches_the_golden_file() {
     let (_tx, rx) = watch::channel(Arc::new(fixed_snapshot()));
     let clock = Arc::new(ManualClock::new(at(26, 6, 30, 0)));
-    let metrics::Live { registry, api, .. } = metrics::registry(false).unwrap();
+    let metrics::Live {
+        registry,
+        api,
+        exporter,
+        ..
+    } = metrics::registry(false).unwrap();
+    exporter.set_poll_interval(Duration::from_secs(300));
     let calls = CallLabels {
         account: "default".into(),
         region_id: "cn-hangzhou".into(),

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, one module per concern, real sockets.
 
 mod api_client;
+mod backup_calls;
 mod binary;
 mod credentials;
 mod exporter;

@@ -5,7 +5,10 @@ must be accepted by the fake API, which verifies signatures with our Rust
 signer; a wrong secret or a missing STS token must be refused. The SDK's
 DescribeInstances (with tags, as discovery sends them) and DescribeRegions
 requests are accepted too, and the fake's answers have the shape the SDK's
-documentation gives.
+documentation gives. So are DescribeBackupPolicy and, for a cloud-native
+cluster found through DescribeInstances, DescribeClusterBackupList (whose
+answer is a plain array with strings for numbers and end times without Z),
+while DescribeBackups refuses that instance as the real API does.
 
 Usage: crosscheck.py PATH/TO/fake_api   (the `fake_api` example binary)
 Talks to 127.0.0.1 only.
@@ -19,7 +22,9 @@ from datetime import datetime, timedelta, timezone
 from aliyunsdkcore.acs_exception.exceptions import ServerException
 from aliyunsdkcore.auth.credentials import AccessKeyCredential, StsTokenCredential
 from aliyunsdkcore.client import AcsClient
+from aliyunsdkr_kvstore.request.v20150101.DescribeBackupPolicyRequest import DescribeBackupPolicyRequest
 from aliyunsdkr_kvstore.request.v20150101.DescribeBackupsRequest import DescribeBackupsRequest
+from aliyunsdkr_kvstore.request.v20150101.DescribeClusterBackupListRequest import DescribeClusterBackupListRequest
 from aliyunsdkr_kvstore.request.v20150101.DescribeInstancesRequest import DescribeInstancesRequest
 from aliyunsdkr_kvstore.request.v20150101.DescribeRegionsRequest import DescribeRegionsRequest
 
@@ -88,8 +93,11 @@ def instances_by_tag(client, endpoint):
         # RegionId is required with tags; the SDK sends the client's region.
         body = json.loads(client.do_action_with_exception(req))
         found = sorted(i["InstanceId"] for i in body["Instances"]["KVStoreInstance"])
-        assert found == ["r-demo-cluster", "r-demo-healthy"], found
-        assert body["TotalCount"] == 2, body["TotalCount"]
+        # The demo's env=prod instances in cn-hangzhou: not the staging one,
+        # nor those of cn-shanghai.
+        assert {"r-demo-cluster", "r-demo-healthy"} <= set(found), found
+        assert "r-demo-throttled" not in found and "r-demo-failed" not in found, found
+        assert body["TotalCount"] == len(found), body["TotalCount"]
         assert all({"Key": "env", "Value": "prod"} in i["Tags"]["Tag"]
                    for i in body["Instances"]["KVStoreInstance"])
     return run
@@ -104,6 +112,124 @@ def regions(client, endpoint):
         listed = {r["RegionId"]: r["RegionEndpoint"] for r in body["RegionIds"]["KVStoreRegion"]}
         assert listed == {"cn-hangzhou": "r-kvstore.aliyuncs.com",
                           "cn-shanghai": "r-kvstore.aliyuncs.com"}, listed
+    return run
+
+
+def cloud_native_instances(client, endpoint):
+    """The cloud-native clusters DescribeInstances lists in the client's
+    region: `cluster` with a ShardCount."""
+    req = DescribeInstancesRequest()
+    req.set_endpoint(endpoint)
+    req.set_protocol_type("http")
+    req.set_PageSize(50)
+    body = json.loads(client.do_action_with_exception(req))
+    return [i["InstanceId"] for i in body["Instances"]["KVStoreInstance"]
+            if i.get("ArchitectureType") == "cluster" and "ShardCount" in i]
+
+
+def window(req):
+    now = datetime.now(timezone.utc)
+    req.set_StartTime((now - timedelta(days=7)).strftime("%Y-%m-%dT%H:%MZ"))
+    req.set_EndTime((now + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%MZ"))
+    return req
+
+
+def cluster_backups(client, endpoint):
+    def run():
+        natives = cloud_native_instances(client, endpoint)
+        assert natives, "the demo has no cloud-native cluster"
+        for instance in natives:
+            req = window(DescribeClusterBackupListRequest())
+            req.set_endpoint(endpoint)
+            req.set_protocol_type("http")
+            req.set_InstanceId(instance)
+            req.set_PageSize(100)
+            # RegionId is required; the SDK sends the client's region.
+            body = json.loads(client.do_action_with_exception(req))
+            clusters = body["ClusterBackups"]
+            assert isinstance(clusters, list) and clusters, body
+            for c in clusters:
+                assert c["ClusterBackupId"].startswith("cb-"), c["ClusterBackupId"]
+                assert c["ClusterBackupStatus"] in ("OK", "Failed", "RUNNING"), c["ClusterBackupStatus"]
+                assert c["IsAvail"] in (0, 1) and isinstance(c["ClusterBackupSize"], str), c
+                assert isinstance(c["Backups"], list) and c["Backups"], c
+                for shard in c["Backups"]:
+                    assert isinstance(shard["BackupId"], str), shard["BackupId"]
+                    assert shard["InstanceName"].startswith(instance + "-"), shard["InstanceName"]
+                    assert shard["BackupStatus"] in ("OK", "ERROR", "RUNNING"), shard["BackupStatus"]
+                    assert shard["IsAvail"] in ("0", "1") and isinstance(shard["BackupSize"], str), shard
+                    datetime.strptime(shard["BackupStartTime"], "%Y-%m-%dT%H:%M:%S")
+                    if "BackupEndTime" in shard:
+                        datetime.strptime(shard["BackupEndTime"], "%Y-%m-%dT%H:%M:%S")
+    return run
+
+
+def not_applicable(client, endpoint):
+    def run():
+        natives = cloud_native_instances(client, endpoint)
+        assert natives, "the demo has no cloud-native cluster"
+        for req in (request(endpoint, instance=natives[0]), window(DescribeClusterBackupListRequest())):
+            if isinstance(req, DescribeClusterBackupListRequest):
+                req.set_endpoint(endpoint)
+                req.set_protocol_type("http")
+                req.set_InstanceId("r-demo-healthy")
+            try:
+                client.do_action_with_exception(req)
+            except ServerException as e:
+                assert e.get_error_code() == "InstanceType.NotSupport", e.get_error_code()
+                assert e.get_http_status() == 400, e.get_http_status()
+                continue
+            raise AssertionError(f"{type(req).__name__} was accepted")
+    return run
+
+
+def backup_policy(client, endpoint):
+    def run():
+        def ask(instance):
+            req = DescribeBackupPolicyRequest()
+            req.set_endpoint(endpoint)
+            req.set_protocol_type("http")
+            req.set_InstanceId(instance)
+            return json.loads(client.do_action_with_exception(req))
+        body = ask("r-demo-healthy")
+        days = {"Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"}
+        assert set(body["PreferredBackupPeriod"].split(",")) <= days, body["PreferredBackupPeriod"]
+        assert body["PreferredBackupTime"].count("Z-") == 1, body["PreferredBackupTime"]
+        # A string and a number, as the API reference gives them.
+        assert isinstance(body["BackupRetentionPeriod"], str) and body["BackupRetentionPeriod"].isdigit(), body
+        assert body["EnableBackupLog"] in (0, 1), body["EnableBackupLog"]
+        try:
+            ask("r-demo-released")
+        except ServerException as e:
+            assert e.get_error_code() == "InvalidInstanceId.NotFound", e.get_error_code()
+        else:
+            raise AssertionError("a released instance has a policy")
+    return run
+
+
+def forbidden_policy(client, endpoint):
+    """Some demo instance's policy is refused as a RAM policy would; the SDK
+    reads the error document."""
+    def run():
+        refused = []
+        for region in ("cn-hangzhou", "cn-shanghai"):
+            regional = AcsClient(region_id=region, credential=AccessKeyCredential(KEY_ID, SECRET))
+            req = DescribeInstancesRequest()
+            req.set_endpoint(endpoint)
+            req.set_protocol_type("http")
+            req.set_PageSize(50)
+            listed = json.loads(regional.do_action_with_exception(req))["Instances"]["KVStoreInstance"]
+            for instance in listed:
+                req = DescribeBackupPolicyRequest()
+                req.set_endpoint(endpoint)
+                req.set_protocol_type("http")
+                req.set_InstanceId(instance["InstanceId"])
+                try:
+                    regional.do_action_with_exception(req)
+                except ServerException as e:
+                    assert (e.get_error_code(), e.get_http_status()) == ("Forbidden.RAM", 403), e
+                    refused.append(instance["InstanceId"])
+        assert refused, "no demo instance's policy is forbidden"
     return run
 
 
@@ -135,6 +261,13 @@ def main():
         check("SDK-signed DescribeInstances with a tag is accepted and filtered",
               instances_by_tag(good, endpoint))
         check("SDK-signed DescribeRegions is accepted and parsed", regions(good, endpoint))
+        check("SDK-signed DescribeClusterBackupList is accepted and has the real shapes",
+              cluster_backups(good, endpoint))
+        check("the call for the other architecture is refused with InstanceType.NotSupport",
+              not_applicable(good, endpoint))
+        check("SDK-signed DescribeBackupPolicy is accepted and parsed", backup_policy(good, endpoint))
+        check("a policy the RAM policy forbids is refused with Forbidden.RAM",
+              forbidden_policy(good, endpoint))
     finally:
         fake.kill()
     fake, endpoint = start_fake(binary, "--security-token", TOKEN)
