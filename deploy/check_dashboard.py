@@ -44,6 +44,11 @@ CONTRACT = {
     "aliyun_backup_poll_success_timestamp_seconds": INSTANCE,
     "aliyun_backup_instance_info": ("account",) + INSTANCE,
     "aliyun_backup_instance_created_timestamp_seconds": INSTANCE,
+    "aliyun_backup_policy_info": INSTANCE,
+    "aliyun_backup_policy_max_interval_seconds": INSTANCE,
+    "aliyun_backup_policy_retention_seconds": INSTANCE,
+    "aliyun_backup_policy_log_backup_enabled": INSTANCE,
+    "aliyun_backup_expected_max_age_seconds": INSTANCE,
     "aliyun_backup_discovery_success": ACCOUNT_REGION,
     "aliyun_backup_discovery_timestamp_seconds": ACCOUNT_REGION,
     "aliyun_backup_targets": ACCOUNT_REGION,
@@ -52,6 +57,7 @@ CONTRACT = {
     "aliyun_backup_api_request_duration_seconds_sum": ACCOUNT_REGION,
     "aliyun_backup_api_request_duration_seconds_count": ACCOUNT_REGION,
     "aliyun_backup_poll_cycle_duration_seconds": (),
+    "aliyun_backup_poll_interval_seconds": (),
     "aliyun_backup_exporter_build_info": (),
     "aliyun_backup_exporter_shard_ordinal": (),
     "aliyun_backup_exporter_total_shards": (),
@@ -93,13 +99,16 @@ SUBSTITUTIONS = {
 
 
 def substitute(expr):
-    """Replace $var, ${var}, ${var:fmt} and [[var]] by SUBSTITUTIONS."""
+    """Replace $var, ${var}, ${var:fmt} and [[var]] by SUBSTITUTIONS. `$1`,
+    `${1}` (label_replace references to regex groups) are not variables,
+    neither for Grafana nor here: left as they are."""
     def repl(m):
         name = m.group(1) or m.group(2) or m.group(3)
         if name not in SUBSTITUTIONS:
             raise ValueError("unknown template variable %r in %r" % (name, expr))
         return SUBSTITUTIONS[name]
-    return re.sub(r"\$\{(\w+)(?::\w+)?\}|\[\[(\w+)\]\]|\$(\w+)", repl, expr)
+    var = r"[A-Za-z_]\w*"
+    return re.sub(r"\$\{(%s)(?::\w+)?\}|\[\[(%s)\]\]|\$(%s)" % (var, var, var), repl, expr)
 
 
 def _strip(expr):

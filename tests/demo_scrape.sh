@@ -36,7 +36,10 @@ for metric in \
   aliyun_backup_discovery_success aliyun_backup_discovery_timestamp_seconds aliyun_backup_targets \
   aliyun_backup_exporter_shard_ordinal aliyun_backup_exporter_total_shards \
   aliyun_backup_exporter_config_last_reload_successful \
-  aliyun_backup_exporter_config_last_reload_success_timestamp_seconds; do
+  aliyun_backup_exporter_config_last_reload_success_timestamp_seconds \
+  aliyun_backup_policy_info aliyun_backup_policy_max_interval_seconds \
+  aliyun_backup_policy_retention_seconds aliyun_backup_policy_log_backup_enabled \
+  aliyun_backup_expected_max_age_seconds aliyun_backup_poll_interval_seconds; do
   if ! grep -q "^$metric[{ ]" "$out/metrics"; then
     echo "FAILED: $metric missing from the demo scrape"; missing=1
   fi
@@ -47,4 +50,6 @@ grep -q 'node_id="r-demo-cluster-db-1"' "$out/metrics" || { echo "FAILED: no per
 grep -q 'aliyun_backup_instance_info{.*instance_id="r-demo-creating".*status="Creating"' "$out/metrics" || { echo "FAILED: the Creating instance has no info"; exit 1; }
 ! grep -q 'aliyun_backup_poll_success{.*instance_id="r-demo-creating"' "$out/metrics" || { echo "FAILED: the Creating instance was polled"; exit 1; }
 grep -q 'aliyun_backup_discovery_success{account="default",product="redis",region_id="cn-shanghai"} 1' "$out/metrics" || { echo "FAILED: no discovery in cn-shanghai"; exit 1; }
+grep -q 'aliyun_backup_instance_info{.*instance_id="r-demo-native".*backup_api="cluster_backup_list"' "$out/metrics" || { echo "FAILED: the cloud-native cluster is not polled with DescribeClusterBackupList"; exit 1; }
+grep -q 'aliyun_backup_expected_max_age_seconds{.*instance_id="r-demo-stale",source="default"}' "$out/metrics" || { echo "FAILED: the instance whose policy is forbidden is not expected by --backup.max-age"; exit 1; }
 echo "demo scrape: $(grep -c '^aliyun_backup_' "$out/metrics") series, every contract metric present, promtool clean"

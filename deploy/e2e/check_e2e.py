@@ -40,28 +40,45 @@ CREATING = "r-demo-creating"
 # demo mode) picks it up.
 LATE = "r-demo-new"
 LATE_BUDGET = 120  # seconds to wait for it
-# The demo's polled instances and the alerts each must raise.
+# The demo's polled instances and the alerts each must raise (pending or
+# firing). The thresholds come from each instance's backup policy
+# (aliyun_backup_expected_max_age_seconds): daily 02:00Z-03:00Z unless said.
 EXPECTED_ALERTS = {
     "r-demo-healthy": set(),
     "r-demo-cluster": set(),
     "r-demo-throttled": set(),
+    # Newest attempt failed 2h ago, previous success about 26h ago (< 27h).
     "r-demo-failed": {"AliyunBackupLastAttemptFailed"},
-    "r-demo-stale": {"AliyunBackupTooOld"},
+    # Newest success 3d2h ago; DescribeBackupPolicy refused: --backup.max-age 36h.
+    "r-demo-stale": {"AliyunBackupOverdue"},
     "r-demo-all-failed": {"AliyunBackupNoSuccessInWindow", "AliyunBackupLastAttemptFailed"},
     "r-demo-released": {"AliyunBackupPollFailing"},
+    # Monday+Thursday: 3 days old is within its 4d 3h.
+    "r-demo-twice-weekly": set(),
+    # Daily: 30h old, more than its 27h.
+    "r-demo-daily-missed": {"AliyunBackupOverdue"},
+    # Created an hour ago, no backup yet: younger than its expected max age.
+    "r-demo-young": set(),
+    # Cloud-native cluster: the newest backup failed on one shard.
+    "r-demo-native": {"AliyunBackupLastAttemptFailed"},
     LATE: set(),
+}
+# Per-node alerts that must concern only some nodes of their instance.
+EXPECTED_NODES = {
+    ("AliyunBackupLastAttemptFailed", "r-demo-native"): {"r-demo-native-db-1"},
 }
 REGION_OF = {
     "r-demo-healthy": "cn-hangzhou", "r-demo-cluster": "cn-hangzhou", "r-demo-throttled": "cn-hangzhou",
-    "r-demo-released": "cn-hangzhou", LATE: "cn-hangzhou",
+    "r-demo-released": "cn-hangzhou", "r-demo-twice-weekly": "cn-hangzhou", "r-demo-daily-missed": "cn-hangzhou",
+    "r-demo-young": "cn-hangzhou", "r-demo-native": "cn-hangzhou", LATE: "cn-hangzhou",
     "r-demo-failed": "cn-shanghai", "r-demo-stale": "cn-shanghai", "r-demo-all-failed": "cn-shanghai",
 }
-ALL_ALERTS = {"AliyunBackupTooOld", "AliyunBackupNoSuccessInWindow", "AliyunBackupLastAttemptFailed",
-              "AliyunBackupPollFailing", "AliyunBackupExporterDown", "AliyunBackupApiThrottled",
-              "AliyunBackupDiscoveryFailing", "AliyunBackupConfigReloadFailed"}
+ALL_ALERTS = {"AliyunBackupOverdue", "AliyunBackupNoSuccessInWindow", "AliyunBackupLastAttemptFailed",
+              "AliyunBackupPollFailing", "AliyunBackupPollStale", "AliyunBackupExporterDown",
+              "AliyunBackupApiThrottled", "AliyunBackupDiscoveryFailing", "AliyunBackupConfigReloadFailed"}
 # Alerts the demo must never raise.
 QUIET_ALERTS = ["AliyunBackupExporterDown", "AliyunBackupApiThrottled", "AliyunBackupDiscoveryFailing",
-                "AliyunBackupConfigReloadFailed"]
+                "AliyunBackupConfigReloadFailed", "AliyunBackupPollStale"]
 STABLE_FOR = 5.0  # seconds the alert set must stay as expected
 
 failures = []
@@ -327,12 +344,14 @@ def check_prometheus(base, dl, dashboard_path):
     # Alerts: exactly the expected ones are pending or firing, stably.
     expected = sorted((a, i) for i, names in EXPECTED_ALERTS.items() for a in names)
     got_keys = []
+    got_alerts = []
     stable_since = [None]
 
     def alerts_as_expected():
         alerts = active_alerts(base)
         if alerts is None:
             return False
+        got_alerts[:] = alerts
         got_keys[:] = alert_key_set(alerts)
         if sorted({(a, i) for a, i, _ in got_keys}) != expected:
             stable_since[0] = None
@@ -354,6 +373,13 @@ def check_prometheus(base, dl, dashboard_path):
     for a, i in sorted(got):
         if i not in EXPECTED_ALERTS:
             fail("unexpected alert %s (instance_id=%r)" % (a, i))
+    for (a, inst), nodes in sorted(EXPECTED_NODES.items()):
+        have = {x["labels"].get("node_id", "") for x in got_alerts
+                if x["labels"].get("alertname") == a and x["labels"].get("instance_id") == inst}
+        if have == nodes:
+            ok("%s of %s concerns node(s) %s only" % (a, inst, ", ".join(sorted(nodes))))
+        else:
+            fail("%s of %s concerns node(s) %s, want %s" % (a, inst, sorted(have) or "none", sorted(nodes)))
     share = scalar(base, 'max(sum without (action, code, region_id) (rate(aliyun_backup_api_requests_total{code=~"Throttling.*"}[15m]))'
                          ' / sum without (action, code, region_id) (rate(aliyun_backup_api_requests_total[15m])))')
     print("    throttled share of API calls (AliyunBackupApiThrottled's expression): %s (fires above 0.5 for 30m)"
