@@ -104,49 +104,11 @@ pub(super) async fn describe_backups(
             "InstanceId is mandatory for this action.",
         );
     };
-    let Some(start) = params.get("StartTime").and_then(parse_minute) else {
-        return fail(
-            400,
-            "InvalidStartTime.Malformed",
-            "Specified parameter StartTime is not valid.",
-        );
-    };
-    let Some(end) = params.get("EndTime").and_then(parse_minute) else {
-        return fail(
-            400,
-            "InvalidEndTime.Malformed",
-            "Specified parameter EndTime is not valid.",
-        );
-    };
-    if end <= start {
-        return fail(
-            400,
-            "InvalidStartTimeAndEndTime.Malformed",
-            "EndTime must be later than StartTime.",
-        );
-    }
-    let page_size = match params.get("PageSize").map(str::parse::<usize>) {
-        None => 30,
-        Some(Ok(n)) if ACCEPTED_PAGE_SIZES.contains(&n) => n,
-        Some(_) => {
-            return fail(
-                400,
-                "InvalidPageSize.Malformed",
-                "Specified parameter PageSize is not valid.",
-            )
-        }
-    };
-    let page_number = match params.get("PageNumber").map(str::parse::<usize>) {
-        None => 1,
-        Some(Ok(n)) if n >= 1 => n,
-        Some(_) => {
-            return fail(
-                400,
-                "InvalidPageNumber.Malformed",
-                "Specified parameter PageNumber is not valid.",
-            )
-        }
-    };
+    let (start, end, page_size, page_number) =
+        match window_and_page(params, &ACCEPTED_PAGE_SIZES, request_id) {
+            Ok(found) => found,
+            Err(answer) => return *answer,
+        };
 
     // Decide the fault (if any) and copy what is served, under the lock.
     let looked_up = listing_lookup(shared, key, instance_id, None, request_id, |instance| {
@@ -239,6 +201,49 @@ fn minute_param(
     }
 }
 
+/// A listing's window (start, end) and page (size, number).
+type WindowAndPage = (DateTime<Utc>, DateTime<Utc>, usize, usize);
+
+/// The window (`StartTime` < `EndTime`, minutes only) and the page
+/// (`PageSize` one of `accepted`, default 30; `PageNumber` from 1) of a
+/// backup listing, checked as the real API does.
+fn window_and_page(
+    params: &Params,
+    accepted: &[usize],
+    request_id: &str,
+) -> Result<WindowAndPage, Box<Response>> {
+    let fail = |code: &str, message: &str| Box::new(fail(400, code, message, request_id));
+    let start = minute_param(params, "StartTime", request_id)?;
+    let end = minute_param(params, "EndTime", request_id)?;
+    if end <= start {
+        return Err(fail(
+            "InvalidStartTimeAndEndTime.Malformed",
+            "EndTime must be later than StartTime.",
+        ));
+    }
+    let page_size = match params.get("PageSize").map(str::parse::<usize>) {
+        None => 30,
+        Some(Ok(n)) if accepted.contains(&n) => n,
+        Some(_) => {
+            return Err(fail(
+                "InvalidPageSize.Malformed",
+                "Specified parameter PageSize is not valid.",
+            ))
+        }
+    };
+    let page_number = match params.get("PageNumber").map(str::parse::<usize>) {
+        None => 1,
+        Some(Ok(n)) if n >= 1 => n,
+        Some(_) => {
+            return Err(fail(
+                "InvalidPageNumber.Malformed",
+                "Specified parameter PageNumber is not valid.",
+            ))
+        }
+    };
+    Ok((start, end, page_size, page_number))
+}
+
 pub(super) async fn describe_cluster_backup_list(
     shared: &Shared,
     key: &FakeKey,
@@ -274,43 +279,11 @@ pub(super) async fn describe_cluster_backup_list(
             "InstanceId is mandatory for this action.",
         );
     };
-    let start = match minute_param(params, "StartTime", request_id) {
-        Ok(t) => t,
-        Err(answer) => return *answer,
-    };
-    let end = match minute_param(params, "EndTime", request_id) {
-        Ok(t) => t,
-        Err(answer) => return *answer,
-    };
-    if end <= start {
-        return fail(
-            400,
-            "InvalidStartTimeAndEndTime.Malformed",
-            "EndTime must be later than StartTime.",
-        );
-    }
-    let page_size = match params.get("PageSize").map(str::parse::<usize>) {
-        None => 30,
-        Some(Ok(n)) if CLUSTER_PAGE_SIZES.contains(&n) => n,
-        Some(_) => {
-            return fail(
-                400,
-                "InvalidPageSize.Malformed",
-                "Specified parameter PageSize is not valid.",
-            )
-        }
-    };
-    let page_number = match params.get("PageNumber").map(str::parse::<usize>) {
-        None => 1,
-        Some(Ok(n)) if n >= 1 => n,
-        Some(_) => {
-            return fail(
-                400,
-                "InvalidPageNumber.Malformed",
-                "Specified parameter PageNumber is not valid.",
-            )
-        }
-    };
+    let (start, end, page_size, page_number) =
+        match window_and_page(params, &CLUSTER_PAGE_SIZES, request_id) {
+            Ok(found) => found,
+            Err(answer) => return *answer,
+        };
     let with_shards = match params.get("NoShardBackup").map(str::to_ascii_lowercase) {
         None => true,
         Some(v) if v == "false" => true,
