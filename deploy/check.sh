@@ -2,7 +2,8 @@
 # Checks of everything under deploy/, dashboards/ and the Dockerfile.
 #
 # Needs: promtool and prometheus (Debian package `prometheus`, 2.42+), python3
-# with PyYAML, and the release binary already built
+# with PyYAML, helm-python-sdk and kubernetes-validate (PyPI; Helm's library
+# and the Kubernetes schemas, for the chart), and the release binary already built
 # (target/release/aliyun-backup-exporter, or EXPORTER_BIN). Never runs cargo.
 # Stops at the first failing step, prints a summary, exits non-zero on failure.
 set -uo pipefail
@@ -18,6 +19,7 @@ steps=(
     "Dockerfile static check|python3 deploy/docker/check_dockerfile.py $(printf %q "$EXPORTER_BIN")"
     "PrometheusRule up to date|python3 deploy/kubernetes/gen-prometheusrule.py --check"
     "Kubernetes manifests vs the binary|python3 deploy/kubernetes/check_manifests.py --binary $(printf %q "$EXPORTER_BIN")"
+    "Helm chart: lint, render, validate, run the binary|python3 deploy/helm/check_chart.py --binary $(printf %q "$EXPORTER_BIN")"
     "end to end with Prometheus|bash deploy/e2e/prometheus_e2e.sh"
 )
 
@@ -46,6 +48,8 @@ command -v promtool >/dev/null || missing+=("promtool (apt-get install prometheu
 command -v prometheus >/dev/null || missing+=("prometheus (apt-get install prometheus)")
 command -v python3 >/dev/null || missing+=("python3")
 python3 -c 'import yaml' 2>/dev/null || missing+=("PyYAML (pip install pyyaml)")
+python3 -c 'import helm_python, kubernetes_validate' 2>/dev/null ||
+    missing+=("helm-python-sdk and kubernetes-validate (pip install helm-python-sdk kubernetes-validate; see .ci/run)")
 [[ -x $EXPORTER_BIN ]] || missing+=("the exporter binary $EXPORTER_BIN (cargo build --release --locked)")
 if ((${#missing[@]})); then
     printf 'deploy/check.sh: missing %s\n' "${missing[@]}"
