@@ -251,23 +251,24 @@ pub async fn start_with_env(
     ));
 
     let (publish, snapshots) = watch::channel(Arc::new(Snapshot::default()));
-    let exposition = Arc::new(metrics::Exposition {
-        registry: live.registry,
-        snapshots: snapshots.clone(),
-        clock: clock.clone(),
-        tag_labels: if config.demo && config.tag_labels.is_empty() {
-            // The demo's instances carry these; show what the flag does.
-            ["env", "team"]
-                .into_iter()
-                .map(|key| TagLabel {
-                    key: key.to_string(),
-                    label: tag_label_name(key),
-                })
-                .collect()
-        } else {
-            config.tag_labels.clone()
-        },
-    });
+    let tag_labels = if config.demo && config.tag_labels.is_empty() {
+        // The demo's instances carry these; show what the flag does.
+        ["env", "team"]
+            .into_iter()
+            .map(|key| TagLabel {
+                key: key.to_string(),
+                label: tag_label_name(key),
+            })
+            .collect()
+    } else {
+        config.tag_labels.clone()
+    };
+    let exposition = Arc::new(metrics::Exposition::new(
+        live.registry,
+        snapshots.clone(),
+        clock.clone(),
+        tag_labels,
+    ));
     let poller = tokio::spawn(poller::run(
         PollerSettings {
             interval: config.poll.interval,

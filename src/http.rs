@@ -7,15 +7,17 @@ use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 pub type Request = hyper::Request<Incoming>;
-pub type Response = hyper::Response<Full<Bytes>>;
+pub type Body = BoxBody<Bytes, Infallible>;
+pub type Response = hyper::Response<Body>;
 
 /// How long requests in flight get to finish once shutdown is asked for.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -42,6 +44,9 @@ where
             },
             _ = &mut shutdown => break,
         };
+        // Bodies go out in chunks as they are written: without this, Nagle's
+        // algorithm and the client's delayed ACKs add tens of milliseconds.
+        let _ = stream.set_nodelay(true);
         let handler = handler.clone();
         let service = service_fn(move |req| {
             let handler = handler.clone();
@@ -69,7 +74,7 @@ where
 
 /// A response with a body and a content type.
 pub fn respond(status: u16, content_type: &str, body: impl Into<Bytes>) -> Response {
-    let mut response = hyper::Response::new(Full::new(body.into()));
+    let mut response = hyper::Response::new(Full::new(body.into()).boxed());
     *response.status_mut() =
         hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
     if let Ok(value) = hyper::header::HeaderValue::from_str(content_type) {
@@ -78,4 +83,27 @@ pub fn respond(status: u16, content_type: &str, body: impl Into<Bytes>) -> Respo
             .insert(hyper::header::CONTENT_TYPE, value);
     }
     response
+}
+
+/// A body sent as its chunks come from `chunks`, and ended when the
+/// sender is dropped: the exposition is written while it is sent, so a
+/// scrape holds a few chunks in memory, never the whole body.
+pub fn streamed(chunks: tokio::sync::mpsc::Receiver<Bytes>) -> Body {
+    ChannelBody(chunks).boxed()
+}
+
+struct ChannelBody(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|c| Ok(Frame::data(c))))
+    }
 }

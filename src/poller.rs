@@ -567,6 +567,7 @@ fn apply(
                 policy,
                 expected_max_age,
                 expected_source,
+                labels: Default::default(),
             }
         }
         Err(error) => {
@@ -589,6 +590,7 @@ fn apply(
                 policy,
                 expected_max_age,
                 expected_source,
+                labels: Default::default(),
             }
         }
     }

@@ -17,6 +17,26 @@ use crate::metrics;
 use crate::snapshot::{InstanceView, Snapshot};
 use crate::targets::{DiscoveryStatus, InstanceKey, RegionKey, Target, ALL_REGIONS};
 
+/// Whether `Accept-Encoding` allows gzip (`gzip`, `x-gzip` or `*`, with a
+/// q-value other than 0).
+fn accepts_gzip(req: &Request) -> bool {
+    req.headers()
+        .get_all(hyper::header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or("").to_ascii_lowercase();
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            matches!(name.as_str(), "gzip" | "x-gzip" | "*") && !refused
+        })
+}
+
 /// Re-reads the config file and applies it; the answer says what happened.
 pub type ReloadFn =
     Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<String, String>> + Send>> + Send + Sync>;
@@ -48,7 +68,10 @@ impl Endpoints {
             "/healthz" => self.healthz(),
             "/readyz" => self.readyz(),
             "/" => self.landing_page(),
-            _ => self.metrics(),
+            _ => {
+                self.metrics(accepts_gzip(req), req.method() == Method::HEAD)
+                    .await
+            }
         };
         if req.method() == Method::HEAD {
             // Same headers, no body.
@@ -78,9 +101,34 @@ impl Endpoints {
         }
     }
 
-    fn metrics(&self) -> Response {
-        match self.exposition.render() {
-            Ok(text) => respond(200, metrics::CONTENT_TYPE, text),
+    /// The exposition, streamed; gzip when the scraper accepts it (as
+    /// Prometheus always does). `HEAD` renders nothing.
+    async fn metrics(&self, gzip: bool, head: bool) -> Response {
+        let body = if head {
+            Ok(Default::default())
+        } else {
+            self.exposition.stream(gzip).await
+        };
+        match body {
+            Ok(body) => {
+                let mut response = hyper::Response::new(body);
+                let headers = response.headers_mut();
+                headers.insert(
+                    hyper::header::CONTENT_TYPE,
+                    hyper::header::HeaderValue::from_static(metrics::CONTENT_TYPE),
+                );
+                headers.insert(
+                    hyper::header::VARY,
+                    hyper::header::HeaderValue::from_static("Accept-Encoding"),
+                );
+                if gzip {
+                    headers.insert(
+                        hyper::header::CONTENT_ENCODING,
+                        hyper::header::HeaderValue::from_static("gzip"),
+                    );
+                }
+                response
+            }
             Err(e) => {
                 tracing::error!(error = %e, "cannot render metrics");
                 respond(

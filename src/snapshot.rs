@@ -2,11 +2,13 @@
 //! poll's backups into per-node summaries; the poller assembles them into a
 //! `Snapshot` that `/metrics` renders.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use crate::exposition::LabelCache;
 use crate::model::{Backup, BackupApi, BackupStatus};
 use crate::policy::{BackupPolicy, ExpectationSource};
 use crate::targets::{InstanceKey, TargetSet};
@@ -17,9 +19,89 @@ pub struct LastSuccess {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
     pub size_bytes: Option<u64>,
-    pub backup_type: String,
-    pub backup_mode: String,
-    pub backup_method: String,
+    /// The usual words are not allocated again for every instance.
+    pub backup_type: Cow<'static, str>,
+    pub backup_mode: Cow<'static, str>,
+    pub backup_method: Cow<'static, str>,
+}
+
+/// `word` without an allocation when it is one of the usual label values.
+fn interned(word: &str) -> Cow<'static, str> {
+    const USUAL: &[&str] = &[
+        "full",
+        "incremental",
+        "automated",
+        "manual",
+        "physical",
+        "logical",
+        "snapshot",
+        "unknown",
+    ];
+    match USUAL.iter().find(|u| **u == word) {
+        Some(usual) => Cow::Borrowed(usual),
+        None => Cow::Owned(word.to_string()),
+    }
+}
+
+/// A small map sorted by key: an instance has one node or a few, and two or
+/// three statuses; a `BTreeMap` would allocate room for eleven entries each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmallMap<V>(Vec<(Box<str>, V)>);
+
+impl<V> Default for SmallMap<V> {
+    fn default() -> Self {
+        SmallMap(Vec::new())
+    }
+}
+
+impl<V: Default> SmallMap<V> {
+    fn entry(&mut self, key: &str) -> &mut V {
+        let at = match self.0.binary_search_by(|(k, _)| (**k).cmp(key)) {
+            Ok(at) => at,
+            Err(at) => {
+                self.0.insert(at, (key.into(), V::default()));
+                at
+            }
+        };
+        &mut self.0[at].1
+    }
+}
+
+impl<V> SmallMap<V> {
+    pub fn get(&self, key: &str) -> Option<&V> {
+        self.0
+            .binary_search_by(|(k, _)| (**k).cmp(key))
+            .ok()
+            .map(|at| &self.0[at].1)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// In key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &V)> {
+        self.0.iter().map(|(k, v)| (&**k, v))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(k, _)| &**k)
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &V> {
+        self.0.iter().map(|(_, v)| v)
+    }
+}
+
+impl<V> std::ops::Index<&str> for SmallMap<V> {
+    type Output = V;
+    fn index(&self, key: &str) -> &V {
+        self.get(key).expect("no such key")
+    }
 }
 
 /// The newest backup of any status of a node (latest start time).
@@ -39,23 +121,20 @@ pub struct NodeSummary {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BackupSummary {
     /// By node ID (`NodeInstanceId`, or the instance ID).
-    pub nodes: BTreeMap<String, NodeSummary>,
+    pub nodes: SmallMap<NodeSummary>,
     /// Backups in the window by status label; `success` and `failed` are
     /// always present.
-    pub counts: BTreeMap<String, u64>,
+    pub counts: SmallMap<u64>,
 }
 
 /// Summarises one window of backups. The API's order is not relied on.
 pub fn summarize(backups: &[Backup]) -> BackupSummary {
     let mut summary = BackupSummary::default();
-    summary.counts.insert("success".into(), 0);
-    summary.counts.insert("failed".into(), 0);
+    summary.counts.entry("success");
+    summary.counts.entry("failed");
     for backup in backups {
-        *summary
-            .counts
-            .entry(backup.status.label().to_string())
-            .or_default() += 1;
-        let node = summary.nodes.entry(backup.node_id.clone()).or_default();
+        *summary.counts.entry(backup.status.label()) += 1;
+        let node = summary.nodes.entry(&backup.node_id);
         let success = backup.status == BackupStatus::Success;
         // Newest attempt by start time, among finished ones (a backup still
         // running has not failed); on a tie the unsuccessful one wins, so
@@ -82,13 +161,16 @@ pub fn summarize(backups: &[Backup]) -> BackupSummary {
                     start: backup.start,
                     end,
                     size_bytes: backup.size_bytes,
-                    backup_type: backup.backup_type.clone(),
-                    backup_mode: backup.backup_mode.clone(),
-                    backup_method: backup.backup_method.clone(),
+                    backup_type: interned(&backup.backup_type),
+                    backup_mode: interned(&backup.backup_mode),
+                    backup_method: interned(&backup.backup_method),
                 });
             }
         }
     }
+    // Kept until the next poll, for every instance: no spare room.
+    summary.nodes.0.shrink_to_fit();
+    summary.counts.0.shrink_to_fit();
     summary
 }
 
@@ -111,6 +193,8 @@ pub struct InstanceView {
     /// Above this age its newest successful backup is overdue.
     pub expected_max_age: std::time::Duration,
     pub expected_source: ExpectationSource,
+    /// Its nodes' label text, made at its first scrape.
+    pub labels: LabelCache,
 }
 
 /// Everything `/metrics`, `/readyz` and `/` show, swapped whole.

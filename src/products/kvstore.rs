@@ -614,7 +614,7 @@ fn decode_instance(
         .filter(|r| endpoint::is_valid_region(r))
         .unwrap_or_else(|| queried_region.to_string());
     let field = |name: &str| bounded(text(item, name).unwrap_or_default());
-    let tags = wrapped_list(item, "Tags", "Tag")?
+    let mut tags: Vec<(String, String)> = wrapped_list(item, "Tags", "Tag")?
         .into_iter()
         .filter_map(|t| t.as_object())
         .filter_map(|t| {
@@ -624,6 +624,8 @@ fn decode_instance(
             ))
         })
         .collect();
+    // Kept for as long as the instance is watched: no spare room.
+    tags.shrink_to_fit();
     Ok(InstanceInfo {
         instance_id,
         region_id,

@@ -443,6 +443,60 @@ async fn http_endpoints_answer_as_documented() {
         .to_ascii_lowercase()
         .contains("content-type: text/plain; version=0.0.4; charset=utf-8"));
     assert_eq!(head_body, "", "HEAD has no body");
+
+    // gzip when asked for (as Prometheus always does), identity otherwise,
+    // the same series either way; HEAD says which, without a body.
+    let gunzip = |bytes: &[u8]| {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::MultiGzDecoder::new(bytes), &mut text)
+            .expect("a gzip stream");
+        text
+    };
+    let series = |text: &str| -> Vec<String> {
+        let mut names: Vec<String> = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.starts_with("process_"))
+            .filter_map(|l| l.rsplit_once(' ').map(|(series, _)| series.to_string()))
+            .filter(|s| !s.contains("api_request_duration") && !s.contains("api_requests_total"))
+            .collect();
+        names.sort();
+        names
+    };
+    let plain = client.get(url("/metrics")).send().await.unwrap();
+    assert!(plain.headers().get("content-encoding").is_none());
+    assert_eq!(plain.headers()["vary"], "Accept-Encoding");
+    let plain = plain.text().await.unwrap();
+    for accept in ["gzip", "deflate, gzip;q=0.5", "*", "GZIP"] {
+        let zipped = client
+            .get(url("/metrics"))
+            .header("accept-encoding", accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(zipped.headers()["content-encoding"], "gzip", "{accept}");
+        let text = gunzip(&zipped.bytes().await.unwrap());
+        assert_eq!(series(&text), series(&plain), "{accept}");
+    }
+    for refused in ["identity", "gzip;q=0", "br, deflate"] {
+        let answer = client
+            .get(url("/metrics"))
+            .header("accept-encoding", refused)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            answer.headers().get("content-encoding").is_none(),
+            "{refused}"
+        );
+    }
+    let head = client
+        .head(url("/metrics"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.headers()["content-encoding"], "gzip");
+
     let page = get(&running, "/").await.text().await.unwrap();
     assert!(
         page.contains("href=\"/metrics\"") && page.contains("r-1"),

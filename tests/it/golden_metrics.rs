@@ -78,6 +78,7 @@ fn fixed_targets() -> TargetSet {
         info,
         polled,
         client: client.clone(),
+        labels: Default::default(),
     };
     let mut targets = BTreeMap::new();
     targets.insert(
@@ -172,6 +173,7 @@ fn fixed_snapshot() -> Snapshot {
             })),
             expected_max_age: Duration::from_secs(4 * 86400 + 4 * 3600),
             expected_source: ExpectationSource::Policy,
+            labels: Default::default(),
         }),
     );
     instances.insert(
@@ -197,6 +199,7 @@ fn fixed_snapshot() -> Snapshot {
             })),
             expected_max_age: Duration::from_secs(36 * 3600),
             expected_source: ExpectationSource::Default,
+            labels: Default::default(),
         }),
     );
     instances.insert(
@@ -210,6 +213,7 @@ fn fixed_snapshot() -> Snapshot {
             policy: None,
             expected_max_age: Duration::from_secs(36 * 3600),
             expected_source: ExpectationSource::Default,
+            labels: Default::default(),
         }),
     );
     Snapshot {
@@ -223,8 +227,14 @@ fn fixed_snapshot() -> Snapshot {
     }
 }
 
-#[test]
-fn metrics_body_matches_the_golden_file() {
+/// Every byte of a body.
+async fn collect(body: aliyun_backup_exporter::http::Body) -> Vec<u8> {
+    use http_body_util::BodyExt;
+    body.collect().await.unwrap().to_bytes().to_vec()
+}
+
+#[tokio::test]
+async fn metrics_body_matches_the_golden_file() {
     let (_tx, rx) = watch::channel(Arc::new(fixed_snapshot()));
     let clock = Arc::new(ManualClock::new(at(26, 6, 30, 0)));
     let metrics::Live {
@@ -267,19 +277,36 @@ fn metrics_body_matches_the_golden_file() {
         Duration::from_millis(120),
     );
 
-    let exposition = metrics::Exposition {
+    let exposition = Arc::new(metrics::Exposition::new(
         registry,
-        snapshots: rx,
+        rx,
         clock,
-        tag_labels: ["env", "cost-center"]
+        ["env", "cost-center"]
             .iter()
             .map(|k| TagLabel {
                 key: k.to_string(),
                 label: tag_label_name(k),
             })
             .collect(),
-    };
+    ));
     let body = exposition.render().unwrap();
+    // What a scrape receives, streamed, plain or gzip (twice: the second
+    // from cached members), is the very same text.
+    for gzip in [false, true, true] {
+        let streamed = collect(exposition.stream(gzip).await.unwrap()).await;
+        let text = if gzip {
+            let mut text = String::new();
+            std::io::Read::read_to_string(
+                &mut flate2::read::MultiGzDecoder::new(&streamed[..]),
+                &mut text,
+            )
+            .unwrap();
+            text
+        } else {
+            String::from_utf8(streamed).unwrap()
+        };
+        assert!(text == body, "the streamed body (gzip: {gzip}) differs");
+    }
     let revision = option_env!("GIT_REVISION").unwrap_or("unknown");
     let normalised = body
         .replace(

@@ -1,0 +1,274 @@
+//! A scrape's body, written while it is sent: the exposition is rendered on
+//! a blocking thread into chunks that go out as they fill, so that ten
+//! concurrent scrapes of a large fleet hold a few chunks each, not ten
+//! whole bodies. With gzip, each block of the exposition becomes a gzip
+//! member of its own (a gzip stream may hold several, and every Prometheus
+//! version reads them), and the member made of a block is kept: a block
+//! whose bytes did not change since the last scrape is not compressed again.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use flate2::{Compress, Compression, Crc, FlushCompress, Status};
+use tokio::sync::mpsc;
+
+use crate::exposition::Sink;
+
+/// Bytes per chunk handed to the connection.
+const CHUNK: usize = 64 * 1024;
+
+/// Chunks waiting for the connection, per scrape.
+pub const CHUNKS_IN_FLIGHT: usize = 2;
+
+/// A scraper that takes no chunk for this long is given up on: the render
+/// stops and its thread is free again (the scrape ends short).
+const STALLED_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Fills chunks and hands them over, waiting while the connection is
+/// behind (at most `CHUNKS_IN_FLIGHT` wait). A scraper that went away
+/// ends the writing: what follows is dropped.
+pub struct ChunkSink {
+    buf: Vec<u8>,
+    tx: mpsc::Sender<Bytes>,
+    gone: bool,
+}
+
+impl ChunkSink {
+    pub fn new(tx: mpsc::Sender<Bytes>) -> Self {
+        ChunkSink {
+            buf: Vec::with_capacity(CHUNK + 4096),
+            tx,
+            gone: false,
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        if self.gone {
+            return;
+        }
+        self.buf.extend_from_slice(bytes);
+        if self.buf.len() >= CHUNK {
+            self.send();
+        }
+    }
+
+    fn send(&mut self) {
+        if self.buf.is_empty() || self.gone {
+            return;
+        }
+        // Handed over as is (no copy); the next chunk gets a fresh buffer.
+        let full = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK + 4096));
+        let chunk = Bytes::from(full);
+        // Called on a blocking thread, never on an async worker.
+        let sent = match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => runtime
+                .block_on(tokio::time::timeout(STALLED_AFTER, self.tx.send(chunk)))
+                .is_ok_and(|sent| sent.is_ok()),
+            Err(_) => self.tx.blocking_send(chunk).is_ok(),
+        };
+        if !sent {
+            self.gone = true;
+        }
+    }
+
+    /// Sends what is left; the body ends when the sink is dropped.
+    pub fn finish(mut self) {
+        self.send();
+    }
+}
+
+impl Sink for ChunkSink {
+    fn push(&mut self, text: &str) {
+        self.write(text.as_bytes());
+    }
+}
+
+/// Gzip members made of blocks, by the blocks' content (a 128-bit hash),
+/// shared by every gzip scrape. Members no scrape used in the last two
+/// renders are dropped, so the cache holds about one compressed body.
+#[derive(Default)]
+pub struct MemberCache {
+    members: Mutex<HashMap<u128, (Bytes, u64)>>,
+    renders: AtomicU64,
+}
+
+impl MemberCache {
+    fn get_or_compress(&self, block: &[u8], render: u64, deflate: &mut Deflate) -> Bytes {
+        let hash = xxhash_rust::xxh3::xxh3_128(block);
+        if let Some((member, used)) = self.lock().get_mut(&hash) {
+            *used = render;
+            return member.clone();
+        }
+        let member = Bytes::from(deflate.member(block));
+        self.lock().insert(hash, (member.clone(), render));
+        member
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u128, (Bytes, u64)>> {
+        self.members.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Members cached now (tests).
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Writes the exposition as gzip members, one per block.
+pub struct GzipSink<'c> {
+    block: Vec<u8>,
+    out: ChunkSink,
+    cache: &'c MemberCache,
+    render: u64,
+    deflate: Deflate,
+}
+
+impl<'c> GzipSink<'c> {
+    pub fn new(out: ChunkSink, cache: &'c MemberCache) -> Self {
+        let render = cache.renders.fetch_add(1, Ordering::Relaxed) + 1;
+        GzipSink {
+            block: Vec::with_capacity(CHUNK),
+            out,
+            cache,
+            render,
+            deflate: Deflate::new(),
+        }
+    }
+
+    pub fn finish(mut self) {
+        self.boundary();
+        self.cache
+            .lock()
+            .retain(|_, (_, used)| *used + 1 >= self.render);
+        self.out.finish();
+    }
+}
+
+impl Sink for GzipSink<'_> {
+    fn push(&mut self, text: &str) {
+        self.block.extend_from_slice(text.as_bytes());
+    }
+
+    fn boundary(&mut self) {
+        if self.block.is_empty() || self.out.gone {
+            self.block.clear();
+            return;
+        }
+        let member = self
+            .cache
+            .get_or_compress(&self.block, self.render, &mut self.deflate);
+        self.block.clear();
+        self.out.write(&member);
+    }
+}
+
+/// One deflate compressor, reset for each member (its tables are large:
+/// allocating one per member would cost more than the compression).
+pub struct Deflate(Compress);
+
+impl Default for Deflate {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Deflate {
+    pub fn new() -> Self {
+        // Level 1: the exposition is repetitive text; higher levels cost
+        // far more time for a few percent.
+        Deflate(Compress::new(Compression::fast(), false))
+    }
+
+    /// A whole gzip member (RFC 1952) holding `data`.
+    pub fn member(&mut self, data: &[u8]) -> Vec<u8> {
+        // Header: magic, deflate, no flags, no mtime, no extra flags, OS unknown.
+        let mut out = Vec::with_capacity(data.len() / 4 + 64);
+        out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
+        self.0.reset();
+        let mut input = data;
+        loop {
+            if out.capacity() - out.len() < 1024 {
+                out.reserve(out.capacity().max(4096));
+            }
+            let before_in = self.0.total_in();
+            let status = self
+                .0
+                .compress_vec(input, &mut out, FlushCompress::Finish)
+                .unwrap_or(Status::StreamEnd);
+            let consumed = (self.0.total_in() - before_in) as usize;
+            input = &input[consumed..];
+            if status == Status::StreamEnd {
+                break;
+            }
+        }
+        let mut crc = Crc::new();
+        crc.update(data);
+        out.extend_from_slice(&crc.sum().to_le_bytes());
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn gunzip_all(data: &[u8]) -> String {
+        let mut out = String::new();
+        flate2::read::MultiGzDecoder::new(data)
+            .read_to_string(&mut out)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn members_are_valid_gzip_and_concatenate() {
+        let mut deflate = Deflate::new();
+        let big = "aliyun_backup_x{a=\"b\"} 1\n".repeat(20_000);
+        let mut stream = deflate.member(b"hello ");
+        stream.extend(deflate.member(big.as_bytes()));
+        stream.extend(deflate.member(b""));
+        assert_eq!(gunzip_all(&stream), format!("hello {big}"));
+        assert!(stream.len() * 20 < big.len(), "{}", stream.len());
+    }
+
+    fn render(cache: &MemberCache, blocks: &[&str]) -> Vec<u8> {
+        let (tx, mut rx) = mpsc::channel(1024);
+        let mut sink = GzipSink::new(ChunkSink::new(tx), cache);
+        for block in blocks {
+            sink.push(block);
+            sink.boundary();
+        }
+        sink.finish();
+        let mut body = Vec::new();
+        while let Ok(chunk) = rx.try_recv() {
+            body.extend_from_slice(&chunk);
+        }
+        body
+    }
+
+    #[test]
+    fn unchanged_blocks_reuse_their_member_and_stale_ones_go() {
+        let cache = MemberCache::default();
+        let first = render(&cache, &["a 1\n", "b 2\n", "c 3\n"]);
+        assert_eq!(gunzip_all(&first), "a 1\nb 2\nc 3\n");
+        assert_eq!(cache.len(), 3);
+        // One block changed: one more member; the unchanged ones are the
+        // very same bytes.
+        let second = render(&cache, &["a 1\n", "b 9\n", "c 3\n"]);
+        assert_eq!(gunzip_all(&second), "a 1\nb 9\nc 3\n");
+        assert_eq!(cache.len(), 4);
+        assert_eq!(&second[..20], &first[..20]);
+        // Members unused for two renders are dropped.
+        render(&cache, &["a 1\n"]);
+        render(&cache, &["a 1\n"]);
+        assert_eq!(cache.len(), 1);
+    }
+}
