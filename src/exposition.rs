@@ -6,6 +6,8 @@
 //! Each family is cut into blocks of `BLOCK` instances, so that a sink can
 //! reuse what it made of a block that did not change (the gzip members).
 
+use std::ops::Range;
+
 use chrono::{DateTime, Utc};
 
 use crate::config::TagLabel;
@@ -28,40 +30,6 @@ pub trait Sink {
 impl Sink for String {
     fn push(&mut self, text: &str) {
         self.push_str(text);
-    }
-}
-
-/// Label text in the exposition's format, rendered on first use and kept
-/// with the immutable part of the snapshot it was made of (a target, a
-/// view): the same labels are not escaped and copied together again at
-/// every scrape. Derived data: it never takes part in comparisons.
-#[derive(Default)]
-pub struct LabelCache(std::sync::OnceLock<Box<[Box<str>]>>);
-
-impl LabelCache {
-    fn get_or_init(&self, render: impl FnOnce() -> Vec<Box<str>>) -> &[Box<str>] {
-        self.0.get_or_init(|| render().into_boxed_slice())
-    }
-}
-
-impl Clone for LabelCache {
-    /// A copy renders its own (values are cloned only to be changed).
-    fn clone(&self) -> Self {
-        LabelCache::default()
-    }
-}
-
-impl PartialEq for LabelCache {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for LabelCache {}
-
-impl std::fmt::Debug for LabelCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("LabelCache")
     }
 }
 
@@ -90,15 +58,24 @@ const FAMILIES: &[(&str, &str)] = &[
     ("targets", "Instances this replica polls, by account and region; instances in Creating are not counted."),
 ];
 
-/// One watched instance: its key, its facts once polled, what discovery
-/// says of it, the backup call in use, and its label text: the common
-/// labels (`{product="…",region_id="…",instance_id="…"`), then what
-/// `instance_info` adds before `backup_api`, and its tags after.
-struct Watched<'s> {
+/// One watched instance, as a scrape sees it: its facts once polled, what
+/// discovery says of it, the backup call in use, where its common labels
+/// (`{product="…",region_id="…",instance_id="…"`) are in the scrape's
+/// label text, and which of the scrape's nodes are its.
+struct Row<'s> {
+    key: &'s InstanceKey,
     view: Option<&'s InstanceView>,
     info: Option<&'s InstanceInfo>,
     api: BackupApi,
-    labels: &'s [Box<str>],
+    labels: Range<usize>,
+    nodes: Range<usize>,
+}
+
+/// One node of a polled instance: where its labels (the instance's and its
+/// `node_id`) are in the label text, and its facts.
+struct NodeRow<'s> {
+    labels: Range<usize>,
+    node: &'s NodeSummary,
 }
 
 /// Writes the snapshot's gauges. Families without samples are left out.
@@ -108,31 +85,49 @@ pub fn write_snapshot(
     now: DateTime<Utc>,
     tag_labels: &[TagLabel],
 ) {
-    // Walked again for each family rather than collected: a scrape then
-    // holds no per-instance memory of its own, whatever the fleet's size.
-    let watched = || walk(snapshot, tag_labels);
-    // Per polled instance: its labels, its facts, and its nodes' labels
-    // (the instance's and its `node_id`), shared by the per-node families.
-    let polled = || {
-        watched().filter_map(|w| {
-            let view = w.view?;
-            let prefix = &w.labels[0];
-            let nodes = view.labels.get_or_init(|| {
-                view.summary
-                    .iter()
-                    .flat_map(|s| s.nodes.keys())
-                    .map(|node_id| {
-                        let mut text = prefix.to_string();
-                        Writer::new(&mut text)
-                            .continue_labels()
-                            .label("node_id", node_id);
-                        text.into_boxed_str()
-                    })
-                    .collect()
-            });
-            Some((&**prefix, view, nodes))
+    // The instances and nodes with their label text, once per scrape, side
+    // by side in memory: every family walks them again, and chasing the
+    // snapshot's pointers twenty times would cost more than the writing.
+    let mut text = String::with_capacity(snapshot.targets.targets.len() * 200);
+    let mut nodes: Vec<NodeRow> = Vec::with_capacity(snapshot.instances.len() * 2);
+    let rows: Vec<Row> = walk(snapshot)
+        .map(|(key, view, info, api)| {
+            let start = text.len();
+            let mut w = Writer::new(&mut text);
+            w.label("product", key.product);
+            w.label("region_id", &key.region_id);
+            w.label("instance_id", &key.instance_id);
+            let labels = start..text.len();
+            let first = nodes.len();
+            for (node_id, node) in view
+                .iter()
+                .flat_map(|v| v.summary.iter())
+                .flat_map(|s| s.nodes.iter())
+            {
+                let start = text.len();
+                text.extend_from_within(labels.clone());
+                Writer::new(&mut text)
+                    .continue_labels()
+                    .label("node_id", node_id);
+                nodes.push(NodeRow {
+                    labels: start..text.len(),
+                    node,
+                });
+            }
+            Row {
+                key,
+                view,
+                info,
+                api,
+                labels,
+                nodes: first..nodes.len(),
+            }
         })
-    };
+        .collect();
+    let polled: Vec<(&str, &InstanceView, &[NodeRow])> = rows
+        .iter()
+        .filter_map(|r| Some((&text[r.labels.clone()], r.view?, &nodes[r.nodes.clone()])))
+        .collect();
     let mut w = Writer::new(out);
     let seconds = |t: DateTime<Utc>| t.timestamp_millis() as f64 / 1000.0;
     let millis = |d: chrono::TimeDelta| d.num_milliseconds() as f64 / 1000.0;
@@ -143,11 +138,10 @@ pub fn write_snapshot(
          name: &str,
          value: &dyn for<'n> Fn(&'n NodeSummary) -> Option<Sample<'n>>| {
             w.family(name);
-            for (_, view, node_labels) in polled() {
-                let nodes = view.summary.iter().flat_map(|s| s.nodes.values());
-                for (labels, node) in node_labels.iter().zip(nodes) {
-                    if let Some(sample) = value(node) {
-                        w.start_with(name, labels);
+            for (_, _, of_instance) in &polled {
+                for row in *of_instance {
+                    if let Some(sample) = value(row.node) {
+                        w.start_with(name, &text[row.labels.clone()]);
                         for (k, v) in sample.extra {
                             w.label(k, v);
                         }
@@ -201,7 +195,7 @@ pub fn write_snapshot(
     });
 
     w.family("backups");
-    for (labels, view, _) in polled() {
+    for (labels, view, _) in &polled {
         if let Some(summary) = &view.summary {
             for (status, count) in summary.counts.iter() {
                 w.start_with("backups", labels);
@@ -219,7 +213,7 @@ pub fn write_snapshot(
          name: &str,
          value: &dyn for<'v> Fn(&'v InstanceView) -> Option<Sample<'v>>| {
             w.family(name);
-            for (labels, view, _) in polled() {
+            for (labels, view, _) in &polled {
                 if let Some(sample) = value(view) {
                     w.start_with(name, labels);
                     for (k, v) in sample.extra {
@@ -239,7 +233,7 @@ pub fn write_snapshot(
     });
     let mut days = String::new();
     w.family("policy_info");
-    for (labels, view, _) in polled() {
+    for (labels, view, _) in &polled {
         if let Some(policy) = &view.policy {
             days.clear();
             days.push_str(&policy.days.label());
@@ -287,21 +281,34 @@ pub fn write_snapshot(
 
     // What discovery knows: every watched instance with its info, polled or not.
     w.family("instance_info");
-    for watched in watched() {
-        if watched.info.is_some() {
-            w.start_with("instance_info", &watched.labels[0]);
-            w.out.push(&watched.labels[1]);
-            w.label("backup_api", watched.api.label());
-            w.out.push(&watched.labels[2]);
+    for row in &rows {
+        if let Some(info) = row.info {
+            w.start_with("instance_info", &text[row.labels.clone()]);
+            w.label("account", &row.key.account);
+            w.label("instance_name", &info.name);
+            w.label("zone_id", &info.zone_id);
+            w.label("engine_version", &info.engine_version);
+            w.label("architecture", &info.architecture);
+            w.label("instance_class", &info.instance_class);
+            w.label("status", &info.status);
+            w.label("backup_api", row.api.label());
+            for tag in tag_labels {
+                if let Some((_, value)) = info.tags.iter().find(|(k, _)| *k == tag.key) {
+                    w.label(&tag.label, value);
+                }
+            }
             w.end(1.0);
         }
         w.instance_done();
     }
     w.family_done();
     w.family("instance_created_timestamp_seconds");
-    for watched in watched() {
-        if let Some(created) = watched.info.and_then(|i| i.created) {
-            w.start_with("instance_created_timestamp_seconds", &watched.labels[0]);
+    for row in &rows {
+        if let Some(created) = row.info.and_then(|i| i.created) {
+            w.start_with(
+                "instance_created_timestamp_seconds",
+                &text[row.labels.clone()],
+            );
             w.end(seconds(created));
         }
         w.instance_done();
@@ -341,13 +348,20 @@ pub fn write_snapshot(
     w.family_done();
 }
 
-/// Every watched instance that has series, in key order. Both maps are
-/// sorted by key, and views exist only for targets: one walk pairs them,
-/// without a lookup per instance.
-fn walk<'s>(
-    snapshot: &'s Snapshot,
-    tag_labels: &'s [TagLabel],
-) -> impl Iterator<Item = Watched<'s>> {
+/// Every watched instance that has series, in key order, with its view,
+/// its info and the backup call in use. Both maps are sorted by key, and
+/// views exist only for targets: one walk pairs them, without a lookup per
+/// instance.
+fn walk(
+    snapshot: &Snapshot,
+) -> impl Iterator<
+    Item = (
+        &InstanceKey,
+        Option<&InstanceView>,
+        Option<&InstanceInfo>,
+        BackupApi,
+    ),
+> {
     let mut views = snapshot.instances.iter().peekable();
     snapshot
         .targets
@@ -359,50 +373,8 @@ fn walk<'s>(
             let info = target.info.as_deref();
             // The call in use: the poller's (it may have switched), else the plan.
             let api = view.map_or(target.backup_api, |v| v.backup_api);
-            (view.is_some() || info.is_some()).then(|| Watched {
-                view,
-                info,
-                api,
-                labels: target
-                    .labels
-                    .get_or_init(|| target_labels(key, info, tag_labels)),
-            })
+            (view.is_some() || info.is_some()).then_some((key, view, info, api))
         })
-}
-
-/// A target's label text: its common labels, what `instance_info` says
-/// before `backup_api` (which may change without the target), and its tags.
-fn target_labels(
-    key: &InstanceKey,
-    info: Option<&InstanceInfo>,
-    tags: &[TagLabel],
-) -> Vec<Box<str>> {
-    let mut common = String::with_capacity(96);
-    let mut w = Writer::new(&mut common);
-    w.label("product", key.product);
-    w.label("region_id", &key.region_id);
-    w.label("instance_id", &key.instance_id);
-    let mut before = String::new();
-    let mut after = String::new();
-    if let Some(info) = info {
-        let mut w = Writer::new(&mut before);
-        w.continue_labels();
-        w.label("account", &key.account);
-        w.label("instance_name", &info.name);
-        w.label("zone_id", &info.zone_id);
-        w.label("engine_version", &info.engine_version);
-        w.label("architecture", &info.architecture);
-        w.label("instance_class", &info.instance_class);
-        w.label("status", &info.status);
-        let mut w = Writer::new(&mut after);
-        w.continue_labels();
-        for tag in tags {
-            if let Some((_, value)) = info.tags.iter().find(|(k, _)| *k == tag.key) {
-                w.label(&tag.label, value);
-            }
-        }
-    }
-    vec![common.into(), before.into(), after.into()]
 }
 
 /// One sample's own labels and value.
@@ -468,6 +440,8 @@ struct Writer<'o, S: Sink> {
     in_block: usize,
     number: String,
     numbers: Numbers,
+    /// `aliyun_backup_` and the current family's name.
+    name: String,
 }
 
 /// Scratch space of the fast number formatters.
@@ -515,12 +489,16 @@ impl<'o, S: Sink> Writer<'o, S> {
             in_block: 0,
             number: String::with_capacity(32),
             numbers: Numbers::default(),
+            name: String::with_capacity(64),
         }
     }
 
     fn family(&mut self, name: &str) {
         self.pending = FAMILIES.iter().find(|(n, _)| *n == name).map(|(n, _)| *n);
         self.in_block = 0;
+        self.name.clear();
+        self.name.push_str(NS);
+        self.name.push_str(name);
     }
 
     fn start(&mut self, name: &str) {
@@ -543,8 +521,13 @@ impl<'o, S: Sink> Writer<'o, S> {
                 self.out.push(part);
             }
         }
-        self.out.push(NS);
-        self.out.push(name);
+        // The family's full name, written once per sample in one piece.
+        if self.name.len() == NS.len() + name.len() && self.name.ends_with(name) {
+            self.out.push(&self.name);
+        } else {
+            self.out.push(NS);
+            self.out.push(name);
+        }
         self.bare = true;
     }
 

@@ -56,12 +56,15 @@ impl Weekdays {
     /// The longest gap between two consecutive scheduled days, going round
     /// the week (Thursday to Monday is four days). `None` without any day.
     pub fn max_interval(self) -> Option<Duration> {
-        let days: Vec<u64> = (0..7).filter(|bit| self.0 & (1 << bit) != 0).collect();
-        let first = *days.first()?;
-        let gaps = days.windows(2).map(|w| w[1] - w[0]);
+        let mut days = (0..7u64).filter(|bit| self.0 & (1 << bit) != 0);
+        let first = days.next()?;
+        let (mut last, mut longest) = (first, 0);
+        for day in days {
+            longest = longest.max(day - last);
+            last = day;
+        }
         // From the last day of the week round to the first of the next.
-        let wrap = first + 7 - days[days.len() - 1];
-        let longest = gaps.chain([wrap]).max().unwrap_or(7);
+        longest = longest.max(first + 7 - last);
         Some(Duration::from_secs(longest * DAY))
     }
 }

@@ -567,7 +567,6 @@ fn apply(
                 policy,
                 expected_max_age,
                 expected_source,
-                labels: Default::default(),
             }
         }
         Err(error) => {
@@ -590,7 +589,6 @@ fn apply(
                 policy,
                 expected_max_age,
                 expected_source,
-                labels: Default::default(),
             }
         }
     }

@@ -16,8 +16,9 @@ use tokio::sync::mpsc;
 
 use crate::exposition::Sink;
 
-/// Bytes per chunk handed to the connection.
-const CHUNK: usize = 64 * 1024;
+/// Bytes per chunk handed to the connection: each handover wakes two
+/// threads, so not too small (a 25 MiB body is 100 handovers).
+const CHUNK: usize = 256 * 1024;
 
 /// Chunks waiting for the connection, per scrape.
 pub const CHUNKS_IN_FLIGHT: usize = 2;
@@ -44,6 +45,7 @@ impl ChunkSink {
         }
     }
 
+    #[inline]
     fn write(&mut self, bytes: &[u8]) {
         if self.gone {
             return;
@@ -80,6 +82,7 @@ impl ChunkSink {
 }
 
 impl Sink for ChunkSink {
+    #[inline]
     fn push(&mut self, text: &str) {
         self.write(text.as_bytes());
     }

@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::exposition::LabelCache;
 use crate::model::{Backup, BackupApi, BackupStatus};
 use crate::policy::{BackupPolicy, ExpectationSource};
 use crate::targets::{InstanceKey, TargetSet};
@@ -193,8 +192,6 @@ pub struct InstanceView {
     /// Above this age its newest successful backup is overdue.
     pub expected_max_age: std::time::Duration,
     pub expected_source: ExpectationSource,
-    /// Its nodes' label text, made at its first scrape.
-    pub labels: LabelCache,
 }
 
 /// Everything `/metrics`, `/readyz` and `/` show, swapped whole.

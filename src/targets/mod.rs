@@ -23,7 +23,6 @@ use chrono::{DateTime, Utc};
 
 use crate::aliyun::{endpoint, RpcClient};
 use crate::config::{AccountConfig, Regions};
-use crate::exposition::LabelCache;
 use crate::model::{BackupApi, InstanceInfo};
 use crate::products::kvstore::RegionInfo;
 use crate::products::REDIS;
@@ -212,8 +211,6 @@ pub struct Target {
     /// The call that lists its backups: the config file's override, else
     /// what DescribeInstances says of it, else DescribeBackups.
     pub backup_api: BackupApi,
-    /// Its label text, made at its first scrape.
-    pub labels: LabelCache,
 }
 
 /// Everything this replica watches, swapped whole.
@@ -325,7 +322,6 @@ pub fn assemble(accounts: &[(Arc<Account>, Arc<AccountState>)], shard: Shard) ->
                 polled,
                 client: account.client_for(region, host_of(region).as_deref()),
                 backup_api,
-                labels: LabelCache::default(),
             };
             set.targets.insert(key, target);
         };

@@ -78,7 +78,6 @@ fn fixed_targets() -> TargetSet {
         info,
         polled,
         client: client.clone(),
-        labels: Default::default(),
     };
     let mut targets = BTreeMap::new();
     targets.insert(
@@ -173,7 +172,6 @@ fn fixed_snapshot() -> Snapshot {
             })),
             expected_max_age: Duration::from_secs(4 * 86400 + 4 * 3600),
             expected_source: ExpectationSource::Policy,
-            labels: Default::default(),
         }),
     );
     instances.insert(
@@ -199,7 +197,6 @@ fn fixed_snapshot() -> Snapshot {
             })),
             expected_max_age: Duration::from_secs(36 * 3600),
             expected_source: ExpectationSource::Default,
-            labels: Default::default(),
         }),
     );
     instances.insert(
@@ -213,7 +210,6 @@ fn fixed_snapshot() -> Snapshot {
             policy: None,
             expected_max_age: Duration::from_secs(36 * 3600),
             expected_source: ExpectationSource::Default,
-            labels: Default::default(),
         }),
     );
     Snapshot {
