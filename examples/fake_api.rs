@@ -5,6 +5,8 @@
 //!     cargo run --release --example fake_api -- --instances 1000
 //!     cargo run --release --example fake_api -- --instances 5000 \
 //!         --regions cn-hangzhou,cn-shanghai --latency 50ms
+//!     cargo run --release --example fake_api -- --instances 10000 \
+//!         --cluster-every 10 --latency 50ms --request-log /tmp/requests.log
 //!
 //! It prints `listening on http://ADDR` once it accepts requests, and runs
 //! until interrupted.
@@ -37,15 +39,25 @@ struct Args {
     #[arg(long)]
     demo: bool,
     /// Serve this many instances `r-bench-0000`… with a week of daily
-    /// backups; every 50th is a classic cluster with two shard nodes.
+    /// backups; every `--cluster-every`th is a classic cluster with two
+    /// shard nodes.
     #[arg(long, default_value_t = 0)]
     instances: usize,
+    /// Every Kth generated instance (the first, the K+1th…) is a two-shard
+    /// classic cluster; 0 for none.
+    #[arg(long, value_name = "K", default_value_t = 50)]
+    cluster_every: usize,
     /// Regions the generated instances are spread over, round-robin.
     #[arg(long, value_delimiter = ',', default_value = "cn-hangzhou")]
     regions: Vec<String>,
     /// Every answer waits this long first, e.g. `50ms`.
     #[arg(long, value_parser = humantime::parse_duration)]
     latency: Option<Duration>,
+    /// Write to FILE (truncated first) one line per request, as it arrives:
+    /// monotonic seconds since the fake started, with microseconds, and the
+    /// action, e.g. `12.345678 DescribeBackups`.
+    #[arg(long, value_name = "FILE")]
+    request_log: Option<std::path::PathBuf>,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -63,6 +75,11 @@ async fn main() -> std::io::Result<()> {
     let fake = FakeApi::start_on(args.listen, keys, clock::system()).await?;
     if let Some(latency) = args.latency {
         fake.set_latency(latency);
+    }
+    if let Some(path) = &args.request_log {
+        let file = std::fs::File::create(path)?;
+        // A line at a time: the benchmark stops the fake with a signal.
+        fake.log_requests(Box::new(std::io::LineWriter::new(file)));
     }
     let now = Utc::now();
     if args.demo {
@@ -83,7 +100,7 @@ async fn main() -> std::io::Result<()> {
     };
     for i in 0..args.instances {
         let id = format!("r-bench-{i:04}");
-        let cluster = i % 50 == 0;
+        let cluster = args.cluster_every > 0 && i % args.cluster_every == 0;
         let nodes: Vec<String> = if cluster {
             vec![format!("{id}-db-0"), format!("{id}-db-1")]
         } else {

@@ -22,9 +22,10 @@ pub mod scenario;
 mod sts;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use http_body_util::BodyExt;
@@ -101,6 +102,8 @@ struct State {
     /// The most recent requests, for tests (bounded for long demo runs).
     received: VecDeque<Received>,
     next_request_id: u64,
+    /// Where every request's arrival is written, from when it was set.
+    request_log: Option<(Instant, Box<dyn Write + Send>)>,
 }
 
 impl State {
@@ -262,6 +265,14 @@ impl FakeApi {
     /// Every answer, of any action, waits this long first (benchmarks).
     pub fn set_latency(&self, latency: Duration) {
         self.shared.lock().latency = latency;
+    }
+
+    /// From now on, writes one line per request as it arrives (before the
+    /// injected latency): seconds since this call on the monotonic clock,
+    /// with microseconds, then the action, e.g. `12.345678 DescribeBackups`
+    /// (the benchmark's burst check). Write errors are ignored.
+    pub fn log_requests(&self, sink: Box<dyn Write + Send>) {
+        self.shared.lock().request_log = Some((Instant::now(), sink));
     }
 
     /// AssumeRole requests received so far, answered or refused.
@@ -448,6 +459,10 @@ async fn handle(shared: Arc<Shared>, req: Request) -> Response {
         state.next_request_id += 1;
         if action == "AssumeRole" {
             state.assume_role_calls += 1;
+        }
+        if let Some((since, sink)) = &mut state.request_log {
+            let at = since.elapsed().as_secs_f64();
+            let _ = writeln!(sink, "{at:.6} {action}");
         }
         let id = format!(
             "FAKE{:08X}-0000-4000-8000-{:012X}",
