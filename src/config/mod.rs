@@ -243,6 +243,19 @@ impl Config {
         })?;
 
         let telemetry_path = cli.telemetry_path.trim().to_string();
+        // A path a request can reach: no query, fragment, space or other
+        // character a client would encode (it would never match).
+        let reachable = telemetry_path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~/".contains(&b));
+        if !reachable {
+            return Err(bad(
+                "web.telemetry-path",
+                format!(
+                    "{telemetry_path:?} cannot be requested: use letters, digits and - . _ ~ / only (no query, fragment or space)"
+                ),
+            ));
+        }
         if !telemetry_path.starts_with('/')
             || ["/", "/healthz", "/readyz", "/-/reload"].contains(&telemetry_path.as_str())
         {
@@ -716,21 +729,21 @@ pub fn parse_endpoint(flag: &str, raw: &str) -> Result<String, ConfigError> {
 }
 
 /// Like `parse_endpoint`, with the bare message (for the config file).
+/// The value may hold credentials (`user:password@`, `?token=`), in any
+/// spelling, valid or not: an error never shows the value itself, only the
+/// scheme, host and port of one that parsed.
 pub fn check_endpoint(raw: &str) -> Result<String, String> {
-    // The value may hold credentials (user:password@, ?token=): the error
-    // shows only what comes before them.
-    let shown: String = raw
-        .split(['?', '#'])
-        .next()
-        .unwrap_or_default()
-        .rsplit('@')
-        .next()
-        .unwrap_or_default()
-        .chars()
-        .take(100)
-        .collect();
+    let url = url::Url::parse(raw.trim()).map_err(|e| {
+        format!(
+            "is not an http:// or https:// URL ({e}); the value is not shown, it may hold a secret"
+        )
+    })?;
+    let shown = match (url.host_str(), url.port()) {
+        (Some(host), Some(port)) => format!("{}://{host}:{port}", url.scheme()),
+        (Some(host), None) => format!("{}://{host}", url.scheme()),
+        (None, _) => format!("{}:", url.scheme()),
+    };
     let invalid = |why: &str| format!("{shown:?} {why}");
-    let url = url::Url::parse(raw.trim()).map_err(|e| invalid(&format!("is not a URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(invalid("must be an http:// or https:// URL with a host"));
     }
@@ -815,6 +828,40 @@ mod tests {
         );
         assert_eq!(c.credentials.pin, Pin::Auto);
         assert_eq!(c.credentials.metadata_endpoint, "http://100.100.100.200");
+    }
+
+    #[test]
+    fn an_endpoint_error_never_shows_a_secret() {
+        // Passwords and tokens with the characters that cut URLs short.
+        for raw in [
+            "http://us3r:pa#55word@proxy.example.com:8080/",
+            "http://us3r:pa?55word@proxy.example.com:8080/",
+            "http://us3r:pa55word@proxy.example.com:8080/?token=t0ken#fr4g",
+            "http://[bad:pa55word@host/",
+            "pa55word",
+            "http://proxy.example.com:8080/x?pa55word",
+        ] {
+            let flag = format!("--aliyun.endpoint={raw}");
+            let err = parse(
+                &[
+                    "--redis.instance-id=r-1",
+                    "--aliyun.region=cn-hangzhou",
+                    &flag,
+                ],
+                &[],
+            )
+            .unwrap_err()
+            .to_string();
+            for secret in ["55word", "t0ken", "fr4g", "us3r"] {
+                assert!(!err.contains(secret), "{raw}: {err}");
+            }
+            assert!(err.contains("--aliyun.endpoint"), "{err}");
+        }
+        let err = check_endpoint("http://u:p@proxy.example.com:8080/").unwrap_err();
+        assert!(
+            err.starts_with("\"http://proxy.example.com:8080\" must not"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -906,6 +953,13 @@ mod tests {
             (&["--web.listen-address=nowhere"], "--web.listen-address"),
             (&["--web.telemetry-path=metrics"], "--web.telemetry-path"),
             (&["--web.telemetry-path=/-/reload"], "--web.telemetry-path"),
+            (&["--web.telemetry-path=/a b"], "--web.telemetry-path"),
+            (
+                &["--web.telemetry-path=/metrics?x=1"],
+                "--web.telemetry-path",
+            ),
+            (&["--web.telemetry-path=/metrics#x"], "--web.telemetry-path"),
+            (&["--web.telemetry-path=/métriques"], "--web.telemetry-path"),
             (&["--aliyun.endpoint=ftp://x"], "--aliyun.endpoint"),
             (&["--aliyun.endpoint=http://h/?a=b"], "--aliyun.endpoint"),
             (
