@@ -32,7 +32,7 @@ impl Weekdays {
             let bit = NAMES
                 .iter()
                 .position(|(short, long)| lower == *short || lower == *long)
-                .ok_or_else(|| format!("{word:?} is not a weekday"))?;
+                .ok_or_else(|| format!("{} is not a weekday", crate::aliyun::json::quoted(word)))?;
             days |= 1 << bit;
         }
         Ok(Weekdays(days))

@@ -119,3 +119,29 @@ mod tests {
         assert_eq!(parse_time("2019-13-14T05:28:50Z"), None);
     }
 }
+
+/// A value from an answer, quoted for an error or a log line: at most its
+/// first 40 characters, so that a huge field cannot make a huge line.
+pub fn quoted(raw: &str) -> String {
+    const SHOWN: usize = 40;
+    match raw.char_indices().nth(SHOWN) {
+        None => format!("{raw:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &raw[..cut], raw.len()),
+    }
+}
+
+#[cfg(test)]
+mod quoting {
+    use super::quoted;
+
+    #[test]
+    fn long_values_are_cut_short() {
+        assert_eq!(quoted("2019-13-01"), "\"2019-13-01\"");
+        let huge = "x".repeat(1 << 20);
+        let q = quoted(&huge);
+        assert!(q.len() < 80, "{q}");
+        assert!(q.ends_with(&format!("… ({} bytes)", 1 << 20)), "{q}");
+        // Cut on a character boundary.
+        assert!(quoted(&"é".repeat(100)).starts_with("\"éé"));
+    }
+}

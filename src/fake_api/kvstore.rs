@@ -122,6 +122,7 @@ pub(super) async fn describe_backups(
         backups.sort_by_key(|b| std::cmp::Reverse(b.start));
         (instance.cloud_native, backups, instance.quirky_types)
     });
+    let omit_total = shared.lock().omit_total_count;
     let (fault, (cloud_native, backups, quirky)) = match looked_up {
         Ok(found) => found,
         Err(answer) => return *answer,
@@ -148,7 +149,7 @@ pub(super) async fn describe_backups(
     } else {
         json!(total)
     };
-    let body = json!({
+    let mut body = json!({
         "RequestId": request_id,
         "PageNumber": page_number,
         "PageSize": page_size,
@@ -158,6 +159,11 @@ pub(super) async fn describe_backups(
         "FreeSize": 0,
         "Backups": { "Backup": items },
     });
+    if omit_total {
+        if let Some(o) = body.as_object_mut() {
+            o.remove("TotalCount");
+        }
+    }
     ok_json(&body, request_id)
 }
 
@@ -548,7 +554,7 @@ pub(super) fn describe_instances(
         Ok(filter) => filter,
         Err((code, message)) => return fail(400, code, &message, request_id),
     };
-    let (total, items) = {
+    let (total, items, omit_total) = {
         let state = shared.lock();
         // The map is ordered by id: a stable order across pages.
         let matching: Vec<_> = state
@@ -564,15 +570,20 @@ pub(super) fn describe_instances(
             .take(filter.page_size)
             .map(|(id, i)| scenario::render_instance(id, i))
             .collect();
-        (matching.len(), items)
+        (matching.len(), items, state.omit_total_count)
     };
-    let body = json!({
+    let mut body = json!({
         "RequestId": request_id,
         "PageNumber": filter.page_number,
         "PageSize": filter.page_size,
         "TotalCount": total,
         "Instances": { "KVStoreInstance": items },
     });
+    if omit_total {
+        if let Some(o) = body.as_object_mut() {
+            o.remove("TotalCount");
+        }
+    }
     ok_json(&body, request_id)
 }
 

@@ -91,6 +91,9 @@ struct State {
     queued_action_faults: HashMap<String, VecDeque<Fault>>,
     /// Waited before every answer.
     latency: Duration,
+    /// List answers (DescribeBackups, DescribeInstances) leave out
+    /// `TotalCount`, as some API versions and proxies do.
+    omit_total_count: bool,
     /// AssumeRole requests received, answered or refused.
     assume_role_calls: usize,
     /// Keys minted by AssumeRole so far (for unique IDs).
@@ -265,6 +268,11 @@ impl FakeApi {
     /// Every answer, of any action, waits this long first (benchmarks).
     pub fn set_latency(&self, latency: Duration) {
         self.shared.lock().latency = latency;
+    }
+
+    /// List answers leave out `TotalCount` from now on (or put it back).
+    pub fn omit_total_count(&self, omit: bool) {
+        self.shared.lock().omit_total_count = omit;
     }
 
     /// From now on, writes one line per request as it arrives (before the

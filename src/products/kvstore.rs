@@ -7,7 +7,9 @@ use serde_json::{Map, Value};
 use tokio::time::Instant;
 
 use crate::aliyun::endpoint;
-use crate::aliyun::json::{as_u64, count, decode_each, object, parse_time, text, wrapped_list};
+use crate::aliyun::json::{
+    as_u64, count, decode_each, object, parse_time, quoted, text, wrapped_list,
+};
 use crate::aliyun::{ApiError, RpcClient};
 use crate::model::{normalize_backup_type, normalize_word, Backup, BackupStatus, InstanceInfo};
 use crate::policy::{BackupPolicy, Weekdays};
@@ -51,8 +53,12 @@ pub async fn describe_backups(
         let page = answer.value;
         let got = page.backups.len();
         backups.extend(page.backups);
-        let total = page.total_count.unwrap_or(backups.len());
-        if got == 0 || backups.len() >= total {
+        // Without a total, go on while pages come back full.
+        let done = match page.total_count {
+            Some(total) => backups.len() >= total,
+            None => got < PAGE_SIZE,
+        };
+        if got == 0 || done {
             return Ok(backups);
         }
     }
@@ -133,10 +139,14 @@ fn decode_backup(item: &Map<String, Value>, instance_id: &str) -> Result<Backup,
     let status = text(item, "BackupStatus").ok_or("BackupStatus is missing")?;
     let status = BackupStatus::parse(&status);
     let start = text(item, "BackupStartTime").ok_or("BackupStartTime is missing")?;
-    let start = parse_time(&start).ok_or(format!("BackupStartTime {start:?} is not a time"))?;
+    let start = parse_time(&start)
+        .ok_or_else(|| format!("BackupStartTime {} is not a time", quoted(&start)))?;
     let end = match text(item, "BackupEndTime") {
         None => None,
-        Some(raw) => Some(parse_time(&raw).ok_or(format!("BackupEndTime {raw:?} is not a time"))?),
+        Some(raw) => Some(
+            parse_time(&raw)
+                .ok_or_else(|| format!("BackupEndTime {} is not a time", quoted(&raw)))?,
+        ),
     };
     if status == BackupStatus::Success && end.is_none() {
         return Err("a successful backup has no BackupEndTime".into());
@@ -353,7 +363,7 @@ fn time_field(
         None => Ok(fallback),
         Some(raw) => parse_time(&raw)
             .map(Some)
-            .ok_or(format!("{name} {raw:?} is not a time")),
+            .ok_or_else(|| format!("{name} {} is not a time", quoted(&raw))),
     }
 }
 
@@ -555,8 +565,12 @@ pub async fn describe_instances(
                 found.push(instance);
             }
         }
-        let total = page.total_count.unwrap_or(listed);
-        if got == 0 || listed >= total {
+        // Without a total, go on while pages come back full.
+        let done = match page.total_count {
+            Some(total) => listed >= total,
+            None => got < INSTANCE_PAGE_SIZE,
+        };
+        if got == 0 || done {
             return Ok(found);
         }
     }
@@ -608,7 +622,10 @@ fn decode_instance(
 ) -> Result<InstanceInfo, String> {
     let instance_id = text(item, "InstanceId").ok_or("InstanceId is missing")?;
     if !crate::config::is_valid_instance_id(&instance_id) {
-        return Err(format!("InstanceId {instance_id:?} is not an instance ID"));
+        return Err(format!(
+            "InstanceId {} is not an instance ID",
+            quoted(&instance_id)
+        ));
     }
     let region_id = text(item, "RegionId")
         .filter(|r| endpoint::is_valid_region(r))
@@ -696,6 +713,22 @@ pub fn decode_regions(body: &[u8]) -> Result<Vec<RegionInfo>, String> {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn a_huge_bad_value_makes_a_short_error() {
+        let huge = "9".repeat(1 << 20);
+        let body = format!(
+            r#"{{"TotalCount":1,"Backups":{{"Backup":[{{"BackupStatus":"Success","BackupStartTime":"{huge}","BackupEndTime":"2019-03-14T05:31:13Z"}}]}}}}"#
+        );
+        let err = decode_page(body.as_bytes(), "r-1").unwrap_err();
+        assert!(err.len() < 200, "{} bytes", err.len());
+        assert!(err.contains("BackupStartTime"), "{err}");
+        let cluster = format!(
+            r#"{{"ClusterBackups":[{{"ClusterBackupStatus":"OK","ClusterBackupStartTime":"{huge}"}}]}}"#
+        );
+        let err = decode_cluster_page(cluster.as_bytes(), "r-1").unwrap_err();
+        assert!(err.len() < 200, "{} bytes", err.len());
+    }
 
     #[test]
     fn window_is_in_whole_minutes_and_covers_now() {

@@ -91,6 +91,51 @@ async fn follows_every_page_of_a_long_window() {
 }
 
 #[tokio::test]
+async fn without_a_total_count_pages_are_followed_while_they_come_back_full() {
+    let fake = fake().await;
+    fake.omit_total_count(true);
+    // 250 backups: pages of 100, 100 and 50; then exactly 200: a third,
+    // empty page says the list is done.
+    // (Two nodes: a week holds 168 hourly backups of one.)
+    for (id, n, pages) in [("r-250", 250, vec![1, 2, 3]), ("r-200", 200, vec![1, 2, 3])] {
+        let mut backups = hourly_backups(id, n - 100);
+        backups.extend(hourly_backups(&format!("{id}-db-1"), 100));
+        fake.set_instance(id, FakeInstance::with_backups(backups));
+        let (client, _) = ClientBuilder::new(fake.endpoint()).build();
+        let backups = describe(&client, id).await.unwrap();
+        assert_eq!(backups.len(), n, "{id}");
+        let asked: Vec<usize> = fake
+            .received()
+            .iter()
+            .filter(|r| r.instance_id == id)
+            .map(|r| r.page_number)
+            .collect();
+        assert_eq!(asked, pages, "{id}");
+    }
+    // DescribeInstances likewise: 120 instances in pages of 50.
+    for i in 0..120 {
+        fake.set_instance(&format!("r-list-{i:03}"), FakeInstance::default());
+    }
+    let (client, _) = ClientBuilder::new(fake.endpoint()).build();
+    let query = kvstore::InstanceQuery {
+        region_id: "cn-hangzhou",
+        instance_ids: &[],
+        tags: &[],
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let listed = kvstore::describe_instances(&client, &query, deadline)
+        .await
+        .unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .filter(|i| i.instance_id.starts_with("r-list-"))
+            .count(),
+        120
+    );
+}
+
+#[tokio::test]
 async fn a_failing_page_fails_the_whole_call() {
     let fake = fake().await;
     fake.set_instance(
