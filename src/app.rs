@@ -41,7 +41,7 @@ pub enum StartError {
         account: String,
         error: CredentialsError,
     },
-    /// Anything else (a port in use, a loop that died): exit 1.
+    /// Anything else (a loop that died): exit 1.
     #[error("{0}")]
     Runtime(String),
 }
@@ -167,6 +167,19 @@ pub async fn start_with_env(
     let shard = resolve_shard(&config, &*env)?;
     live.exporter.set_shard(shard.index, shard.count);
     live.exporter.set_poll_interval(config.poll.interval);
+    // The port first: a busy one is a setting error before anything starts.
+    let listener = TcpListener::bind(config.listen_address)
+        .await
+        .map_err(|e| {
+            // A port in use or an address not on this host: the setting.
+            StartError::Config(bad(
+                "web.listen-address",
+                format!("cannot listen on {}: {e}", config.listen_address),
+            ))
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartError::Runtime(e.to_string()))?;
 
     let (accounts, fake_api) = if config.demo {
         let fake = demo::start_fake_api(clock.now())
@@ -210,18 +223,6 @@ pub async fn start_with_env(
     // The flags and the file (if any) were loaded: 1, as Prometheus says
     // of its own config; a failed reload turns it to 0.
     live.exporter.config_loaded(true, clock.now());
-
-    let listener = TcpListener::bind(config.listen_address)
-        .await
-        .map_err(|e| {
-            StartError::Runtime(format!(
-                "cannot listen on {} (--web.listen-address): {e}",
-                config.listen_address
-            ))
-        })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| StartError::Runtime(e.to_string()))?;
 
     let (stop_background, background_stopped) = watch::channel(false);
     let (publish_targets, targets) = watch::channel(Arc::new(TargetSet {

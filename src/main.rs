@@ -129,11 +129,12 @@ fn serve(config: Config) -> ExitCode {
     };
     match runtime.block_on(app::run(config, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
+        // A setting: one plain line, as for every other setting.
+        Err(e) if e.exit_code() == 2 => fail(&e),
+        // At run time the log is where operators look: said once, there.
         Err(e) => {
-            if e.exit_code() != 2 {
-                tracing::error!(error = %e, "exporter failed");
-            }
-            fail(&e)
+            tracing::error!(error = %e, "exporter failed");
+            ExitCode::from(e.exit_code())
         }
     }
 }

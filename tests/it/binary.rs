@@ -97,7 +97,16 @@ fn bad_configuration_exits_2_with_one_line_naming_the_setting() {
             "ALIYUN_BACKUP_EXPORTER_POLL_TIMEOUT",
         ),
     ];
-    for (args, env, named) in cases {
+    // A port already in use is a setting too: one line, exit 2.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_listen = format!("--web.listen-address={}", busy.local_addr().unwrap());
+    let busy_args = [
+        "--aliyun.region=cn-hangzhou",
+        "--redis.instance-id=r-1",
+        busy_listen.as_str(),
+    ];
+    let busy_case: (&[&str], Env, &str) = (&busy_args, CREDS, "--web.listen-address");
+    for (args, env, named) in cases.iter().chain([&busy_case]) {
         let out = exporter(args, env).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
