@@ -271,17 +271,35 @@ pub async fn start_exporter(config: Config, env: &[(String, String)]) -> Running
     .expect("exporter starts")
 }
 
+/// A config file in a fresh directory of its own, removed (directory
+/// and all) when the value is dropped.
+pub struct ConfigFile {
+    path: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for ConfigFile {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
+impl AsRef<std::path::Path> for ConfigFile {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
 /// `text` as `config.yml` in a fresh directory of its own.
-pub fn config_file(name: &str, text: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "abe-{}-{name}-{}",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("config.yml");
+pub fn config_file(name: &str, text: &str) -> ConfigFile {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("abe-{name}-"))
+        .tempdir()
+        .expect("a temporary directory");
+    let path = dir.path().join("config.yml");
     std::fs::write(&path, text).unwrap();
-    path
+    ConfigFile { path, _dir: dir }
 }
 
 /// GET `path` of a running exporter.
@@ -308,4 +326,13 @@ pub async fn wait_ready(running: &Running) {
         (get(running, "/readyz").await.status() == 200).then_some(())
     })
     .await;
+}
+
+#[test]
+fn config_files_leave_nothing_behind() {
+    let file = config_file("gone", "accounts: []\n");
+    let dir = file.parent().expect("a directory").to_path_buf();
+    assert_eq!(std::fs::read_to_string(&*file).unwrap(), "accounts: []\n");
+    drop(file);
+    assert!(!dir.exists(), "{} is left behind", dir.display());
 }
