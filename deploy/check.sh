@@ -47,9 +47,9 @@ missing=()
 command -v promtool >/dev/null || missing+=("promtool (apt-get install prometheus)")
 command -v prometheus >/dev/null || missing+=("prometheus (apt-get install prometheus)")
 command -v python3 >/dev/null || missing+=("python3")
-python3 -c 'import yaml' 2>/dev/null || missing+=("PyYAML (pip install pyyaml)")
+python3 -c 'import yaml' 2>/dev/null || missing+=("PyYAML (pip install -r requirements-ci.txt)")
 python3 -c 'import helm_python, kubernetes_validate' 2>/dev/null ||
-    missing+=("helm-python-sdk and kubernetes-validate (pip install helm-python-sdk kubernetes-validate; see .ci/run)")
+    missing+=("helm-python-sdk and kubernetes-validate (pip install -r requirements-ci.txt)")
 [[ -x $EXPORTER_BIN ]] || missing+=("the exporter binary $EXPORTER_BIN (cargo build --release --locked)")
 if ((${#missing[@]})); then
     printf 'deploy/check.sh: missing %s\n' "${missing[@]}"
