@@ -29,11 +29,40 @@ const NS: &str = "aliyun_backup_";
 pub struct ApiMetrics {
     requests: IntCounterVec,
     duration: HistogramVec,
+    /// The `code` values seen so far: an API that answered a new error code
+    /// at every call would otherwise make a new series at every call.
+    codes: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+/// Distinct `code` values kept; later new ones are counted as `other`.
+pub const MAX_CODES: usize = 50;
+
+impl ApiMetrics {
+    /// `code` if it is known or there is room for it, else `other` (said
+    /// once in the log).
+    fn code_label<'c>(&self, code: &'c str) -> &'c str {
+        let mut codes = self.codes.lock().unwrap_or_else(|e| e.into_inner());
+        if codes.contains(code) {
+            return code;
+        }
+        if codes.len() < MAX_CODES {
+            codes.insert(code.to_string());
+            return code;
+        }
+        if codes.insert("other".to_string()) {
+            tracing::warn!(
+                max = MAX_CODES,
+                "the API answered more distinct error codes than kept as labels; later new ones are counted as code=\"other\""
+            );
+        }
+        "other"
+    }
 }
 
 impl CallObserver for ApiMetrics {
     fn attempt(&self, call: &CallLabels, action: &str, code: &str, elapsed: Duration) {
         let (account, region) = (&*call.account, &*call.region_id);
+        let code = self.code_label(code);
         self.requests
             .with_label_values(&[account, region, action, code])
             .inc();
@@ -226,7 +255,11 @@ pub fn registry(process: bool) -> Result<Live, prometheus::Error> {
 
     Ok(Live {
         registry,
-        api: Arc::new(ApiMetrics { requests, duration }),
+        api: Arc::new(ApiMetrics {
+            requests,
+            duration,
+            codes: Default::default(),
+        }),
         credentials: Arc::new(CredentialsMetrics { expiry, refreshes }),
         exporter: Arc::new(exporter),
     })
@@ -316,5 +349,56 @@ impl Exposition {
             drop(permit);
         });
         Ok(http::streamed(rx))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distinct_error_codes_are_capped() {
+        let live = registry(false).unwrap();
+        let call = CallLabels {
+            account: "default".into(),
+            region_id: "cn-hangzhou".into(),
+        };
+        // An API answering a new code at every call.
+        for i in 0..(MAX_CODES * 3) {
+            live.api.attempt(
+                &call,
+                "DescribeBackups",
+                &format!("Weird.Code{i}"),
+                Duration::from_millis(1),
+            );
+        }
+        live.api.attempt(
+            &call,
+            "DescribeBackups",
+            "Weird.Code0",
+            Duration::from_millis(1),
+        );
+        let text = {
+            let mut out = Vec::new();
+            TextEncoder::new()
+                .encode(&live.registry.gather(), &mut out)
+                .unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let codes: std::collections::BTreeSet<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("aliyun_backup_api_requests_total{"))
+            .filter_map(|l| l.split("code=\"").nth(1)?.split('"').next())
+            .collect();
+        assert_eq!(codes.len(), MAX_CODES + 1, "{codes:?}");
+        assert!(codes.contains("other") && codes.contains("Weird.Code0"));
+        // The known ones keep counting under their own name.
+        let first = text
+            .lines()
+            .find(|l| {
+                l.starts_with("aliyun_backup_api_requests_total{") && l.contains("\"Weird.Code0\"")
+            })
+            .unwrap();
+        assert!(first.ends_with(" 2"), "{first}");
     }
 }

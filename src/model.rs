@@ -2,6 +2,29 @@
 
 use chrono::{DateTime, Utc};
 
+/// A value from the API made fit to be a label value: control characters
+/// become `_`, and at most `max` bytes are kept (cut on a character
+/// boundary; `max` is in bytes). A label is part of every series name it is on: an answer must
+/// not be able to make one of megabytes, or write control codes into logs
+/// and pages.
+pub fn label_value(raw: &str, max: usize) -> String {
+    let mut out = String::with_capacity(raw.len().min(max));
+    for c in raw.trim().chars() {
+        let c = if c.is_control() { '_' } else { c };
+        if out.len() + c.len_utf8() > max {
+            break;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The longest enum word kept (`status`, `backup_mode` …).
+pub const MAX_WORD: usize = 64;
+
+/// The longest node or instance ID kept.
+pub const MAX_ID: usize = 128;
+
 /// A backup's outcome, from the API's spelling in any case.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum BackupStatus {
@@ -13,7 +36,7 @@ pub enum BackupStatus {
 
 impl BackupStatus {
     pub fn parse(raw: &str) -> Self {
-        match raw.trim().to_ascii_lowercase().as_str() {
+        match label_value(raw, MAX_WORD).to_ascii_lowercase().as_str() {
             "success" => BackupStatus::Success,
             "failed" => BackupStatus::Failed,
             other => BackupStatus::Other(other.to_string()),
@@ -38,7 +61,7 @@ impl BackupStatus {
 
 /// `backup_type` label: `full`, `incremental`, or the API's word in lower case.
 pub fn normalize_backup_type(raw: &str) -> String {
-    match raw.trim().to_ascii_lowercase().as_str() {
+    match label_value(raw, MAX_WORD).to_ascii_lowercase().as_str() {
         "fullbackup" | "full" => "full".into(),
         "incrementalbackup" | "incremental" => "incremental".into(),
         other => other.into(),
@@ -48,7 +71,7 @@ pub fn normalize_backup_type(raw: &str) -> String {
 /// `backup_mode` and `backup_method` labels: the API's word in lower case
 /// (`automated`, `manual`; `physical`, `logical`, `snapshot`).
 pub fn normalize_word(raw: &str) -> String {
-    raw.trim().to_ascii_lowercase()
+    label_value(raw, MAX_WORD).to_ascii_lowercase()
 }
 
 /// One backup. Deliberately holds no backup ID and no download URL: the
@@ -183,6 +206,19 @@ mod tests {
         assert_eq!(normalize_word("Physical"), "physical");
         assert!(BackupStatus::parse("RUNNING").is_in_progress());
         assert!(!BackupStatus::parse("Failed").is_in_progress());
+    }
+
+    #[test]
+    fn label_values_are_bounded_and_printable() {
+        assert_eq!(label_value("  r-bp1\u{0}x\r\ny  ", 128), "r-bp1_x__y");
+        assert_eq!(label_value(&"é".repeat(500), 65), "é".repeat(32));
+        assert_eq!(BackupStatus::parse("Run\u{7}ning").label(), "run_ning");
+        assert_eq!(
+            BackupStatus::parse(&"x".repeat(2000)).label().len(),
+            MAX_WORD
+        );
+        assert_eq!(normalize_word("Auto\tmated").len(), "auto_mated".len());
+        assert!(normalize_backup_type(&"Full".repeat(1000)).len() <= MAX_WORD);
     }
 
     #[test]

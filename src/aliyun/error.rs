@@ -50,7 +50,7 @@ impl ApiError {
     /// The `code` label of `aliyun_backup_api_requests_total`.
     pub fn code_label(&self) -> String {
         match self {
-            ApiError::Api { code, .. } => code.clone(),
+            ApiError::Api { code, .. } => crate::model::label_value(code, crate::model::MAX_WORD),
             ApiError::Http { status } => format!("http_{status}"),
             ApiError::Timeout(_) => "timeout".into(),
             ApiError::Transport(_) => "transport".into(),

@@ -11,7 +11,9 @@ use crate::aliyun::json::{
     as_u64, count, decode_each, object, parse_time, quoted, text, wrapped_list,
 };
 use crate::aliyun::{ApiError, RpcClient};
-use crate::model::{normalize_backup_type, normalize_word, Backup, BackupStatus, InstanceInfo};
+use crate::model::{
+    label_value, normalize_backup_type, normalize_word, Backup, BackupStatus, InstanceInfo, MAX_ID,
+};
 use crate::policy::{BackupPolicy, Weekdays};
 
 /// The R-kvstore API version all these calls belong to.
@@ -162,7 +164,10 @@ fn decode_backup(item: &Map<String, Value>, instance_id: &str) -> Result<Backup,
             .unwrap_or_else(|| "unknown".into())
     };
     Ok(Backup {
-        node_id: text(item, "NodeInstanceId").unwrap_or_else(|| instance_id.to_string()),
+        node_id: text(item, "NodeInstanceId")
+            .map(|n| label_value(&n, MAX_ID))
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| instance_id.to_string()),
         status,
         start,
         end,
@@ -209,8 +214,8 @@ pub fn decode_backup_policy(body: &[u8]) -> Result<BackupPolicy, String> {
     };
     // Kept as given even when `policy::window_length` cannot read it: it
     // then only leaves the expected age to the default.
-    let window = truncate(
-        text(&doc, "PreferredBackupTime").unwrap_or_default(),
+    let window = label_value(
+        &text(&doc, "PreferredBackupTime").unwrap_or_default(),
         MAX_WINDOW_LEN,
     );
     Ok(BackupPolicy {
@@ -219,18 +224,6 @@ pub fn decode_backup_policy(body: &[u8]) -> Result<BackupPolicy, String> {
         retention_days: doc.get("BackupRetentionPeriod").and_then(as_u64),
         log_backup_enabled: doc.get("EnableBackupLog").and_then(as_flag),
     })
-}
-
-/// At most `max` bytes of `value`, cut at a character boundary.
-fn truncate(mut value: String, max: usize) -> String {
-    if value.len() > max {
-        let mut end = max;
-        while !value.is_char_boundary(end) {
-            end -= 1;
-        }
-        value.truncate(end);
-    }
-    value
 }
 
 /// A yes/no sent as `1`/`0`, `"1"`/`"0"`, `true`/`false` or their text;
@@ -589,14 +582,7 @@ pub struct InstancePage {
 
 /// Label values are bounded: an instance name is the user's free text.
 fn bounded(value: String) -> String {
-    if value.len() <= 256 {
-        return value;
-    }
-    let mut end = 256;
-    while !value.is_char_boundary(end) {
-        end -= 1;
-    }
-    value[..end].to_string()
+    label_value(&value, 256)
 }
 
 /// Decodes a DescribeInstances page. Strict about what identifies an
@@ -713,6 +699,24 @@ pub fn decode_regions(body: &[u8]) -> Result<Vec<RegionInfo>, String> {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn label_values_from_an_answer_are_bounded_and_printable() {
+        let long_node = "n".repeat(2000);
+        let body = format!(
+            r#"{{"TotalCount":1,"Backups":{{"Backup":[{{"BackupStatus":"Fail\u0007ed","BackupStartTime":"2019-03-14T05:28:50Z","NodeInstanceId":"{long_node}","BackupMode":"Auto\r\nmated","BackupMethod":"{}"}}]}}}}"#,
+            "m".repeat(5000)
+        );
+        let page = decode_page(body.as_bytes(), "r-1").unwrap();
+        let b = &page.backups[0];
+        assert_eq!(b.node_id.len(), crate::model::MAX_ID);
+        assert_eq!(b.status.label(), "fail_ed");
+        assert_eq!(b.backup_mode, "auto__mated");
+        assert_eq!(b.backup_method.len(), crate::model::MAX_WORD);
+        assert!(![&b.node_id, &b.backup_mode, &b.backup_method]
+            .iter()
+            .any(|v| v.chars().any(char::is_control)));
+    }
 
     #[test]
     fn a_huge_bad_value_makes_a_short_error() {
