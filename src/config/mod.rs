@@ -226,6 +226,21 @@ fn duration(flag: &str, raw: &str, max_secs: u64) -> Result<Duration, ConfigErro
 
 const DAY: u64 = 86_400;
 
+/// `value`, unless it is under `min`.
+fn at_least(flag: &str, value: Duration, min: Duration) -> Result<Duration, ConfigError> {
+    if value < min {
+        return Err(bad(
+            flag,
+            format!(
+                "{} is shorter than the minimum of {}",
+                humantime::format_duration(value),
+                humantime::format_duration(min)
+            ),
+        ));
+    }
+    Ok(value)
+}
+
 impl Config {
     /// Validates the flags and, when `--config.file` is given, the file's
     /// `file_text`; `env` looks up the environment variables that are not
@@ -268,15 +283,25 @@ impl Config {
         }
 
         let poll = PollConfig {
-            interval: duration(
+            // A typo such as 5ms for 5m would send hundreds of requests a
+            // second: no interval under a second, no timeout under 100 ms.
+            interval: at_least(
                 "poll.interval",
-                cli.poll_interval
-                    .as_deref()
-                    .unwrap_or(if cli.demo { "15s" } else { "5m" }),
-                DAY,
+                duration(
+                    "poll.interval",
+                    cli.poll_interval
+                        .as_deref()
+                        .unwrap_or(if cli.demo { "15s" } else { "5m" }),
+                    DAY,
+                )?,
+                Duration::from_secs(1),
             )?,
             lookback: duration("poll.lookback", &cli.poll_lookback, 366 * DAY)?,
-            timeout: duration("poll.timeout", &cli.poll_timeout, 300)?,
+            timeout: at_least(
+                "poll.timeout",
+                duration("poll.timeout", &cli.poll_timeout, 300)?,
+                Duration::from_millis(100),
+            )?,
             concurrency: cli
                 .poll_concurrency
                 .trim()
@@ -947,6 +972,9 @@ mod tests {
             (&["--poll.lookback=0s"], "--poll.lookback"),
             (&["--poll.lookback=270000y"], "--poll.lookback"),
             (&["--poll.interval=400d"], "--poll.interval"),
+            (&["--poll.interval=5ms"], "--poll.interval"),
+            (&["--poll.interval=999ms"], "--poll.interval"),
+            (&["--poll.timeout=99ms"], "--poll.timeout"),
             (&["--poll.timeout=1h"], "--poll.timeout"),
             (&["--poll.timeout=soon"], "--poll.timeout"),
             (&["--poll.concurrency=0"], "--poll.concurrency"),

@@ -159,7 +159,7 @@ async fn a_call_that_does_not_apply_is_switched_for_the_other_once() {
             "--aliyun.region=cn-hangzhou",
             "--redis.instance-id=r-native",
             "--aliyun.rate-limit=0",
-            "--poll.interval=200ms",
+            "--poll.interval=1s",
         ],
     );
     let running = start_exporter(config, &env_credentials(None)).await;
@@ -261,7 +261,7 @@ async fn the_policy_is_read_per_discovery_interval_and_never_fails_a_poll() {
             "--aliyun.region=cn-hangzhou",
             "--redis.instance-id=r-a,r-denied",
             "--aliyun.rate-limit=0",
-            "--poll.interval=100ms",
+            "--poll.interval=1s",
             "--discovery.interval=1h",
             "--backup.grace=1h",
             "--backup.max-age=2d",
@@ -269,8 +269,8 @@ async fn the_policy_is_read_per_discovery_interval_and_never_fails_a_poll() {
     );
     let running = start_exporter(config, &env_credentials(None)).await;
     wait_ready(&running).await;
-    eventually("ten polls of r-a", || async {
-        (calls(&fake, "DescribeBackups", "r-a") >= 10).then_some(())
+    eventually("three polls of r-a", || async {
+        (calls(&fake, "DescribeBackups", "r-a") >= 3).then_some(())
     })
     .await;
     // Once per discovery interval (an hour), not once per poll.
@@ -347,7 +347,7 @@ async fn a_changed_policy_is_seen_within_a_discovery_interval() {
             "--aliyun.region=cn-hangzhou",
             "--redis.instance-id=r-a",
             "--aliyun.rate-limit=0",
-            "--poll.interval=100ms",
+            "--poll.interval=1s",
             "--discovery.interval=500ms",
         ],
     );

@@ -299,7 +299,7 @@ async fn a_failed_poll_keeps_the_last_known_facts_and_others_go_on() {
             )]),
         );
     }
-    let running = start(config(&fake, &["r-a", "r-b"], Duration::from_millis(300))).await;
+    let running = start(config(&fake, &["r-a", "r-b"], Duration::from_secs(1))).await;
     wait_ready(&running).await;
     let before = scrape(&running).await;
     let ts = value(
