@@ -43,6 +43,7 @@ const FAMILIES: &[(&str, &str)] = &[
     ("last_attempt_timestamp_seconds", "Start time of the newest backup of any status (from the exporter's last cached poll)."),
     ("last_attempt_success", "1 if the newest backup of any status succeeded, else 0 (from the exporter's last cached poll)."),
     ("backups", "Backups in the lookback window by status (from the exporter's last cached poll)."),
+    ("implausible_backups", "Backups of the last successful poll set aside because they cannot be true (started outside the window asked for, ended before they started or after now), or kept without their size (size_too_large), by reason; absent when none."),
     ("poll_success", "1 if the last poll of the instance succeeded, else 0 (from the exporter's last cached poll)."),
     ("poll_success_timestamp_seconds", "When the instance was last polled successfully (from the exporter's last cached poll)."),
     ("policy_info", "An instance's backup policy: the weekdays it backs up on and its window (DescribeBackupPolicy); always 1."),
@@ -202,6 +203,17 @@ pub fn write_snapshot(
                 w.label("status", status);
                 w.end(*count as f64);
             }
+        }
+        w.instance_done();
+    }
+    w.family_done();
+
+    w.family("implausible_backups");
+    for (labels, view, _) in &polled {
+        for (reason, n) in view.implausible.reasons() {
+            w.start_with("implausible_backups", labels);
+            w.label("reason", reason);
+            w.end(f64::from(n));
         }
         w.instance_done();
     }

@@ -22,7 +22,7 @@ use crate::clock::Clock;
 use crate::model::{Backup, BackupApi};
 use crate::policy::{self, BackupPolicy};
 use crate::products::kvstore::{self, Window};
-use crate::snapshot::{summarize, InstanceView, Snapshot};
+use crate::snapshot::{screen, summarize, Implausible, InstanceView, Snapshot};
 use crate::targets::shard::fnv1a64;
 use crate::targets::{InstanceKey, TargetSet};
 
@@ -58,6 +58,8 @@ struct Outcome {
     switched: bool,
     /// The backup policy, when it was due to be read.
     policy: Option<Result<BackupPolicy, ApiError>>,
+    /// What the backups' answer held that cannot be true.
+    implausible: Implausible,
 }
 
 /// One polled instance's schedule.
@@ -85,6 +87,8 @@ struct Entry {
     policy_asked: Option<Instant>,
     /// Its policy cannot be read right now (logged once per streak).
     policy_failing: bool,
+    /// Implausible backups were logged for it (once per instance).
+    implausible_logged: bool,
 }
 
 /// A pass over every instance watched when it began, for
@@ -259,6 +263,7 @@ impl State {
                             switch_logged: false,
                             policy_asked: None,
                             policy_failing: false,
+                            implausible_logged: false,
                         },
                     );
                     self.schedule.push(Reverse((now, key.clone())));
@@ -353,14 +358,18 @@ impl State {
         }
         note_switch(entry, &outcome);
         note_policy(entry, &outcome);
+        note_implausible(entry, &outcome);
         let previous = self.views.get(&outcome.key).cloned();
         let view = apply(
             previous.as_deref(),
             &outcome.key,
-            outcome.polled_at,
-            outcome.result,
-            outcome.api,
-            outcome.policy.and_then(Result::ok),
+            Polled {
+                at: outcome.polled_at,
+                result: outcome.result,
+                api: outcome.api,
+                policy: outcome.policy.and_then(Result::ok),
+                implausible: outcome.implausible,
+            },
             self.settings.expectation,
         );
         if self.views.insert(outcome.key, Arc::new(view)).is_none() {
@@ -453,6 +462,13 @@ async fn poll(
         }
     };
     let ((result, api, switched), policy) = tokio::join!(backups, policy);
+    let (result, implausible) = match result {
+        Ok(backups) => {
+            let (kept, implausible) = screen(backups, window.start, window.end, clock.now());
+            (Ok(kept), implausible)
+        }
+        Err(e) => (Err(e), Implausible::default()),
+    };
     Outcome {
         key,
         poll_id,
@@ -463,6 +479,7 @@ async fn poll(
         api,
         switched,
         policy,
+        implausible,
     }
 }
 
@@ -509,6 +526,28 @@ fn note_switch(entry: &mut Entry, outcome: &Outcome) {
     }
 }
 
+/// Logs, once per instance, that its answer held backups that cannot be
+/// true (they are counted in its `aliyun_backup_implausible_backups`).
+fn note_implausible(entry: &mut Entry, outcome: &Outcome) {
+    if outcome.implausible.is_empty() || entry.implausible_logged {
+        return;
+    }
+    entry.implausible_logged = true;
+    let key = &outcome.key;
+    let reasons: Vec<String> = outcome
+        .implausible
+        .reasons()
+        .map(|(reason, n)| format!("{reason}={n}"))
+        .collect();
+    tracing::warn!(
+        account = %key.account,
+        region_id = %key.region_id,
+        instance_id = %key.instance_id,
+        reasons = %reasons.join(","),
+        "backups that cannot be true were set aside (said once per instance)"
+    );
+}
+
 /// Logs a policy that cannot be read once per streak (a missing RAM
 /// permission would otherwise log every instance every round).
 fn note_policy(entry: &mut Entry, outcome: &Outcome) {
@@ -537,18 +576,32 @@ fn note_policy(entry: &mut Entry, outcome: &Outcome) {
     }
 }
 
+/// What one poll brought back, as `apply` takes it.
+struct Polled {
+    at: DateTime<Utc>,
+    result: Result<Vec<Backup>, ApiError>,
+    api: BackupApi,
+    /// The policy, when it was read this time and could be.
+    policy: Option<BackupPolicy>,
+    implausible: Implausible,
+}
+
 /// The new view of an instance after a poll. A policy read this time
 /// replaces the last one; otherwise (not due, or unreadable) the last one
 /// stays, as facts do through failed polls.
 fn apply(
     previous: Option<&InstanceView>,
     key: &InstanceKey,
-    polled_at: DateTime<Utc>,
-    result: Result<Vec<Backup>, ApiError>,
-    backup_api: BackupApi,
-    policy: Option<BackupPolicy>,
+    polled: Polled,
     expectation: crate::config::BackupExpectation,
 ) -> InstanceView {
+    let Polled {
+        at: polled_at,
+        result,
+        api: backup_api,
+        policy,
+        implausible,
+    } = polled;
     let policy = policy
         .map(Arc::new)
         .or_else(|| previous.and_then(|p| p.policy.clone()));
@@ -567,6 +620,7 @@ fn apply(
                 policy,
                 expected_max_age,
                 expected_source,
+                implausible,
             }
         }
         Err(error) => {
@@ -589,6 +643,7 @@ fn apply(
                 policy,
                 expected_max_age,
                 expected_source,
+                implausible: previous.map(|p| p.implausible).unwrap_or_default(),
             }
         }
     }
@@ -692,10 +747,13 @@ mod tests {
         apply(
             previous,
             &key(),
-            at,
-            result,
-            BackupApi::DescribeBackups,
-            policy,
+            Polled {
+                at,
+                result,
+                api: BackupApi::DescribeBackups,
+                policy,
+                implausible: Implausible::default(),
+            },
             EXPECT,
         )
     }

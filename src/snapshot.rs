@@ -126,6 +126,78 @@ pub struct BackupSummary {
     pub counts: SmallMap<u64>,
 }
 
+/// Backups of one poll set aside, or a size dropped, because they cannot be
+/// true: a year-9999 success would hide every stale backup behind it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Implausible {
+    /// Started outside the window asked for (years 1 and 9999 included).
+    pub outside_window: u32,
+    /// Ended before it started.
+    pub end_before_start: u32,
+    /// Ended after now.
+    pub in_the_future: u32,
+    /// A size over `MAX_SIZE`: kept, without its size.
+    pub size_too_large: u32,
+}
+
+impl Implausible {
+    pub fn is_empty(&self) -> bool {
+        *self == Implausible::default()
+    }
+
+    /// By `reason` label, the non-zero ones.
+    pub fn reasons(&self) -> impl Iterator<Item = (&'static str, u32)> {
+        [
+            ("outside_window", self.outside_window),
+            ("end_before_start", self.end_before_start),
+            ("in_the_future", self.in_the_future),
+            ("size_too_large", self.size_too_large),
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+    }
+}
+
+/// No backup of a Redis instance comes near a pebibyte.
+pub const MAX_SIZE: u64 = 1 << 50;
+
+/// Clock skew and rounding tolerated around the window and now.
+const SLACK: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
+/// Sets aside what cannot be true of backups asked for in `from`..`to` at
+/// `now`.
+pub fn screen(
+    backups: Vec<Backup>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> (Vec<Backup>, Implausible) {
+    let mut implausible = Implausible::default();
+    let kept = backups
+        .into_iter()
+        .filter_map(|mut backup| {
+            if backup.start < from - SLACK || backup.start > to + SLACK {
+                implausible.outside_window += 1;
+                return None;
+            }
+            if backup.end.is_some_and(|end| end < backup.start) {
+                implausible.end_before_start += 1;
+                return None;
+            }
+            if backup.end.is_some_and(|end| end > now + SLACK) {
+                implausible.in_the_future += 1;
+                return None;
+            }
+            if backup.size_bytes.is_some_and(|size| size > MAX_SIZE) {
+                implausible.size_too_large += 1;
+                backup.size_bytes = None;
+            }
+            Some(backup)
+        })
+        .collect();
+    (kept, implausible)
+}
+
 /// Summarises one window of backups. The API's order is not relied on.
 pub fn summarize(backups: &[Backup]) -> BackupSummary {
     let mut summary = BackupSummary::default();
@@ -192,6 +264,8 @@ pub struct InstanceView {
     /// Above this age its newest successful backup is overdue.
     pub expected_max_age: std::time::Duration,
     pub expected_source: ExpectationSource,
+    /// What the last successful poll set aside as impossible.
+    pub implausible: Implausible,
 }
 
 /// Everything `/metrics`, `/readyz` and `/` show, swapped whole.
@@ -319,6 +393,59 @@ mod tests {
         // ... but the newest restore point is the older, complete backup.
         assert_eq!(node.last_success.as_ref().map(|l| l.end), Some(at(2)));
         assert_eq!(s.counts["success"], 2);
+    }
+
+    #[test]
+    fn what_cannot_be_true_is_set_aside_and_counted() {
+        let year = |y: i32| Utc.with_ymd_and_hms(y, 1, 1, 0, 0, 0).unwrap();
+        let (from, to, now) = (at(0), at(12), at(12));
+        let mut huge = backup("n", "Success", 2, Some(3), Some(10u64.pow(19)));
+        huge.size_bytes = Some(10u64.pow(19));
+        let mut far_future = backup("n", "Success", 5, Some(6), None);
+        far_future.end = Some(year(9999));
+        let mut ancient = backup("n", "Success", 5, Some(6), None);
+        ancient.start = year(1);
+        ancient.end = Some(year(1));
+        let backups = vec![
+            backup("n", "Success", 1, Some(2), Some(5)),
+            huge,
+            // Ends before it starts.
+            backup("n", "Success", 8, Some(7), None),
+            far_future,
+            ancient,
+            // Started in year 9999.
+            Backup {
+                start: year(9999),
+                end: Some(year(9999)),
+                ..backup("n", "Success", 1, None, None)
+            },
+        ];
+        let (kept, implausible) = screen(backups, from, to, now);
+        assert_eq!(kept.len(), 2);
+        assert_eq!(
+            kept[1].size_bytes, None,
+            "the size is dropped, the backup kept"
+        );
+        assert_eq!(
+            implausible,
+            Implausible {
+                outside_window: 2,
+                end_before_start: 1,
+                in_the_future: 1,
+                size_too_large: 1,
+            }
+        );
+        // The year-9999 success no longer hides the real newest one.
+        let summary = summarize(&kept);
+        assert_eq!(summary.nodes["n"].last_success.as_ref().unwrap().end, at(3));
+        // Within the slack: kept.
+        let (kept, implausible) = screen(
+            vec![backup("n", "Success", 12, Some(12), None)],
+            from,
+            to,
+            now,
+        );
+        assert_eq!((kept.len(), implausible.is_empty()), (1, true));
     }
 
     #[test]

@@ -606,3 +606,63 @@ async fn a_poll_task_that_dies_stops_the_exporter_with_exit_code_1() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn backups_that_cannot_be_true_are_set_aside_and_counted() {
+    let fake = fake().await;
+    let now = Utc::now().trunc_subsecs(0);
+    let real = FakeBackup::success(
+        "r-a",
+        now - chrono::Duration::hours(30),
+        Duration::from_secs(60),
+        5,
+    );
+    // A success from the year 9999 would hide that the real one is old.
+    let year_9999 = chrono::TimeZone::with_ymd_and_hms(&Utc, 9999, 1, 1, 0, 0, 0).unwrap();
+    let mut future = FakeBackup::success(
+        "r-a",
+        now - chrono::Duration::hours(1),
+        Duration::from_secs(60),
+        5,
+    );
+    future.end = Some(year_9999);
+    let mut backwards = FakeBackup::success(
+        "r-a",
+        now - chrono::Duration::hours(2),
+        Duration::from_secs(60),
+        5,
+    );
+    backwards.end = Some(backwards.start - chrono::Duration::hours(1));
+    let mut huge = FakeBackup::success(
+        "r-a",
+        now - chrono::Duration::hours(3),
+        Duration::from_secs(60),
+        0,
+    );
+    huge.size = Some(10u64.pow(19));
+    fake.set_instance(
+        "r-a",
+        FakeInstance::with_backups(vec![real, future, backwards, huge]),
+    );
+    let running = start(config(&fake, &["r-a"], Duration::from_secs(300))).await;
+    wait_ready(&running).await;
+    let m = scrape(&running).await;
+    let a = [("instance_id", "r-a")];
+    let reason = |r: &str| {
+        value(
+            &m,
+            "aliyun_backup_implausible_backups",
+            &[("instance_id", "r-a"), ("reason", r)],
+        )
+    };
+    assert_eq!(reason("in_the_future"), 1.0);
+    assert_eq!(reason("end_before_start"), 1.0);
+    assert_eq!(reason("size_too_large"), 1.0);
+    // The newest believable success: the one three hours ago (its size set
+    // aside), not the one that "ends" in 9999.
+    let age = value(&m, "aliyun_backup_last_success_age_seconds", &a);
+    assert!((age - (3.0 * 3600.0 - 60.0)).abs() < 120.0, "{age}");
+    assert!(find(&m, "aliyun_backup_last_success_size_bytes", &a).is_empty());
+    assert_eq!(value(&m, "aliyun_backup_poll_success", &a), 1.0);
+    running.stop().await;
+}

@@ -172,6 +172,7 @@ fn fixed_snapshot() -> Snapshot {
             })),
             expected_max_age: Duration::from_secs(4 * 86400 + 4 * 3600),
             expected_source: ExpectationSource::Policy,
+            implausible: Default::default(),
         }),
     );
     instances.insert(
@@ -197,6 +198,7 @@ fn fixed_snapshot() -> Snapshot {
             })),
             expected_max_age: Duration::from_secs(36 * 3600),
             expected_source: ExpectationSource::Default,
+            implausible: Default::default(),
         }),
     );
     instances.insert(
@@ -210,6 +212,7 @@ fn fixed_snapshot() -> Snapshot {
             policy: None,
             expected_max_age: Duration::from_secs(36 * 3600),
             expected_source: ExpectationSource::Default,
+            implausible: Default::default(),
         }),
     );
     Snapshot {
