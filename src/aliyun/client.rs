@@ -157,16 +157,10 @@ impl RpcClient {
         let mut retry = 0;
         let mut last_error = None;
         loop {
-            // Credentials first, outside the attempt's clock: waiting for a
-            // refresh is not the API's latency, and no request is sent (or
-            // counted) without them.
-            let credentials = self
-                .credentials
-                .credentials()
-                .await
-                .map_err(|e| ApiError::Credentials(e.to_string()))?;
-            // A token of the account's rate limit, also outside the attempt's
-            // clock: waiting for it is not API latency.
+            // A token of the account's rate limit first, outside the
+            // attempt's clock (waiting for it is not API latency), and
+            // before the credentials: short-lived ones must not run out
+            // while the attempt waits for its token.
             if let Some(limiter) = &self.limiter {
                 if let Err(e) = limiter.acquire(deadline).await {
                     tracing::debug!(
@@ -177,6 +171,14 @@ impl RpcClient {
                     return Err(last_error.unwrap_or(ApiError::RateLimited(e.wait)));
                 }
             }
+            // Then the credentials, also outside the attempt's clock: waiting
+            // for a refresh is not the API's latency, and no request is sent
+            // (or counted) without them.
+            let credentials = self
+                .credentials
+                .credentials()
+                .await
+                .map_err(|e| ApiError::Credentials(e.to_string()))?;
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
                 return Err(last_error.unwrap_or(ApiError::Timeout(Duration::ZERO)));

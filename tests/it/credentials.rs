@@ -1,24 +1,32 @@
 //! Credentials: each provider against fake STS and metadata servers (real
 //! HTTP on loopback), the chain's order, refresh ahead of expiry through an
-//! injectable clock, failures, and many requests sharing one refresh.
+//! injectable clock (credentials of any lifetime), failures, many requests
+//! sharing one refresh, and STS requests stamped with the injected clock.
 //! Every chain built here has its metadata endpoint on loopback or disabled.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use aliyun_backup_exporter::aliyun::credentials::assume_role::{
+    AssumeRoleFetcher, AssumeRoleSettings,
+};
 use aliyun_backup_exporter::aliyun::credentials::chain::{self, Endpoints, Pin, Source};
 use aliyun_backup_exporter::aliyun::credentials::ecs::{EcsFetcher, EcsSettings};
-use aliyun_backup_exporter::aliyun::credentials::refresh::{NoRefreshObserver, Refreshing};
+use aliyun_backup_exporter::aliyun::credentials::refresh::{
+    Fetch, NoRefreshObserver, RefreshObserver, Refreshing,
+};
 use aliyun_backup_exporter::aliyun::credentials::sts::{OidcFetcher, OidcSettings};
-use aliyun_backup_exporter::aliyun::CredentialsProvider;
+use aliyun_backup_exporter::aliyun::{CredentialsProvider, RpcClient, StaticProvider};
 use aliyun_backup_exporter::app;
 use aliyun_backup_exporter::cli::Cli;
 use aliyun_backup_exporter::clock::{Clock, ManualClock};
 use aliyun_backup_exporter::config::Config;
-use aliyun_backup_exporter::fake_api::{FakeApi, FakeBackup, FakeInstance, FakeKey};
-use chrono::Utc;
+use aliyun_backup_exporter::fake_api::{
+    FakeApi, FakeBackup, FakeInstance, FakeKey, FakeRole, Fault,
+};
+use chrono::{DateTime, Utc};
 use clap::Parser;
 
 use crate::fake_cloud::*;
@@ -123,7 +131,7 @@ async fn rrsa_exporter_polls_with_sts_credentials_and_refreshes_before_expiry() 
         "--aliyun.region=cn-hangzhou",
         "--redis.instance-id=r-1",
         "--web.listen-address=127.0.0.1:0",
-        "--poll.interval=200ms",
+        "--poll.interval=1s",
         &format!("--aliyun.endpoint={}", api.endpoint()),
         &format!("--aliyun.sts-endpoint={}", sts.endpoint),
         "--aliyun.metadata-endpoint=http://127.0.0.1:9",
@@ -608,4 +616,268 @@ fn secrets_of_temporary_credentials_never_print() {
     assert!(text.contains(KEY_ID), "{text}");
     assert_no_secret(&text);
     assert!(!text.contains(TOKEN));
+}
+
+const ROLE_ARN: &str = "acs:ram::1234567890123456:role/backup-reader";
+
+/// Now, to the second: STS expirations are whole seconds, so that the
+/// refresh times below come out exact.
+fn whole_second_now() -> DateTime<Utc> {
+    DateTime::from_timestamp(Utc::now().timestamp(), 0).expect("now is a valid time")
+}
+
+/// A refresh: the clock's time then, whether it worked, the expiration.
+type Refresh = (DateTime<Utc>, bool, Option<DateTime<Utc>>);
+
+/// Notes every refresh.
+struct Refreshes {
+    clock: ManualClock,
+    seen: Mutex<Vec<Refresh>>,
+}
+
+impl RefreshObserver for Refreshes {
+    fn refreshed(&self, _: &'static str, ok: bool, expiration: Option<DateTime<Utc>>) {
+        self.seen
+            .lock()
+            .unwrap()
+            .push((self.clock.now(), ok, expiration));
+    }
+}
+
+fn role_settings(fake: &FakeApi) -> AssumeRoleSettings {
+    AssumeRoleSettings {
+        role_arn: ROLE_ARN.into(),
+        session_name: "aliyun-backup-exporter".into(),
+        duration_seconds: 3600,
+        sts_endpoint: fake.endpoint(),
+    }
+}
+
+fn trusting_role(lifetime: Option<Duration>) -> FakeRole {
+    FakeRole {
+        arn: ROLE_ARN.into(),
+        account: "prod".into(),
+        trusted_key_ids: vec![KEY_ID.into()],
+        lifetime,
+    }
+}
+
+fn base_key() -> Arc<StaticProvider> {
+    Arc::new(StaticProvider::new("test", credentials(KEY_SECRET, None)))
+}
+
+/// One DescribeBackups of `r-prod` over the last week of `now`.
+async fn describe_backups(client: &RpcClient, now: DateTime<Utc>) -> Result<(), String> {
+    let minute = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%MZ").to_string();
+    let params = [
+        ("InstanceId", "r-prod".to_string()),
+        ("StartTime", minute(now - chrono::Duration::days(7))),
+        ("EndTime", minute(now + chrono::Duration::minutes(1))),
+        ("PageSize", "100".to_string()),
+    ];
+    client
+        .call(
+            "DescribeBackups",
+            &params,
+            |_| Ok(()),
+            (Instant::now() + Duration::from_secs(30)).into(),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// AssumeRole credentials that live 200 s, polled every 10 s of a manual
+/// clock for 700 s: not one failed call, and STS asked 100 s (half the
+/// lifetime) before each expiry; one refresh that fails is retried at the
+/// next poll while the credentials in hand still work.
+#[tokio::test]
+async fn assume_role_credentials_of_200_s_poll_without_a_failure_across_refreshes() {
+    let t0 = whole_second_now();
+    let clock = ManualClock::new(t0);
+    let shared: Arc<dyn Clock> = Arc::new(clock.clone());
+    let fake = FakeApi::start_on(([127, 0, 0, 1], 0).into(), vec![key()], shared.clone())
+        .await
+        .unwrap();
+    fake.add_role(trusting_role(Some(Duration::from_secs(200))));
+    fake.set_instance(
+        "r-prod",
+        FakeInstance {
+            account: Some("prod".into()),
+            ..FakeInstance::with_backups(vec![FakeBackup::success(
+                "r-prod",
+                t0 - chrono::Duration::hours(2),
+                Duration::from_secs(60),
+                1,
+            )])
+        },
+    );
+    let refreshes = Arc::new(Refreshes {
+        clock: clock.clone(),
+        seen: Mutex::new(Vec::new()),
+    });
+    let fetcher = AssumeRoleFetcher::new(role_settings(&fake), base_key()).unwrap();
+    let provider = Arc::new(Refreshing::new(fetcher, shared.clone(), refreshes.clone()));
+    let mut builder = ClientBuilder::new(fake.endpoint());
+    builder.provider = Some(provider);
+    builder.clock = shared.clone();
+    builder.retry = fast_retries(1);
+    let (client, attempts) = builder.build();
+
+    for step in 0..=70 {
+        if step == 30 {
+            // The fourth refresh, due now, fails once.
+            fake.push_action_faults("AssumeRole", [Fault::ServerError]);
+        }
+        let now = clock.now();
+        if let Err(e) = describe_backups(&client, now).await {
+            panic!("poll at t0+{}s failed: {e}", (now - t0).num_seconds());
+        }
+        clock.advance(chrono::Duration::seconds(10));
+    }
+
+    let s = |seconds: i64| t0 + chrono::Duration::seconds(seconds);
+    assert_eq!(
+        *refreshes.seen.lock().unwrap(),
+        vec![
+            (s(0), true, Some(s(200))),
+            (s(100), true, Some(s(300))),
+            (s(200), true, Some(s(400))),
+            (s(300), false, Some(s(400))),
+            (s(310), true, Some(s(510))),
+            (s(410), true, Some(s(610))),
+            (s(510), true, Some(s(710))),
+            (s(610), true, Some(s(810))),
+        ]
+    );
+    assert_eq!(fake.assume_role_calls(), 8);
+    assert_eq!(attempts.codes(), vec!["Success".to_string(); 71]);
+    let polls: Vec<_> = fake
+        .received()
+        .into_iter()
+        .filter(|r| r.action == "DescribeBackups")
+        .collect();
+    assert_eq!(polls.len(), 71);
+    assert!(
+        polls
+            .iter()
+            .all(|r| r.outcome == "Success" && r.access_key_id.starts_with("STS.")),
+        "{polls:?}"
+    );
+}
+
+/// The fake STS refuses a `Timestamp` more than 15 minutes off its clock.
+/// With the exporter's clock 20 minutes behind the system clock (and the
+/// fake's clock the exporter's), AssumeRole works only if the request is
+/// stamped with the injected clock, as `Refreshing` makes it.
+#[tokio::test]
+async fn assume_role_requests_are_stamped_with_the_injected_clock() {
+    let clock = ManualClock::new(whole_second_now() - chrono::Duration::minutes(20));
+    let shared: Arc<dyn Clock> = Arc::new(clock.clone());
+    let fake = FakeApi::start_on(([127, 0, 0, 1], 0).into(), vec![key()], shared.clone())
+        .await
+        .unwrap();
+    fake.add_role(trusting_role(None));
+
+    // The fake does check: stamped with the system clock, refused.
+    let system_stamped = AssumeRoleFetcher::new(role_settings(&fake), base_key()).unwrap();
+    let err = system_stamped.fetch().await.unwrap_err();
+    assert!(err.message.contains("InvalidTimeStamp.Expired"), "{err}");
+
+    let provider = Refreshing::new(
+        AssumeRoleFetcher::new(role_settings(&fake), base_key()).unwrap(),
+        shared,
+        Arc::new(NoRefreshObserver),
+    );
+    let credentials = provider.credentials().await.unwrap();
+    assert!(credentials.access_key_id.starts_with("STS."));
+    assert_eq!(fake.assume_role_calls(), 2);
+}
+
+/// A loopback `AssumeRoleWithOIDC` that, like STS, refuses a `Timestamp`
+/// more than 15 minutes off its clock; notes every `Timestamp`.
+async fn skew_checking_oidc_sts(
+    clock: Arc<dyn Clock>,
+) -> (
+    String,
+    Arc<Mutex<Vec<String>>>,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    use aliyun_backup_exporter::http::{respond, serve, Request};
+    let stamps = Arc::new(Mutex::new(Vec::new()));
+    let seen = stamps.clone();
+    let handler = move |req: Request| {
+        let clock = clock.clone();
+        let seen = seen.clone();
+        async move {
+            let query = req.uri().query().unwrap_or("").to_string();
+            let stamp = url::form_urlencoded::parse(query.as_bytes())
+                .find(|(k, _)| k == "Timestamp")
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default();
+            seen.lock().unwrap().push(stamp.clone());
+            let now = clock.now();
+            let in_window = chrono::NaiveDateTime::parse_from_str(&stamp, "%Y-%m-%dT%H:%M:%SZ")
+                .is_ok_and(|sent| (now - sent.and_utc()).num_minutes().abs() <= 15);
+            if !in_window {
+                return respond(
+                    400,
+                    "application/json",
+                    r#"{"Code":"InvalidTimeStamp.Expired","Message":"Specified time stamp or date value is expired."}"#,
+                );
+            }
+            let expiration = (now + chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M:%SZ");
+            respond(
+                200,
+                "application/json",
+                format!(
+                    r#"{{"RequestId":"r","Credentials":{{"AccessKeyId":"STS.oidc","AccessKeySecret":"s","SecurityToken":"t","Expiration":"{expiration}"}}}}"#
+                ),
+            )
+        }
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(serve(listener, handler, async move {
+        let _ = stopped.await;
+    }));
+    (endpoint, stamps, stop)
+}
+
+/// RRSA through the chain as the exporter builds it: `AssumeRoleWithOIDC`
+/// carries the injected clock's time (20 minutes behind the system's here),
+/// which the skew-checking STS accepts; the system's time it refuses.
+#[tokio::test]
+async fn oidc_requests_are_stamped_with_the_injected_clock() {
+    let at = whole_second_now() - chrono::Duration::minutes(20);
+    let shared: Arc<dyn Clock> = Arc::new(ManualClock::new(at));
+    let (endpoint, stamps, _stop) = skew_checking_oidc_sts(shared.clone()).await;
+    let dir = temp_dir("oidc-clock");
+    std::fs::write(dir.join("token"), "t").unwrap();
+    let settings = OidcSettings {
+        role_arn: "acs:ram::123:role/backup-reader".into(),
+        provider_arn: "acs:ram::123:oidc-provider/ack-rrsa-c1".into(),
+        token_file: dir.join("token"),
+        session_name: "test".into(),
+        duration_seconds: 3600,
+        sts_endpoint: endpoint,
+    };
+
+    let err = OidcFetcher::new(settings.clone())
+        .unwrap()
+        .fetch()
+        .await
+        .unwrap_err();
+    assert!(err.message.contains("InvalidTimeStamp.Expired"), "{err}");
+
+    let provider =
+        chain::build(&Source::Oidc(settings), shared, Arc::new(NoRefreshObserver)).unwrap();
+    assert_eq!(
+        provider.credentials().await.unwrap().access_key_id,
+        "STS.oidc"
+    );
+    let stamps = stamps.lock().unwrap().clone();
+    assert_eq!(stamps.len(), 2);
+    assert_eq!(stamps[1], at.format("%Y-%m-%dT%H:%M:%SZ").to_string());
 }

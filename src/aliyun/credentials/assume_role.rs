@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::refresh::{Fetch, FetchFuture, Temporary};
-use super::sts::{http_client, parse_sts_answer, read_small, short};
+use super::sts::{http_client, parse_sts_answer, read_small, short, sts_timestamp};
 use super::{CredentialsError, CredentialsProvider};
 use crate::aliyun::sign;
 use crate::clock::{self, Clock};
@@ -42,6 +42,7 @@ pub struct AssumeRoleFetcher {
     endpoint: String,
     base: Arc<dyn CredentialsProvider>,
     http: reqwest::Client,
+    /// The request's `Timestamp`; `Refreshing` sets its own.
     clock: Arc<dyn Clock>,
 }
 
@@ -118,7 +119,8 @@ impl AssumeRoleFetcher {
         })
     }
 
-    /// Takes the request's `Timestamp` from `clock` (tests with a fake clock).
+    /// Takes the request's `Timestamp` from `clock` (done by `Refreshing`;
+    /// without it, and outside `Refreshing`, the system clock).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
@@ -138,10 +140,7 @@ impl AssumeRoleFetcher {
             ("SignatureMethod", "HMAC-SHA1".into()),
             ("SignatureVersion", "1.0".into()),
             ("SignatureNonce", new_nonce()),
-            (
-                "Timestamp",
-                self.clock.now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-            ),
+            ("Timestamp", sts_timestamp(self.clock.now())),
             ("RoleArn", self.settings.role_arn.clone()),
             ("RoleSessionName", self.settings.session_name.clone()),
             (
@@ -194,6 +193,10 @@ impl Fetch for AssumeRoleFetcher {
 
     fn fetch(&self) -> FetchFuture<'_> {
         Box::pin(self.assume_role())
+    }
+
+    fn set_clock(&mut self, clock: Arc<dyn Clock>) {
+        self.clock = clock;
     }
 }
 

@@ -2,6 +2,7 @@
 //! mode first (a session token from `PUT /latest/api/token`), plain reads as
 //! a fallback unless disabled; the role name discovered when not given.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -9,6 +10,7 @@ use serde::Deserialize;
 use super::refresh::{Fetch, FetchFuture, Temporary};
 use super::sts::{http_client, read_small, short, WireCredentials};
 use super::CredentialsError;
+use crate::clock::Clock;
 
 const NAME: &str = "ecs-ram-role";
 const CREDENTIALS_PATH: &str = "/latest/meta-data/ram/security-credentials/";
@@ -152,4 +154,7 @@ impl Fetch for EcsFetcher {
     fn fetch(&self) -> FetchFuture<'_> {
         Box::pin(self.fetch_credentials())
     }
+
+    /// The metadata service's requests carry no time.
+    fn set_clock(&mut self, _: Arc<dyn Clock>) {}
 }

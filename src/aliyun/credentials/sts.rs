@@ -3,6 +3,7 @@
 //! is read again at every refresh, since the kubelet rotates it.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -11,6 +12,7 @@ use serde::Deserialize;
 use super::refresh::{Fetch, FetchFuture, Temporary};
 use super::{Credentials, CredentialsError};
 use crate::aliyun::error::sanitize_message;
+use crate::clock::{self, Clock};
 use crate::secret::Secret;
 
 const NAME: &str = "oidc";
@@ -29,6 +31,8 @@ pub struct OidcSettings {
 pub struct OidcFetcher {
     settings: OidcSettings,
     http: reqwest::Client,
+    /// The request's `Timestamp`; `Refreshing` sets its own.
+    clock: Arc<dyn Clock>,
 }
 
 impl OidcFetcher {
@@ -36,7 +40,14 @@ impl OidcFetcher {
         Ok(OidcFetcher {
             settings,
             http: http_client(Duration::from_secs(10))?,
+            clock: clock::system(),
         })
+    }
+
+    /// Takes the request's `Timestamp` from `clock` (done by `Refreshing`).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     async fn assume_role(&self) -> Result<Temporary, CredentialsError> {
@@ -58,7 +69,7 @@ impl OidcFetcher {
                 path.display()
             )));
         }
-        let timestamp = Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let timestamp = sts_timestamp(self.clock.now());
         let url = format!(
             "{}/?Action=AssumeRoleWithOIDC&Version=2015-04-01&Format=JSON&Timestamp={}",
             self.settings.sts_endpoint.trim_end_matches('/'),
@@ -104,6 +115,15 @@ impl Fetch for OidcFetcher {
     fn fetch(&self) -> FetchFuture<'_> {
         Box::pin(self.assume_role())
     }
+
+    fn set_clock(&mut self, clock: Arc<dyn Clock>) {
+        self.clock = clock;
+    }
+}
+
+/// STS's `Timestamp`: `yyyy-MM-ddTHH:mm:ssZ`, UTC.
+pub(super) fn sts_timestamp(now: DateTime<Utc>) -> String {
+    now.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 #[derive(Deserialize)]
