@@ -32,21 +32,23 @@ use clap::Parser;
 use crate::fake_cloud::*;
 use crate::helpers::*;
 
-/// A fresh directory for token and profile files.
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "abe-creds-{}-{name}-{}",
-        std::process::id(),
-        fastrand_suffix()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory for token and profile files, removed when dropped.
+struct TestDir(tempfile::TempDir);
+
+impl std::ops::Deref for TestDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        self.0.path()
+    }
 }
 
-fn fastrand_suffix() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    N.fetch_add(1, Ordering::Relaxed)
+fn temp_dir(name: &str) -> TestDir {
+    TestDir(
+        tempfile::Builder::new()
+            .prefix(&format!("abe-creds-{name}-"))
+            .tempdir()
+            .expect("a temporary directory"),
+    )
 }
 
 fn oidc_settings(sts: &FakeSts, token_file: PathBuf) -> OidcSettings {
@@ -532,7 +534,8 @@ fn the_chain_follows_the_official_order() {
         err.to_string().contains("ALIBABA_CLOUD_OIDC_PROVIDER_ARN"),
         "{err}"
     );
-    let empty_home = temp_dir("empty-home").display().to_string();
+    let empty_home_dir = temp_dir("empty-home");
+    let empty_home = empty_home_dir.display().to_string();
     let env = env_of(&[
         ("HOME", empty_home),
         (

@@ -156,12 +156,21 @@ fn parse_ini(text: &str) -> HashMap<String, HashMap<String, String>> {
 mod tests {
     use super::*;
 
-    fn write(name: &str, text: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("abe-files-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(name);
+    /// A file in a directory of its own, removed when dropped.
+    struct TestFile(std::path::PathBuf, #[allow(dead_code)] tempfile::TempDir);
+
+    impl std::ops::Deref for TestFile {
+        type Target = std::path::Path;
+        fn deref(&self) -> &std::path::Path {
+            &self.0
+        }
+    }
+
+    fn write(name: &str, text: &str) -> TestFile {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
         std::fs::write(&path, text).unwrap();
-        path
+        TestFile(path, dir)
     }
 
     #[test]
