@@ -120,14 +120,25 @@ mod tests {
     }
 }
 
-/// A value from an answer, quoted for an error or a log line: at most its
-/// first 40 characters, so that a huge field cannot make a huge line.
+/// A value from an answer, quoted for an error or a log line: at most 40
+/// characters of it *as written* (escapes count), so that a huge or exotic
+/// field cannot make a huge line.
 pub fn quoted(raw: &str) -> String {
     const SHOWN: usize = 40;
-    match raw.char_indices().nth(SHOWN) {
-        None => format!("{raw:?}"),
-        Some((cut, _)) => format!("{:?}… ({} bytes)", &raw[..cut], raw.len()),
+    let mut out = String::from("\"");
+    let mut written = 0;
+    for c in raw.chars() {
+        let escaped: String = c.escape_debug().collect();
+        let width = escaped.chars().count();
+        if written + width > SHOWN {
+            out.push_str(&format!("\"… ({} bytes)", raw.len()));
+            return out;
+        }
+        written += width;
+        out.push_str(&escaped);
     }
+    out.push('"');
+    out
 }
 
 #[cfg(test)]
@@ -143,5 +154,11 @@ mod quoting {
         assert!(q.ends_with(&format!("… ({} bytes)", 1 << 20)), "{q}");
         // Cut on a character boundary.
         assert!(quoted(&"é".repeat(100)).starts_with("\"éé"));
+        // Escapes count: characters that escape long cannot make it long.
+        for c in ['\u{e000}', '\u{10ffff}', '\u{7}', '"'] {
+            let q = quoted(&c.to_string().repeat(1000));
+            assert!(q.chars().count() < 80, "{q}");
+        }
+        assert_eq!(quoted("a\"b"), "\"a\\\"b\"");
     }
 }
