@@ -307,8 +307,19 @@ pub async fn start_with_env(
         reload: config.enable_lifecycle.then(|| reload.clone()),
     });
     let (stop_server, server_stopped) = oneshot::channel::<()>();
+    let limits = http::Limits {
+        max_connections: crate::connections::cap_for_open_files(config.max_connections),
+        ..http::Limits::default()
+    };
+    if limits.max_connections < config.max_connections {
+        tracing::info!(
+            max_connections = limits.max_connections,
+            "fewer connections than --web.max-connections: half the open-files limit"
+        );
+    }
     let server = tokio::spawn(http::serve(
         listener,
+        limits,
         move |req| {
             let endpoints = endpoints.clone();
             async move { endpoints.handle(&req).await }
@@ -434,7 +445,13 @@ async fn reload(config: &Config, reloads: &mpsc::Sender<Reload>) -> Result<Strin
     let Some(path) = &config.config_file else {
         return Err("no --config.file to reload".into());
     };
-    let text = read_config_file(path).map_err(|e| e.to_string())?;
+    // Off the async workers: a file on a slow or stuck file system (or a
+    // named pipe) must not stall the server.
+    let path = path.clone();
+    let text = tokio::task::spawn_blocking(move || read_config_file(&path))
+        .await
+        .map_err(|e| format!("reading the config file failed: {e}"))?
+        .map_err(|e| e.to_string())?;
     let accounts = config.with_file(Some(&text)).map_err(|e| e.to_string())?;
     let (reply, answer) = oneshot::channel();
     reloads

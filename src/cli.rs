@@ -205,6 +205,14 @@ pub struct Cli {
     )]
     pub enable_lifecycle: bool,
 
+    /// Open HTTP connections at most; past it the oldest idle one is closed (and lowered to half the open-files limit).
+    #[arg(
+        long = "web.max-connections",
+        env = "ALIYUN_BACKUP_EXPORTER_WEB_MAX_CONNECTIONS",
+        default_value = "512"
+    )]
+    pub max_connections: String,
+
     /// Serve built-in sample instances from an in-process fake API: no cloud account needed.
     #[arg(long = "demo", env = "ALIYUN_BACKUP_EXPORTER_DEMO")]
     pub demo: bool,

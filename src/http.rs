@@ -1,6 +1,6 @@
 //! The HTTP plumbing shared by the exporter's server and the fake API:
-//! accept connections, serve each with hyper, and on shutdown let the
-//! requests in flight finish.
+//! accept connections (at most so many), serve each with hyper, and on
+//! shutdown close the idle ones and let the requests in flight finish.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -15,6 +15,8 @@ use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
+use crate::connections::{BusyGuard, Connections};
+
 pub type Request = hyper::Request<Incoming>;
 pub type Body = BoxBody<Bytes, Infallible>;
 pub type Response = hyper::Response<Body>;
@@ -22,14 +24,42 @@ pub type Response = hyper::Response<Body>;
 /// How long requests in flight get to finish once shutdown is asked for.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves `handler` on `listener` until `shutdown` completes, then waits
-/// (up to a bound) for the requests in flight.
-pub async fn serve<H, F>(listener: TcpListener, handler: H, shutdown: impl Future<Output = ()>)
-where
+/// What one server lets its clients hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Open connections at most; past it the oldest one that is not busy
+    /// is closed (see `connections`).
+    pub max_connections: usize,
+    /// Bytes of a request head (hyper's default is about 400 KiB, which
+    /// let 200 unfinished heads hold 63 MiB); a longer head gets a 431.
+    pub max_head_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            // As Prometheus's own --web.max-connections.
+            max_connections: 512,
+            // Prometheus's scrape requests are a few hundred bytes.
+            max_head_bytes: 16 * 1024,
+        }
+    }
+}
+
+/// Serves `handler` on `listener` until `shutdown` completes. Then the
+/// connections that are idle or still receiving a head are closed at once,
+/// and the requests in flight get (up to a bound) to finish.
+pub async fn serve<H, F>(
+    listener: TcpListener,
+    limits: Limits,
+    handler: H,
+    shutdown: impl Future<Output = ()>,
+) where
     H: Fn(Request) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response> + Send + 'static,
 {
     let graceful = GracefulShutdown::new();
+    let connections = Connections::new(limits.max_connections);
     tokio::pin!(shutdown);
     loop {
         let stream = tokio::select! {
@@ -44,31 +74,93 @@ where
             },
             _ = &mut shutdown => break,
         };
+        let mut admitted = match connections.admit() {
+            Ok(admitted) => admitted,
+            Err(refused) => {
+                tracing::debug!(?refused, cap = connections.cap(), "connection turned away");
+                tokio::spawn(turn_away(stream));
+                continue;
+            }
+        };
         // Bodies go out in chunks as they are written: without this, Nagle's
         // algorithm and the client's delayed ACKs add tens of milliseconds.
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
+        let busy = admitted.busy.clone();
         let service = service_fn(move |req| {
+            // Busy from the head's arrival to the end of the response body.
+            let guard = BusyGuard::new(&busy);
             let handler = handler.clone();
-            async move { Ok::<_, Infallible>(handler(req).await) }
+            async move {
+                let response = handler(req).await;
+                Ok::<_, Infallible>(response.map(|body| {
+                    Guarded {
+                        body,
+                        _guard: guard,
+                    }
+                    .boxed()
+                }))
+            }
         });
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(hyper_util::rt::TokioTimer::new())
             .header_read_timeout(Duration::from_secs(30))
+            // hyper refuses less than 8 KiB.
+            .max_buf_size(limits.max_head_bytes.max(8192))
             .serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection ended with an error");
+            tokio::select! {
+                ended = conn => if let Err(e) = ended {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                },
+                _ = &mut admitted.closed => {
+                    tracing::debug!("idle connection closed, for room or at shutdown");
+                }
             }
         });
     }
     drop(listener);
+    connections.close_idle();
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
         .await
         .is_err()
     {
         tracing::warn!("requests still in flight after {DRAIN_TIMEOUT:?}; stopping anyway");
+    }
+}
+
+/// Says no politely to a connection past the cap when every connection is
+/// busy: a 503 the client can retry, then the connection is closed.
+async fn turn_away(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    const ANSWER: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: 21\r\n\r\ntoo many connections\n";
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(ANSWER)).await;
+}
+
+/// A response body that keeps its connection busy until it is sent.
+struct Guarded {
+    body: Body,
+    _guard: BusyGuard,
+}
+
+impl hyper::body::Body for Guarded {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
     }
 }
 

@@ -35,6 +35,7 @@ pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod connections;
 pub mod demo;
 pub mod exposition;
 pub mod fake_api;

@@ -36,6 +36,8 @@ pub struct Config {
     pub telemetry_path: String,
     /// Serve `POST /-/reload`.
     pub enable_lifecycle: bool,
+    /// Open HTTP connections at most (`--web.max-connections`).
+    pub max_connections: usize,
     /// Watch the demo's sample instances in an in-process fake API; the
     /// accounts are then built when the exporter starts.
     pub demo: bool,
@@ -398,10 +400,27 @@ impl Config {
             .collect::<Result<Vec<_>, _>>()?;
         check_tags(&tags).map_err(|m| bad("discovery.tag", m))?;
 
+        let max_connections = cli
+            .max_connections
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1_000_000).contains(n))
+            .ok_or_else(|| {
+                bad(
+                    "web.max-connections",
+                    format!(
+                        "{:?} is not a number from 1 to 1000000",
+                        cli.max_connections
+                    ),
+                )
+            })?;
+
         let mut config = Config {
             listen_address,
             telemetry_path,
             enable_lifecycle: cli.enable_lifecycle,
+            max_connections,
             demo: cli.demo,
             config_file: cli
                 .config_file
@@ -978,6 +997,8 @@ mod tests {
             (&["--poll.timeout=1h"], "--poll.timeout"),
             (&["--poll.timeout=soon"], "--poll.timeout"),
             (&["--poll.concurrency=0"], "--poll.concurrency"),
+            (&["--web.max-connections=0"], "--web.max-connections"),
+            (&["--web.max-connections=many"], "--web.max-connections"),
             (&["--web.listen-address=nowhere"], "--web.listen-address"),
             (&["--web.telemetry-path=metrics"], "--web.telemetry-path"),
             (&["--web.telemetry-path=/-/reload"], "--web.telemetry-path"),

@@ -181,6 +181,7 @@ impl FakeApi {
         let handler_shared = shared.clone();
         tokio::spawn(http::serve(
             listener,
+            http::Limits::default(),
             move |req| handle(handler_shared.clone(), req),
             async move {
                 let _ = stopped.await;

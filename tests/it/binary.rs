@@ -24,6 +24,30 @@ fn exporter(args: &[&str], env: &[(&str, &str)]) -> Command {
     cmd
 }
 
+/// A child that is killed when the test ends, passed or failed: a leftover
+/// exporter would hold the test runner's output open.
+struct Reaped(Child);
+
+impl std::ops::Deref for Reaped {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Reaped {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 const CREDS: &[(&str, &str)] = &[
     ("ALIBABA_CLOUD_ACCESS_KEY_ID", KEY_ID),
     ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", KEY_SECRET),
@@ -202,6 +226,7 @@ fn sigterm_and_sigint_stop_gracefully_with_exit_0() {
         let mut child = exporter(&["--demo", &listen], &[])
             .stderr(Stdio::piped())
             .spawn()
+            .map(Reaped)
             .unwrap();
         wait_http(port, "/readyz");
         signal(&child, sig);
@@ -213,25 +238,78 @@ fn sigterm_and_sigint_stop_gracefully_with_exit_0() {
 }
 
 #[test]
-fn a_second_signal_during_the_drain_exits_at_once_with_exit_1() {
+fn idle_and_half_sent_connections_do_not_hold_the_shutdown() {
     let port = free_port();
     let listen = format!("--web.listen-address=127.0.0.1:{port}");
     let mut child = exporter(&["--demo", &listen], &[])
         .stderr(Stdio::piped())
         .spawn()
+        .map(Reaped)
         .unwrap();
     wait_http(port, "/readyz");
-    // A request that never finishes arriving keeps the drain waiting (up to
-    // its ten-second bound).
-    let mut slow = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    // One connection that never says anything, one whose request head
+    // never finishes arriving, one idle after a finished request.
+    let _silent = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut half = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut kept = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     {
         use std::io::Write;
-        write!(slow, "GET /metrics HTTP/1.1\r\nHost: x\r\n").unwrap();
-        slow.flush().unwrap();
+        write!(half, "GET /metrics HTTP/1.1\r\nHost: x\r\n").unwrap();
+        write!(kept, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut answer = [0u8; 512];
+        let n = kept.read(&mut answer).unwrap();
+        assert!(answer[..n].starts_with(b"HTTP/1.1 200"));
     }
     std::thread::sleep(Duration::from_millis(200));
+    let asked = Instant::now();
     signal(&child, "TERM");
-    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(wait_exit(&mut child), 0);
+    // Before, the half-sent head held the drain for its whole ten seconds.
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "stopped at once: {:?}",
+        asked.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_signal_during_the_drain_exits_at_once_with_exit_1() {
+    let fake = fake().await;
+    fake.set_instance("r-hz", FakeInstance::default());
+    let path = config_file(
+        "drain",
+        "accounts:\n  - name: a\n    redis: {regions: [cn-hangzhou], discovery: {}}\n",
+    );
+    let port = free_port();
+    let listen = format!("--web.listen-address=127.0.0.1:{port}");
+    let endpoint = format!("--aliyun.endpoint={}", fake.endpoint());
+    let file = format!("--config.file={}", path.display());
+    let args = [listen.as_str(), &endpoint, &file, "--web.enable-lifecycle"];
+    let mut child = exporter(&args, CREDS)
+        .stderr(Stdio::piped())
+        .spawn()
+        .map(Reaped)
+        .unwrap();
+    tokio::task::spawn_blocking(move || wait_http(port, "/readyz"))
+        .await
+        .unwrap();
+    // A request still being answered keeps the drain waiting (up to its
+    // ten-second bound): a reload reading a named pipe that no one writes.
+    std::fs::remove_file(&*path).unwrap();
+    let made = Command::new("mkfifo").arg(&*path).status().unwrap();
+    assert!(made.success());
+    let mut busy = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    {
+        use std::io::Write;
+        write!(
+            busy,
+            "POST /-/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+        )
+        .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    signal(&child, "TERM");
+    tokio::time::sleep(Duration::from_millis(700)).await;
     assert!(
         child.try_wait().unwrap().is_none(),
         "still draining after the first SIGTERM"
@@ -249,7 +327,100 @@ fn a_second_signal_during_the_drain_exits_at_once_with_exit_1() {
         log.contains("SIGTERM received during the shutdown, exiting at once"),
         "{log}"
     );
-    drop(slow);
+    drop(busy);
+}
+
+/// Runs the binary under an open-files limit of `limit` (soft and hard).
+fn exporter_with_open_files(limit: u32, args: &[&str]) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+        .arg(BIN)
+        .args(args)
+        .env_clear()
+        .env("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    cmd
+}
+
+#[test]
+fn a_flood_of_idle_and_half_sent_connections_does_not_lock_scrapes_out() {
+    let port = free_port();
+    let listen = format!("--web.listen-address=127.0.0.1:{port}");
+    let mut child = exporter_with_open_files(64, &["--demo", &listen])
+        .stderr(Stdio::piped())
+        .spawn()
+        .map(Reaped)
+        .unwrap();
+    wait_http(port, "/readyz");
+    // More connections than the process has file descriptors: without a
+    // cap, accept() fails from the 60th or so and scrapes time out.
+    let mut flood = Vec::new();
+    for i in 0..150 {
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            continue;
+        };
+        if i % 3 == 0 {
+            use std::io::Write;
+            let _ = write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\n");
+        }
+        flood.push(s);
+    }
+    for _ in 0..5 {
+        let mut scrape = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        scrape
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        use std::io::Write;
+        write!(
+            scrape,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        scrape
+            .read_to_string(&mut answer)
+            .expect("a scrape answered within 5 s during the flood");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer:.200}");
+        assert!(answer.contains("aliyun_backup_last_success_timestamp_seconds"));
+    }
+    drop(flood);
+    signal(&child, "TERM");
+    assert_eq!(wait_exit(&mut child), 0);
+    let log = stderr_of(&mut child);
+    assert!(log.contains("max_connections=32"), "{log}");
+}
+
+#[test]
+fn an_oversized_request_head_is_refused_with_431() {
+    let port = free_port();
+    let listen = format!("--web.listen-address=127.0.0.1:{port}");
+    let mut child = exporter(&["--demo", &listen], &[])
+        .spawn()
+        .map(Reaped)
+        .unwrap();
+    wait_http(port, "/readyz");
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    {
+        use std::io::Write;
+        // 64 KiB of header: hyper's default (about 400 KiB) took it.
+        let _ = write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Padding: {}\r\n\r\n",
+            "a".repeat(64 * 1024)
+        );
+    }
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 431"),
+        "got {:?}",
+        &answer[..answer.len().min(200)]
+    );
+    signal(&child, "TERM");
+    assert_eq!(wait_exit(&mut child), 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -275,6 +446,7 @@ async fn failed_polls_are_logged_with_code_and_request_id_and_never_a_secret() {
         let mut child = exporter(&args, &env)
             .stderr(Stdio::piped())
             .spawn()
+            .map(Reaped)
             .unwrap();
         tokio::task::spawn_blocking(move || wait_http(port, "/readyz"))
             .await
@@ -445,6 +617,7 @@ async fn sighup_reloads_the_config_file_and_a_bad_one_is_kept_out() {
     let mut child = exporter(&args, CREDS)
         .stderr(Stdio::piped())
         .spawn()
+        .map(Reaped)
         .unwrap();
     let targets = "aliyun_backup_targets{account=\"a\",product=\"redis\",region_id=\"cn-beijing\"}";
     tokio::task::spawn_blocking(move || {
@@ -497,6 +670,7 @@ fn the_shard_comes_from_the_statefulset_host_name() {
     ];
     let mut child = exporter(&args, &[("HOSTNAME", "aliyun-backup-exporter-2")])
         .spawn()
+        .map(Reaped)
         .unwrap();
     wait_http(port, "/healthz");
     assert_eq!(

@@ -842,7 +842,7 @@ async fn skew_checking_oidc_sts(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(serve(listener, handler, async move {
+    tokio::spawn(serve(listener, Default::default(), handler, async move {
         let _ = stopped.await;
     }));
     (endpoint, stamps, stop)

@@ -207,7 +207,7 @@ where
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(serve(listener, handler, async move {
+    tokio::spawn(serve(listener, Default::default(), handler, async move {
         let _ = stopped.await;
     }));
     (endpoint, stop)
