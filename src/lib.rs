@@ -46,6 +46,7 @@ pub mod model;
 pub mod policy;
 pub mod poller;
 pub mod products;
+pub mod redact;
 pub mod scrape;
 pub mod secret;
 pub mod server;

@@ -1,10 +1,12 @@
-//! Log set-up: logfmt (the Prometheus ecosystem's default) or JSON, to stderr.
+//! Log set-up: logfmt (the Prometheus ecosystem's default) or JSON, to
+//! stderr, every line cut of the secrets the process knows (`redact`).
 
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::LogFormat;
+use crate::redact::RedactingStderr;
 
 pub fn init(level: tracing::Level, format: LogFormat) {
     // Only our own crate logs at the chosen level; the HTTP libraries stay at
@@ -18,7 +20,7 @@ pub fn init(level: tracing::Level, format: LogFormat) {
             .with(
                 tracing_logfmt::builder()
                     .layer()
-                    .with_writer(std::io::stderr),
+                    .with_writer(RedactingStderr),
             )
             .try_init(),
         LogFormat::Json => registry
@@ -26,7 +28,7 @@ pub fn init(level: tracing::Level, format: LogFormat) {
                 tracing_subscriber::fmt::layer()
                     .json()
                     .flatten_event(true)
-                    .with_writer(std::io::stderr),
+                    .with_writer(RedactingStderr),
             )
             .try_init(),
     };

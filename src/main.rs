@@ -9,6 +9,7 @@ use aliyun_backup_exporter::accounts::AccountBuilder;
 use aliyun_backup_exporter::app::{self, StartError};
 use aliyun_backup_exporter::cli::Cli;
 use aliyun_backup_exporter::config::{Config, Regions};
+use aliyun_backup_exporter::redact::redact;
 use aliyun_backup_exporter::{clock, logging, metrics};
 use clap::Parser;
 
@@ -51,7 +52,8 @@ fn configure(cli: &Cli) -> Result<Config, StartError> {
 }
 
 fn fail(e: &StartError) -> ExitCode {
-    eprintln!("error: {e}");
+    // A credential source's error can echo a secret it was given.
+    eprintln!("error: {}", redact(&e.to_string()));
     ExitCode::from(e.exit_code())
 }
 

@@ -9,8 +9,12 @@ use std::fmt;
 pub struct Secret(String);
 
 impl Secret {
+    /// Also remembered for redaction: should the value come back in any
+    /// log line or start-up error (an API echoing it), it is cut out there.
     pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
+        let value = value.into();
+        crate::redact::remember(&value);
+        Secret(value)
     }
 
     pub fn expose(&self) -> &str {

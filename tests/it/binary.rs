@@ -4,7 +4,7 @@ use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use aliyun_backup_exporter::fake_api::FakeInstance;
+use aliyun_backup_exporter::fake_api::{FakeInstance, Fault};
 
 use crate::helpers::*;
 
@@ -491,6 +491,91 @@ async fn failed_polls_are_logged_with_code_and_request_id_and_never_a_secret() {
         !tokens.is_empty() && tokens.iter().all(|t| t == TOKEN),
         "the token was sent"
     );
+}
+
+/// RFC 3986 percent-encoding, in upper or lower hex.
+fn percent(text: &str, upper: bool) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else if upper {
+                format!("%{b:02X}")
+            } else {
+                format!("%{b:02x}")
+            }
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_echoed_in_any_encoding_never_reaches_the_logs() {
+    // Every encoding of this token holds its unreserved tail as is.
+    const ODD_TOKEN: &str = "CAIS/odd+token=with/specials-0123456789";
+    const TAIL: &str = "specials-0123456789";
+    let upper = percent(ODD_TOKEN, true);
+    let lower = percent(ODD_TOKEN, false);
+    let twice = percent(&upper, true);
+    let json = ODD_TOKEN.replace('/', "\\/");
+    let fake = fake().await;
+    let echo = format!(
+        r#"{{"Code":"Odd.Echo","Message":"we were handed [{upper}] (or {twice}, {lower}) by you","RequestId":"R-1"}}"#
+    );
+    let a = FakeInstance {
+        always: Some(Fault::Raw {
+            status: 400,
+            body: echo,
+        }),
+        ..Default::default()
+    };
+    fake.set_instance("r-echo", a);
+    let junk = format!("<html>your token: {ODD_TOKEN} or {json}</html>");
+    let b = FakeInstance {
+        always: Some(Fault::Raw {
+            status: 200,
+            body: junk,
+        }),
+        ..Default::default()
+    };
+    fake.set_instance("r-junk", b);
+
+    let port = free_port();
+    let listen = format!("--web.listen-address=127.0.0.1:{port}");
+    let endpoint = format!("--aliyun.endpoint={}", fake.endpoint());
+    let mut env = CREDS.to_vec();
+    env.push(("ALIBABA_CLOUD_SECURITY_TOKEN", ODD_TOKEN));
+    let args = [
+        "--aliyun.region=cn-hangzhou",
+        "--redis.instance-id=r-echo,r-junk",
+        listen.as_str(),
+        &endpoint,
+        "--log.level=trace",
+    ];
+    let mut child = exporter(&args, &env)
+        .stderr(Stdio::piped())
+        .spawn()
+        .map(Reaped)
+        .unwrap();
+    tokio::task::spawn_blocking(move || {
+        wait_metric(
+            port,
+            "aliyun_backup_poll_success{product=\"redis\",region_id=\"cn-hangzhou\",instance_id=\"r-junk\"}",
+            0.0,
+        );
+        wait_metric(
+            port,
+            "aliyun_backup_poll_success{product=\"redis\",region_id=\"cn-hangzhou\",instance_id=\"r-echo\"}",
+            0.0,
+        );
+    })
+    .await
+    .unwrap();
+    signal(&child, "TERM");
+    assert_eq!(wait_exit(&mut child), 0);
+    let log = stderr_of(&mut child);
+    assert!(log.contains("Odd.Echo"), "the echo was logged: {log}");
+    assert!(log.contains("we were handed [***]"), "{log}");
+    assert!(!log.contains(TAIL), "the token leaked: {log}");
 }
 
 #[test]
