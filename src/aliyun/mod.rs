@@ -20,7 +20,9 @@ pub mod retry;
 pub mod sign;
 pub mod sign_v3;
 
-pub use client::{Answer, CallLabels, CallObserver, ClientSettings, NoObserver, RpcClient};
+pub use client::{
+    Answer, CallLabels, CallObserver, ClientSettings, NoObserver, RpcClient, SignatureVersion,
+};
 pub use credentials::{Credentials, CredentialsProvider, StaticProvider};
 pub use error::ApiError;
 pub use retry::RetryPolicy;
