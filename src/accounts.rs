@@ -139,6 +139,7 @@ impl AccountBuilder {
             credentials = source.name(),
             role = config.role.as_ref().map_or("-", |r| r.arn.as_str()),
             rate_limit = config.rate_limit,
+            signature_version = config.signature_version.as_str(),
             "account ready"
         );
         let template = RpcClient::new(
@@ -163,7 +164,8 @@ impl AccountBuilder {
             source_name: "http",
             message: e.to_string(),
         })?
-        .with_rate_limit(RateLimiter::new(config.rate_limit).map(Arc::new));
+        .with_rate_limit(RateLimiter::new(config.rate_limit).map(Arc::new))
+        .with_signature_version(config.signature_version);
         Ok(Arc::new(Account::new(config, template)))
     }
 }
