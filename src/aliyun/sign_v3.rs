@@ -97,10 +97,7 @@ where
 
 /// `ACS3-HMAC-SHA256\n` + hex SHA-256 of the canonical request.
 pub fn string_to_sign(canonical_request: &str) -> String {
-    format!(
-        "{ALGORITHM}\n{}",
-        sha256_hex(canonical_request.as_bytes())
-    )
+    format!("{ALGORITHM}\n{}", sha256_hex(canonical_request.as_bytes()))
 }
 
 /// Lower-case hex HMAC-SHA256 of `string_to_sign`, keyed with the bare secret.
@@ -181,7 +178,10 @@ mod tests {
         ),
     ];
     const QUERY: [(&str, &str); 2] = [
-        ("ImageId", "win2019_1809_x64_dtc_zh-cn_40G_alibase_20230811.vhd"),
+        (
+            "ImageId",
+            "win2019_1809_x64_dtc_zh-cn_40G_alibase_20230811.vhd",
+        ),
         ("RegionId", "cn-shanghai"),
     ];
 

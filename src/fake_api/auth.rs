@@ -164,12 +164,20 @@ pub(super) fn check(
 /// Remembers `nonce`; `false` if it was seen already. Nonces are forgotten
 /// once their request's timestamp is out of the accepted window (a replay
 /// would be refused for its timestamp anyway), so a long demo stays small.
-fn remember_nonce(state: &mut State, nonce: &str, sent_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+fn remember_nonce(
+    state: &mut State,
+    nonce: &str,
+    sent_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> bool {
     if state.seen_nonces.len() >= 10_000 {
         let horizon = now - chrono::Duration::minutes(2 * MAX_SKEW_MINUTES);
         state.seen_nonces.retain(|_, sent| *sent > horizon);
     }
-    state.seen_nonces.insert(nonce.to_string(), sent_at).is_none()
+    state
+        .seen_nonces
+        .insert(nonce.to_string(), sent_at)
+        .is_none()
 }
 
 /// A V3 request as received.

@@ -168,7 +168,10 @@ async fn the_exporter_and_its_assumed_role_send_nothing_in_urls() {
             .collect();
         // STS AssumeRole is V2 (form body) whatever the API calls use.
         assert!(actions.contains(&("AssumeRole", "v2")), "{actions:?}");
-        assert!(actions.contains(&("DescribeBackups", version)), "{actions:?}");
+        assert!(
+            actions.contains(&("DescribeBackups", version)),
+            "{actions:?}"
+        );
         assert!(
             actions
                 .iter()
@@ -308,13 +311,18 @@ impl V3 {
             names.join(";")
         );
         let signature = sign_v3::signature(&sign_v3::string_to_sign(&canonical), &self.secret);
-        let authorization = self.authorization.clone().unwrap_or_else(|| {
-            sign_v3::authorization(&self.key_id, &names.join(";"), &signature)
-        });
+        let authorization = self
+            .authorization
+            .clone()
+            .unwrap_or_else(|| sign_v3::authorization(&self.key_id, &names.join(";"), &signature));
         let url = if self.query.is_empty() {
             format!("{}/", fake.endpoint())
         } else {
-            format!("{}/?{}", fake.endpoint(), sign::canonical_query(&self.query))
+            format!(
+                "{}/?{}",
+                fake.endpoint(),
+                sign::canonical_query(&self.query)
+            )
         };
         let mut request = reqwest::Client::new()
             .post(url)
@@ -372,7 +380,11 @@ async fn the_fake_checks_v3_signatures_as_strictly_as_v2() {
         .to_string();
     let other_hash = sign_v3::sha256_hex(b"InstanceId=r-2");
     let mut cases: Vec<(&str, V3, (u16, &str))> = vec![
-        ("reused nonce", V3::new(&fake, "v3-ok"), (400, "SignatureNonceUsed")),
+        (
+            "reused nonce",
+            V3::new(&fake, "v3-ok"),
+            (400, "SignatureNonceUsed"),
+        ),
         (
             "stale x-acs-date",
             V3::new(&fake, "v3-stale").set("x-acs-date", &stale),
@@ -441,7 +453,9 @@ async fn the_fake_checks_v3_signatures_as_strictly_as_v2() {
         (400, "SignatureDoesNotMatch"),
     ));
     let mut unsigned_host = V3::new(&fake, "v3-unsigned-host").without("host");
-    unsigned_host.unsigned.push(("host".into(), fake.addr().to_string()));
+    unsigned_host
+        .unsigned
+        .push(("host".into(), fake.addr().to_string()));
     cases.push((
         "host not signed",
         unsigned_host,
@@ -486,17 +500,29 @@ async fn the_fake_checks_v3_signatures_as_strictly_as_v2() {
 
     for (what, request, (status, expected)) in cases {
         let answer = request.send(&fake).await;
-        assert_eq!(code(&answer), (status, expected.to_string()), "{what}: {}", answer.1);
+        assert_eq!(
+            code(&answer),
+            (status, expected.to_string()),
+            "{what}: {}",
+            answer.1
+        );
         // The real API echoes its string-to-sign; for V3 that is a hash,
         // never a secret.
-        assert!(!answer.1.contains(KEY_SECRET) && !answer.1.contains(TOKEN), "{what}");
+        assert!(
+            !answer.1.contains(KEY_SECRET) && !answer.1.contains(TOKEN),
+            "{what}"
+        );
     }
     ok(sts.send(&fake).await);
 
     // A correctly signed nonce is remembered only once accepted: the
     // refused requests above did not burn theirs.
     ok(V3::new(&fake, "v3-secret").send(&fake).await);
-    let v3: Vec<&'static str> = fake.received().iter().map(|r| r.signature_version).collect();
+    let v3: Vec<&'static str> = fake
+        .received()
+        .iter()
+        .map(|r| r.signature_version)
+        .collect();
     assert!(v3.iter().all(|v| *v == "v3"), "{v3:?}");
 }
 
@@ -564,7 +590,12 @@ async fn the_fake_reads_v2_from_query_and_body_but_not_twice_or_unread() {
     // A parameter both in the query string and the body.
     let both = [("InstanceId", "r-1"), window[0], window[1]];
     let answer = v2_split(&fake, "p-3", "POST", &id, &both, form).await;
-    assert_eq!(code(&answer), (400, "InvalidParameter".into()), "{}", answer.1);
+    assert_eq!(
+        code(&answer),
+        (400, "InvalidParameter".into()),
+        "{}",
+        answer.1
+    );
     assert!(answer.1.contains("InstanceId"), "{}", answer.1);
     // A body that is not a form: its parameters would go unread.
     for content_type in ["text/plain", "application/json"] {
@@ -577,5 +608,8 @@ async fn the_fake_reads_v2_from_query_and_body_but_not_twice_or_unread() {
         );
     }
     let targets: Vec<String> = fake.received().iter().map(|r| r.target.clone()).collect();
-    assert!(targets.iter().all(|t| t == "/?InstanceId=r-1"), "{targets:?}");
+    assert!(
+        targets.iter().all(|t| t == "/?InstanceId=r-1"),
+        "{targets:?}"
+    );
 }
