@@ -8,7 +8,8 @@
 //!   received requests.
 //! - `auth`: what is checked before any action (common parameters, the
 //!   timestamp window, nonce reuse, the signature, the security token and
-//!   its expiry).
+//!   its expiry), for signature V2 (parameters from the query string and a
+//!   form body) and V3 (`x-acs-*` headers, `Authorization`, body hash).
 //! - `kvstore`: R-kvstore's `DescribeBackups`, `DescribeClusterBackupList`
 //!   (cloud-native clusters), `DescribeBackupPolicy`, `DescribeInstances`
 //!   and `DescribeRegions`, with accounts, pagination and filters.
