@@ -143,7 +143,7 @@ impl RpcClient {
                 "aliyun-backup-exporter/",
                 env!("CARGO_PKG_VERSION")
             ))
-            // The API never redirects; a redirect would carry the signed query elsewhere.
+            // The API never redirects; a redirect would take the signed request elsewhere.
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| ApiError::Transport(describe_reqwest_error(&e)))?;
@@ -556,8 +556,8 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     Some(Duration::from_millis(ms.min(60_000)))
 }
 
-/// The error's text and causes, without the URL (it holds the signature and
-/// the security token).
+/// The error's text and causes, without the URL (no parameter is in it any
+/// more, but an endpoint can hold a proxy's credentials).
 fn describe_reqwest_error(error: &reqwest::Error) -> String {
     use std::error::Error;
     let mut text = if error.is_connect() {
