@@ -130,7 +130,8 @@ impl AccountBuilder {
                     },
                     base,
                 )?
-                .with_clock(self.clock.clone());
+                .with_clock(self.clock.clone())
+                .with_signature_version(config.signature_version);
                 Arc::new(Refreshing::new(fetcher, self.clock.clone(), observer))
             }
         };

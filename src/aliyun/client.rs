@@ -283,89 +283,6 @@ impl RpcClient {
         }
     }
 
-    /// The URL (no query: nothing of the request is in it), headers and
-    /// form body of one signed attempt.
-    fn signed_request(
-        &self,
-        action: &str,
-        params: &[(&str, String)],
-        credentials: &Credentials,
-    ) -> Result<(String, HeaderMap, String), ApiError> {
-        let url = format!("{}/", self.settings.endpoint.trim_end_matches('/'));
-        let timestamp = self.clock.now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
-        let mut headers = HeaderMap::new();
-        let mut header = |name: &'static str, value: &str| {
-            let mut value = reqwest::header::HeaderValue::from_str(value).map_err(|_| {
-                ApiError::Transport(format!("{name} cannot be sent in an HTTP header"))
-            })?;
-            if name == sign_v3::SECURITY_TOKEN || name == "authorization" {
-                value.set_sensitive(true);
-            }
-            headers.insert(name, value);
-            Ok::<_, ApiError>(())
-        };
-        header("content-type", FORM)?;
-        match self.signature {
-            SignatureVersion::V2 => {
-                let mut all: Vec<(&str, String)> = vec![
-                    ("Action", action.to_string()),
-                    ("Version", self.settings.version.to_string()),
-                    ("Format", "JSON".to_string()),
-                    ("AccessKeyId", credentials.access_key_id.clone()),
-                    ("SignatureMethod", "HMAC-SHA1".to_string()),
-                    ("SignatureVersion", "1.0".to_string()),
-                    ("SignatureNonce", new_nonce()),
-                    ("Timestamp", timestamp),
-                ];
-                if let Some(token) = &credentials.security_token {
-                    all.push(("SecurityToken", token.expose().to_string()));
-                }
-                all.extend(params.iter().cloned());
-                let signature = sign::sign("POST", &all, credentials.access_key_secret.expose());
-                all.push(("Signature", signature));
-                Ok((url, headers, sign::canonical_query(&all)))
-            }
-            SignatureVersion::V3 => {
-                // The action's parameters only; `Format` is not needed (the
-                // answer is JSON when `Accept` asks for it).
-                let body = sign::canonical_query(params);
-                let host = host_header(&self.settings.endpoint).ok_or_else(|| {
-                    ApiError::Transport("the endpoint has no host to sign".into())
-                })?;
-                let nonce = new_nonce();
-                let hashed = sign_v3::sha256_hex(body.as_bytes());
-                let mut signed: Vec<(&'static str, String)> = vec![
-                    ("host", host),
-                    ("content-type", FORM.to_string()),
-                    (sign_v3::ACTION, action.to_string()),
-                    (sign_v3::VERSION, self.settings.version.to_string()),
-                    (sign_v3::DATE, timestamp),
-                    (sign_v3::NONCE, nonce),
-                    (sign_v3::CONTENT_SHA256, hashed.clone()),
-                ];
-                if let Some(token) = &credentials.security_token {
-                    signed.push((sign_v3::SECURITY_TOKEN, token.expose().to_string()));
-                }
-                let no_query: [(&str, &str); 0] = [];
-                let canonical = sign_v3::canonical_request("POST", &no_query, &signed, &hashed);
-                let signature = sign_v3::signature(
-                    &sign_v3::string_to_sign(&canonical),
-                    credentials.access_key_secret.expose(),
-                );
-                let (_, signed_names) = sign_v3::canonical_headers(&signed);
-                for (name, value) in &signed {
-                    header(name, value)?;
-                }
-                header(
-                    "authorization",
-                    &sign_v3::authorization(&credentials.access_key_id, &signed_names, &signature),
-                )?;
-                header("accept", "application/json")?;
-                Ok((url, headers, body))
-            }
-        }
-    }
-
     async fn send<T>(
         &self,
         action: &str,
@@ -378,9 +295,18 @@ impl RpcClient {
             result: Err(e),
             retry_after: None,
         };
-        let (url, headers, body) = match self.signed_request(action, params, credentials) {
+        let signed = sign_request(
+            self.signature,
+            &self.settings.endpoint,
+            self.settings.version,
+            action,
+            params,
+            credentials,
+            self.clock.now(),
+        );
+        let SignedRequest { url, headers, body } = match signed {
             Ok(request) => request,
-            Err(e) => return fail(e),
+            Err(e) => return fail(ApiError::Transport(e)),
         };
 
         // One deadline for the whole exchange, body included.
@@ -450,6 +376,109 @@ impl RpcClient {
         Attempt {
             result: Err(error),
             retry_after,
+        }
+    }
+}
+
+/// One signed request, ready to be sent as `POST url` with `headers` and
+/// the form `body`. `Debug` shows the URL only.
+pub struct SignedRequest {
+    /// The endpoint and `/`: no query string, nothing of the request.
+    pub url: String,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl std::fmt::Debug for SignedRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedRequest")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Signs `action` of the API `api_version` at `endpoint` with `params`, as
+/// `version` says, stamped `now`; every signed call of the exporter (the
+/// API client, STS `AssumeRole`) is built here. An error names what cannot
+/// be sent, never a value.
+pub fn sign_request(
+    version: SignatureVersion,
+    endpoint: &str,
+    api_version: &str,
+    action: &str,
+    params: &[(&str, String)],
+    credentials: &Credentials,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<SignedRequest, String> {
+    let url = format!("{}/", endpoint.trim_end_matches('/'));
+    let timestamp = now.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let mut headers = HeaderMap::new();
+    let mut header = |name: &'static str, value: &str| {
+        let mut value = reqwest::header::HeaderValue::from_str(value)
+            .map_err(|_| format!("{name} cannot be sent in an HTTP header"))?;
+        if name == sign_v3::SECURITY_TOKEN || name == "authorization" {
+            value.set_sensitive(true);
+        }
+        headers.insert(name, value);
+        Ok::<_, String>(())
+    };
+    header("content-type", FORM)?;
+    match version {
+        SignatureVersion::V2 => {
+            let mut all: Vec<(&str, String)> = vec![
+                ("Action", action.to_string()),
+                ("Version", api_version.to_string()),
+                ("Format", "JSON".to_string()),
+                ("AccessKeyId", credentials.access_key_id.clone()),
+                ("SignatureMethod", "HMAC-SHA1".to_string()),
+                ("SignatureVersion", "1.0".to_string()),
+                ("SignatureNonce", new_nonce()),
+                ("Timestamp", timestamp),
+            ];
+            if let Some(token) = &credentials.security_token {
+                all.push(("SecurityToken", token.expose().to_string()));
+            }
+            all.extend(params.iter().cloned());
+            let signature = sign::sign("POST", &all, credentials.access_key_secret.expose());
+            all.push(("Signature", signature));
+            let body = sign::canonical_query(&all);
+            Ok(SignedRequest { url, headers, body })
+        }
+        SignatureVersion::V3 => {
+            // The action's parameters only; `Format` is not needed (the
+            // answer is JSON when `Accept` asks for it).
+            let body = sign::canonical_query(params);
+            let host = host_header(endpoint)
+                .ok_or_else(|| "the endpoint has no host to sign".to_string())?;
+            let hashed = sign_v3::sha256_hex(body.as_bytes());
+            let mut signed: Vec<(&'static str, String)> = vec![
+                ("host", host),
+                ("content-type", FORM.to_string()),
+                (sign_v3::ACTION, action.to_string()),
+                (sign_v3::VERSION, api_version.to_string()),
+                (sign_v3::DATE, timestamp),
+                (sign_v3::NONCE, new_nonce()),
+                (sign_v3::CONTENT_SHA256, hashed.clone()),
+            ];
+            if let Some(token) = &credentials.security_token {
+                signed.push((sign_v3::SECURITY_TOKEN, token.expose().to_string()));
+            }
+            let no_query: [(&str, &str); 0] = [];
+            let canonical = sign_v3::canonical_request("POST", &no_query, &signed, &hashed);
+            let signature = sign_v3::signature(
+                &sign_v3::string_to_sign(&canonical),
+                credentials.access_key_secret.expose(),
+            );
+            let (_, signed_names) = sign_v3::canonical_headers(&signed);
+            for (name, value) in &signed {
+                header(name, value)?;
+            }
+            header(
+                "authorization",
+                &sign_v3::authorization(&credentials.access_key_id, &signed_names, &signature),
+            )?;
+            header("accept", "application/json")?;
+            Ok(SignedRequest { url, headers, body })
         }
     }
 }
