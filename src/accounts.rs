@@ -130,7 +130,8 @@ impl AccountBuilder {
                     },
                     base,
                 )?
-                .with_clock(self.clock.clone());
+                .with_clock(self.clock.clone())
+                .with_signature_version(config.signature_version);
                 Arc::new(Refreshing::new(fetcher, self.clock.clone(), observer))
             }
         };
@@ -139,6 +140,7 @@ impl AccountBuilder {
             credentials = source.name(),
             role = config.role.as_ref().map_or("-", |r| r.arn.as_str()),
             rate_limit = config.rate_limit,
+            signature_version = config.signature_version.as_str(),
             "account ready"
         );
         let template = RpcClient::new(
@@ -163,7 +165,8 @@ impl AccountBuilder {
             source_name: "http",
             message: e.to_string(),
         })?
-        .with_rate_limit(RateLimiter::new(config.rate_limit).map(Arc::new));
+        .with_rate_limit(RateLimiter::new(config.rate_limit).map(Arc::new))
+        .with_signature_version(config.signature_version);
         Ok(Arc::new(Account::new(config, template)))
     }
 }

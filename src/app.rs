@@ -397,6 +397,7 @@ fn demo_account(config: &Config, endpoint: String) -> AccountConfig {
         role: None,
         rate_limit: config.file_defaults.rate_limit,
         endpoint: Some(endpoint),
+        signature_version: config.file_defaults.signature_version,
         redis: ProductConfig {
             regions: Regions::List(demo::REGIONS.iter().map(|r| r.to_string()).collect()),
             static_region: Some(demo::REGION_ID.to_string()),

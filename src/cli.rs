@@ -198,6 +198,14 @@ pub struct Cli {
     )]
     pub rate_limit: String,
 
+    /// How API requests are signed: v2 (HMAC-SHA1 parameters) or v3 (ACS3-HMAC-SHA256 headers).
+    #[arg(
+        long = "aliyun.signature-version",
+        env = "ALIYUN_BACKUP_EXPORTER_ALIYUN_SIGNATURE_VERSION",
+        default_value = "v2"
+    )]
+    pub signature_version: String,
+
     /// Serve POST /-/reload (re-read --config.file, as SIGHUP does).
     #[arg(
         long = "web.enable-lifecycle",

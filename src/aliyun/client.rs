@@ -2,6 +2,13 @@
 //! waits for a token of its account's rate limit, bounds it with a timeout,
 //! retries what is worth retrying, and reports every attempt to an observer
 //! (the exporter turns that into metrics).
+//!
+//! Every request is a `POST /` whose parameters travel in an
+//! `application/x-www-form-urlencoded` body: the URL holds no parameter at
+//! all, so proxies and access logs that record URLs never see a signature,
+//! a security token or a key ID. With signature V2 the body carries the
+//! common parameters (`SecurityToken` and `Signature` among them) too; with
+//! V3 those are headers and the body carries the action's parameters only.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +22,7 @@ use super::credentials::{Credentials, CredentialsProvider};
 use super::error::{sanitize_message, ApiError};
 use super::ratelimit::RateLimiter;
 use super::retry::RetryPolicy;
-use super::sign;
+use super::{sign, sign_v3};
 use crate::clock::Clock;
 
 /// Told about every attempt of every call, failed or not.
@@ -49,6 +56,42 @@ impl Default for CallLabels {
     }
 }
 
+/// How requests are signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SignatureVersion {
+    /// HMAC-SHA1 over the parameters (`Signature`, `SignatureNonce`, …).
+    #[default]
+    V2,
+    /// `ACS3-HMAC-SHA256` over the method, headers and body hash
+    /// (`Authorization`, `x-acs-*` headers), as Alibaba's current SDKs sign.
+    V3,
+}
+
+impl SignatureVersion {
+    /// `v2` or `v3`, as the flag and the config file spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignatureVersion::V2 => "v2",
+            SignatureVersion::V3 => "v3",
+        }
+    }
+}
+
+impl std::str::FromStr for SignatureVersion {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, String> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "v2" => Ok(SignatureVersion::V2),
+            "v3" => Ok(SignatureVersion::V3),
+            _ => Err(format!("{:?} is not v2 or v3", raw.trim())),
+        }
+    }
+}
+
+/// The form body's content type.
+const FORM: &str = "application/x-www-form-urlencoded";
+
 /// Settings of one client (one product's API at one endpoint).
 #[derive(Clone)]
 pub struct ClientSettings {
@@ -71,6 +114,7 @@ pub struct RpcClient {
     limiter: Option<Arc<RateLimiter>>,
     observer: Arc<dyn CallObserver>,
     clock: Arc<dyn Clock>,
+    signature: SignatureVersion,
 }
 
 /// A successful answer: the decoded value and the request's ID.
@@ -99,7 +143,7 @@ impl RpcClient {
                 "aliyun-backup-exporter/",
                 env!("CARGO_PKG_VERSION")
             ))
-            // The API never redirects; a redirect would carry the signed query elsewhere.
+            // The API never redirects; a redirect would take the signed request elsewhere.
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| ApiError::Transport(describe_reqwest_error(&e)))?;
@@ -110,7 +154,18 @@ impl RpcClient {
             limiter: None,
             observer,
             clock,
+            signature: SignatureVersion::default(),
         })
+    }
+
+    /// Signs with `version` (V2 until told otherwise).
+    pub fn with_signature_version(mut self, version: SignatureVersion) -> Self {
+        self.signature = version;
+        self
+    }
+
+    pub fn signature_version(&self) -> SignatureVersion {
+        self.signature
     }
 
     /// Takes a token of `limiter` before every attempt.
@@ -132,6 +187,7 @@ impl RpcClient {
             limiter: self.limiter.clone(),
             observer: self.observer.clone(),
             clock: self.clock.clone(),
+            signature: self.signature,
         }
     }
 
@@ -239,34 +295,29 @@ impl RpcClient {
             result: Err(e),
             retry_after: None,
         };
-        let mut all: Vec<(&str, String)> = vec![
-            ("Action", action.to_string()),
-            ("Version", self.settings.version.to_string()),
-            ("Format", "JSON".to_string()),
-            ("AccessKeyId", credentials.access_key_id.clone()),
-            ("SignatureMethod", "HMAC-SHA1".to_string()),
-            ("SignatureVersion", "1.0".to_string()),
-            ("SignatureNonce", new_nonce()),
-            (
-                "Timestamp",
-                self.clock.now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-            ),
-        ];
-        if let Some(token) = &credentials.security_token {
-            all.push(("SecurityToken", token.expose().to_string()));
-        }
-        all.extend(params.iter().cloned());
-        let signature = sign::sign("GET", &all, credentials.access_key_secret.expose());
-        all.push(("Signature", signature));
-        let url = format!(
-            "{}/?{}",
-            self.settings.endpoint.trim_end_matches('/'),
-            sign::canonical_query(&all)
+        let signed = sign_request(
+            self.signature,
+            &self.settings.endpoint,
+            self.settings.version,
+            action,
+            params,
+            credentials,
+            self.clock.now(),
         );
+        let SignedRequest { url, headers, body } = match signed {
+            Ok(request) => request,
+            Err(e) => return fail(ApiError::Transport(e)),
+        };
 
         // One deadline for the whole exchange, body included.
         let exchange = async {
-            let response = self.http.get(&url).send().await?;
+            let response = self
+                .http
+                .post(&url)
+                .headers(headers)
+                .body(body)
+                .send()
+                .await?;
             let status = response.status().as_u16();
             let headers = response.headers().clone();
             let body = read_limited(response, MAX_BODY).await?;
@@ -329,6 +380,109 @@ impl RpcClient {
     }
 }
 
+/// One signed request, ready to be sent as `POST url` with `headers` and
+/// the form `body`. `Debug` shows the URL only.
+pub struct SignedRequest {
+    /// The endpoint and `/`: no query string, nothing of the request.
+    pub url: String,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl std::fmt::Debug for SignedRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedRequest")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Signs `action` of the API `api_version` at `endpoint` with `params`, as
+/// `version` says, stamped `now`; every signed call of the exporter (the
+/// API client, STS `AssumeRole`) is built here. An error names what cannot
+/// be sent, never a value.
+pub fn sign_request(
+    version: SignatureVersion,
+    endpoint: &str,
+    api_version: &str,
+    action: &str,
+    params: &[(&str, String)],
+    credentials: &Credentials,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<SignedRequest, String> {
+    let url = format!("{}/", endpoint.trim_end_matches('/'));
+    let timestamp = now.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let mut headers = HeaderMap::new();
+    let mut header = |name: &'static str, value: &str| {
+        let mut value = reqwest::header::HeaderValue::from_str(value)
+            .map_err(|_| format!("{name} cannot be sent in an HTTP header"))?;
+        if name == sign_v3::SECURITY_TOKEN || name == "authorization" {
+            value.set_sensitive(true);
+        }
+        headers.insert(name, value);
+        Ok::<_, String>(())
+    };
+    header("content-type", FORM)?;
+    match version {
+        SignatureVersion::V2 => {
+            let mut all: Vec<(&str, String)> = vec![
+                ("Action", action.to_string()),
+                ("Version", api_version.to_string()),
+                ("Format", "JSON".to_string()),
+                ("AccessKeyId", credentials.access_key_id.clone()),
+                ("SignatureMethod", "HMAC-SHA1".to_string()),
+                ("SignatureVersion", "1.0".to_string()),
+                ("SignatureNonce", new_nonce()),
+                ("Timestamp", timestamp),
+            ];
+            if let Some(token) = &credentials.security_token {
+                all.push(("SecurityToken", token.expose().to_string()));
+            }
+            all.extend(params.iter().cloned());
+            let signature = sign::sign("POST", &all, credentials.access_key_secret.expose());
+            all.push(("Signature", signature));
+            let body = sign::canonical_query(&all);
+            Ok(SignedRequest { url, headers, body })
+        }
+        SignatureVersion::V3 => {
+            // The action's parameters only; `Format` is not needed (the
+            // answer is JSON when `Accept` asks for it).
+            let body = sign::canonical_query(params);
+            let host = host_header(endpoint)
+                .ok_or_else(|| "the endpoint has no host to sign".to_string())?;
+            let hashed = sign_v3::sha256_hex(body.as_bytes());
+            let mut signed: Vec<(&'static str, String)> = vec![
+                ("host", host),
+                ("content-type", FORM.to_string()),
+                (sign_v3::ACTION, action.to_string()),
+                (sign_v3::VERSION, api_version.to_string()),
+                (sign_v3::DATE, timestamp),
+                (sign_v3::NONCE, new_nonce()),
+                (sign_v3::CONTENT_SHA256, hashed.clone()),
+            ];
+            if let Some(token) = &credentials.security_token {
+                signed.push((sign_v3::SECURITY_TOKEN, token.expose().to_string()));
+            }
+            let no_query: [(&str, &str); 0] = [];
+            let canonical = sign_v3::canonical_request("POST", &no_query, &signed, &hashed);
+            let signature = sign_v3::signature(
+                &sign_v3::string_to_sign(&canonical),
+                credentials.access_key_secret.expose(),
+            );
+            let (_, signed_names) = sign_v3::canonical_headers(&signed);
+            for (name, value) in &signed {
+                header(name, value)?;
+            }
+            header(
+                "authorization",
+                &sign_v3::authorization(&credentials.access_key_id, &signed_names, &signature),
+            )?;
+            header("accept", "application/json")?;
+            Ok(SignedRequest { url, headers, body })
+        }
+    }
+}
+
 /// Answers larger than this are refused: a page of 100 backups is ~200 KB,
 /// and a broken proxy must not make the exporter buffer without end.
 const MAX_BODY: usize = 16 << 20;
@@ -369,6 +523,17 @@ struct ErrorDocument {
     code: Option<String>,
     #[serde(rename = "Message")]
     message: Option<String>,
+}
+
+/// The `Host` header a request to `endpoint` carries (and V3 signs): the
+/// host, with the port when it is not the scheme's default.
+fn host_header(endpoint: &str) -> Option<String> {
+    let url = url::Url::parse(endpoint).ok()?;
+    let host = url.host_str().filter(|h| !h.is_empty())?;
+    Some(match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    })
 }
 
 /// A unique value per request; uniqueness is all the API asks of it.
@@ -420,8 +585,8 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     Some(Duration::from_millis(ms.min(60_000)))
 }
 
-/// The error's text and causes, without the URL (it holds the signature and
-/// the security token).
+/// The error's text and causes, without the URL (no parameter is in it any
+/// more, but an endpoint can hold a proxy's credentials).
 fn describe_reqwest_error(error: &reqwest::Error) -> String {
     use std::error::Error;
     let mut text = if error.is_connect() {
@@ -456,6 +621,33 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.len(), 36);
         assert_eq!(a.matches('-').count(), 4);
+    }
+
+    #[test]
+    fn host_headers_keep_only_explicit_ports() {
+        assert_eq!(
+            host_header("https://r-kvstore.aliyuncs.com").as_deref(),
+            Some("r-kvstore.aliyuncs.com")
+        );
+        assert_eq!(
+            host_header("https://r-kvstore.aliyuncs.com:443/").as_deref(),
+            Some("r-kvstore.aliyuncs.com")
+        );
+        assert_eq!(
+            host_header("http://127.0.0.1:8080").as_deref(),
+            Some("127.0.0.1:8080")
+        );
+        assert_eq!(host_header("http://[::1]:9").as_deref(), Some("[::1]:9"));
+        assert_eq!(host_header("not a url"), None);
+    }
+
+    #[test]
+    fn signature_versions_parse() {
+        assert_eq!("v2".parse(), Ok(SignatureVersion::V2));
+        assert_eq!(" V3 ".parse(), Ok(SignatureVersion::V3));
+        let err = "v4".parse::<SignatureVersion>().unwrap_err();
+        assert!(err.contains("v2 or v3"), "{err}");
+        assert_eq!(SignatureVersion::default(), SignatureVersion::V2);
     }
 
     #[test]

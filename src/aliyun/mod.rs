@@ -1,6 +1,7 @@
 //! A generic Alibaba Cloud RPC client.
 //!
 //! - `sign`: the signature V2 algorithm, pure functions.
+//! - `sign_v3`: the signature V3 algorithm (`ACS3-HMAC-SHA256`), pure functions.
 //! - `credentials`: credentials and their providers.
 //! - `client`: signed requests with timeouts, retries and an attempt observer.
 //! - `retry`: the backoff policy.
@@ -17,8 +18,11 @@ pub mod json;
 pub mod ratelimit;
 pub mod retry;
 pub mod sign;
+pub mod sign_v3;
 
-pub use client::{Answer, CallLabels, CallObserver, ClientSettings, NoObserver, RpcClient};
+pub use client::{
+    Answer, CallLabels, CallObserver, ClientSettings, NoObserver, RpcClient, SignatureVersion,
+};
 pub use credentials::{Credentials, CredentialsProvider, StaticProvider};
 pub use error::ApiError;
 pub use retry::RetryPolicy;

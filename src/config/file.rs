@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use crate::aliyun::SignatureVersion;
 use crate::model::BackupApi;
 
 use super::{
@@ -24,6 +25,8 @@ pub struct Defaults {
     pub endpoint: Option<String>,
     /// `--aliyun.rate-limit`.
     pub rate_limit: f64,
+    /// `--aliyun.signature-version`.
+    pub signature_version: SignatureVersion,
     /// `--discovery.tag`: the tags of a discovery block without `tags`.
     pub tags: Vec<(String, String)>,
 }
@@ -45,6 +48,7 @@ struct RawAccount {
     role_session_name: Option<Spanned<String>>,
     rate_limit: Option<Spanned<String>>,
     endpoint: Option<Spanned<String>>,
+    signature_version: Option<Spanned<String>>,
     redis: Option<Spanned<RawProduct>>,
 }
 
@@ -203,6 +207,13 @@ fn account(raw: &RawAccount, defaults: &Defaults) -> Result<AccountConfig, Strin
         None => defaults.endpoint.clone(),
         Some(e) => Some(check_endpoint(&e.value).map_err(|m| at(e, format!("endpoint: {m}")))?),
     };
+    let signature_version = match &raw.signature_version {
+        None => defaults.signature_version,
+        Some(v) => v
+            .value
+            .parse()
+            .map_err(|m| at(v, format!("signature_version: {m}")))?,
+    };
     let Some(redis) = &raw.redis else {
         return Err(at(
             &raw.name,
@@ -215,6 +226,7 @@ fn account(raw: &RawAccount, defaults: &Defaults) -> Result<AccountConfig, Strin
         role,
         rate_limit,
         endpoint,
+        signature_version,
         redis: product(redis, defaults)?,
     })
 }
@@ -412,6 +424,7 @@ mod tests {
             region: Some("cn-hangzhou".into()),
             endpoint: Some("http://127.0.0.1:1".into()),
             rate_limit: 7.0,
+            signature_version: SignatureVersion::V3,
             tags: vec![("env".into(), "flag".into())],
         };
         let accounts = parse(&text, &defaults).unwrap();
@@ -419,6 +432,10 @@ mod tests {
             panic!("{accounts:?}")
         };
         assert_eq!(prod.rate_limit, 10.0);
+        // Per account, else the flag's.
+        assert_eq!(prod.signature_version, SignatureVersion::V2);
+        assert_eq!(partner.signature_version, SignatureVersion::V3);
+        assert_eq!(sts.signature_version, SignatureVersion::V3);
         assert_eq!(prod.endpoint.as_deref(), Some("http://127.0.0.1:1"));
         assert_eq!(prod.redis.regions, Regions::All);
         assert_eq!(prod.redis.static_region, None);

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::aliyun::credentials::chain::Pin;
 use crate::aliyun::credentials::Credentials;
-use crate::aliyun::endpoint;
+use crate::aliyun::{endpoint, SignatureVersion};
 use crate::cli::Cli;
 use crate::model::BackupApi;
 
@@ -90,6 +90,8 @@ pub struct AccountConfig {
     pub rate_limit: f64,
     /// Replaces every derived host (VPC endpoints, proxies, tests).
     pub endpoint: Option<String>,
+    /// How the account's API requests are signed.
+    pub signature_version: SignatureVersion,
     pub redis: ProductConfig,
 }
 
@@ -335,6 +337,10 @@ impl Config {
         let tag_labels = tag_labels(&cli.discovery_tag_labels)?;
         let shard = shard(cli)?;
         let rate_limit = rate_limit(&cli.rate_limit).map_err(|m| bad("aliyun.rate-limit", m))?;
+        let signature_version = cli
+            .signature_version
+            .parse::<SignatureVersion>()
+            .map_err(|m| bad("aliyun.signature-version", m))?;
 
         let log_level = cli
             .log_level
@@ -434,6 +440,7 @@ impl Config {
                 region: region.clone(),
                 endpoint: endpoint.clone(),
                 rate_limit,
+                signature_version,
                 tags: tags.clone(),
             },
             discovery_interval,
@@ -469,6 +476,7 @@ impl Config {
             region,
             endpoint,
             rate_limit,
+            signature_version,
             tags,
             config.config_file.is_some(),
         )?;
@@ -519,6 +527,7 @@ fn flag_account(
     region: Option<String>,
     endpoint: Option<String>,
     rate_limit: f64,
+    signature_version: SignatureVersion,
     tags: Vec<(String, String)>,
     has_file: bool,
 ) -> Result<Option<AccountConfig>, ConfigError> {
@@ -560,6 +569,7 @@ fn flag_account(
         role: None,
         rate_limit,
         endpoint,
+        signature_version,
         redis: ProductConfig {
             regions,
             static_region,
@@ -955,6 +965,14 @@ mod tests {
             ]
         );
         assert_eq!(c.accounts[0].rate_limit, 2.5);
+        assert_eq!(c.accounts[0].signature_version, SignatureVersion::V2);
+        let v3 = parse(
+            &["--discovery.regions=all", "--aliyun.signature-version=v3"],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(v3.accounts[0].signature_version, SignatureVersion::V3);
+        assert_eq!(v3.file_defaults.signature_version, SignatureVersion::V3);
         let labels: Vec<&str> = c.tag_labels.iter().map(|l| l.label.as_str()).collect();
         assert_eq!(labels, ["tag_env", "tag_cost_center"]);
 
@@ -1055,6 +1073,14 @@ mod tests {
             ),
             (&["--aliyun.rate-limit=-1"], "--aliyun.rate-limit"),
             (&["--aliyun.rate-limit=fast"], "--aliyun.rate-limit"),
+            (
+                &["--aliyun.signature-version=v4"],
+                "--aliyun.signature-version",
+            ),
+            (
+                &["--aliyun.signature-version="],
+                "--aliyun.signature-version",
+            ),
             (&["--redis.instance-id=r a"], "--redis.instance-id"),
         ];
         for (extra, setting) in cases {

@@ -8,7 +8,8 @@
 //!   received requests.
 //! - `auth`: what is checked before any action (common parameters, the
 //!   timestamp window, nonce reuse, the signature, the security token and
-//!   its expiry).
+//!   its expiry), for signature V2 (parameters from the query string and a
+//!   form body) and V3 (`x-acs-*` headers, `Authorization`, body hash).
 //! - `kvstore`: R-kvstore's `DescribeBackups`, `DescribeClusterBackupList`
 //!   (cloud-native clusters), `DescribeBackupPolicy`, `DescribeInstances`
 //!   and `DescribeRegions`, with accounts, pagination and filters.
@@ -33,6 +34,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+use crate::aliyun::sign_v3;
 use crate::clock::{self, Clock};
 use crate::http::{self, respond, Request, Response};
 pub use scenario::{
@@ -67,6 +69,11 @@ pub struct Received {
     pub region_id: Option<String>,
     /// The `AccessKeyId` it was signed with (or claimed, if refused).
     pub access_key_id: String,
+    /// The request-target as received: path and query string, i.e. what a
+    /// proxy or access log in front of the API would record.
+    pub target: String,
+    /// `v2` or `v3`: how the request was signed (or claimed to be).
+    pub signature_version: &'static str,
 }
 
 /// A key the fake accepts; keys minted by `AssumeRole` expire.
@@ -434,16 +441,24 @@ async fn fault_answer(fault: Fault, action: &str, request_id: &str) -> Option<Re
 
 async fn handle(shared: Arc<Shared>, req: Request) -> Response {
     let method = req.method().as_str().to_string();
+    // The request-target as received, for tests to prove what URLs carry.
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .to_string();
     let query = req.uri().query().unwrap_or("").to_string();
-    let is_form = req
+    let content_type = req
         .headers()
         .get(hyper::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    let body = match http_body_util::Limited::new(req.into_body(), 1 << 20)
-        .collect()
-        .await
-    {
+        .map(|v| v.to_str().unwrap_or("?").to_string());
+    let is_form = content_type.as_deref().is_some_and(|v| {
+        v.split(';')
+            .next()
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case(FORM))
+    });
+    let (head, body) = req.into_parts();
+    let body = match http_body_util::Limited::new(body, 1 << 20).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(_) => {
             return error(
@@ -454,12 +469,39 @@ async fn handle(shared: Arc<Shared>, req: Request) -> Response {
             )
         }
     };
-    // RPC parameters come in the query string, and for POST also in a form body.
-    let mut params: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+    let headers = head.headers;
+    // V3 names itself in `Authorization`; anything else is checked as V2.
+    let v3 = headers.contains_key(hyper::header::AUTHORIZATION);
+    // RPC parameters come in the query string, in a form body, or both.
+    let query_params: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
         .into_owned()
         .collect();
-    if is_form {
-        params.extend(url::form_urlencoded::parse(&body).into_owned());
+    let body_params: Vec<(String, String)> = if is_form {
+        url::form_urlencoded::parse(&body).into_owned().collect()
+    } else {
+        Vec::new()
+    };
+    let mut params = query_params.clone();
+    params.extend(body_params.iter().cloned());
+    if v3 {
+        // What V3 says in headers, as parameters for the actions and the record.
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        for (param, value) in [
+            ("Action", header(sign_v3::ACTION)),
+            ("Version", header(sign_v3::VERSION)),
+            ("SecurityToken", header(sign_v3::SECURITY_TOKEN)),
+            (
+                "AccessKeyId",
+                header("authorization")
+                    .and_then(sign_v3::parse_authorization)
+                    .map(|a| a.access_key_id),
+            ),
+        ] {
+            params.retain(|(k, _)| k != param);
+            if let Some(value) = value {
+                params.push((param.to_string(), value.to_string()));
+            }
+        }
     }
     let params = Params(params);
     let action = params.get("Action").unwrap_or_default().to_string();
@@ -483,20 +525,68 @@ async fn handle(shared: Arc<Shared>, req: Request) -> Response {
         tokio::time::sleep(latency).await;
     }
 
+    let seen = Seen {
+        target,
+        signature_version: if v3 { "v3" } else { "v2" },
+    };
+    let refuse = |status, code: &str, message: &str| {
+        outcome(
+            error_from(host_of(&action), status, code, message, &request_id),
+            code,
+        )
+    };
     if method != "GET" && method != "POST" {
-        return error(
-            405,
-            "UnsupportedHTTPMethod",
-            "only GET and POST",
-            &request_id,
-        );
+        let answer = refuse(405, "UnsupportedHTTPMethod", "only GET and POST");
+        record(&shared, &params, &seen, &answer);
+        return answer;
     }
-    let answer = match auth::check(&shared, &method, &params, &request_id) {
+    // A body the fake would not read must not pass unnoticed: its
+    // parameters would go unsigned and unchecked.
+    if !body.is_empty() && !is_form {
+        let message = format!(
+            "the body must be {FORM}, not {}",
+            content_type.as_deref().unwrap_or("without a content type")
+        );
+        let answer = refuse(400, "InvalidParameter.ContentType", &message);
+        record(&shared, &params, &seen, &answer);
+        return answer;
+    }
+    if let Some((name, _)) = body_params
+        .iter()
+        .find(|(name, _)| query_params.iter().any(|(q, _)| q == name))
+    {
+        let message =
+            format!("The parameter {name} is given both in the query string and in the body.");
+        let answer = refuse(400, "InvalidParameter", &message);
+        record(&shared, &params, &seen, &answer);
+        return answer;
+    }
+    let checked = if v3 {
+        let request = auth::V3Request {
+            method: &method,
+            headers: &headers,
+            query: &query_params,
+            body: &body,
+        };
+        auth::check_v3(&shared, &request, &request_id)
+    } else {
+        auth::check(&shared, &method, &params, &request_id)
+    };
+    let answer = match checked {
         Err(refused) => *refused,
         Ok(key) => dispatch(&shared, &key, &action, &params, &request_id).await,
     };
-    record(&shared, &params, &answer);
+    record(&shared, &params, &seen, &answer);
     answer
+}
+
+/// The form body's content type.
+const FORM: &str = "application/x-www-form-urlencoded";
+
+/// What `record` keeps of the request besides its parameters.
+struct Seen {
+    target: String,
+    signature_version: &'static str,
 }
 
 /// Runs an authenticated request: the action's injected fault if any, else
@@ -536,7 +626,7 @@ async fn dispatch(
     }
 }
 
-fn record(shared: &Shared, params: &Params, answer: &Response) {
+fn record(shared: &Shared, params: &Params, seen: &Seen, answer: &Response) {
     let outcome = answer
         .headers()
         .get("x-fake-outcome")
@@ -563,6 +653,8 @@ fn record(shared: &Shared, params: &Params, answer: &Response) {
         security_token: text("SecurityToken"),
         region_id: text("RegionId"),
         access_key_id: text("AccessKeyId").unwrap_or_default(),
+        target: seen.target.clone(),
+        signature_version: seen.signature_version,
     };
     let mut state = shared.lock();
     if state.received.len() >= MAX_RECEIVED {

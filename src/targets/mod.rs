@@ -392,6 +392,7 @@ mod tests {
                 role: None,
                 rate_limit: 0.0,
                 endpoint: None,
+                signature_version: Default::default(),
                 redis,
             },
             template,
@@ -642,6 +643,7 @@ mod tests {
             role: None,
             rate_limit: 5.0,
             endpoint: None,
+            signature_version: Default::default(),
             redis: ProductConfig {
                 regions: Regions::List(vec!["cn-hangzhou".into()]),
                 static_region: Some("cn-hangzhou".into()),

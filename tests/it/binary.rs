@@ -105,6 +105,24 @@ fn bad_configuration_exits_2_with_one_line_naming_the_setting() {
             &[
                 "--aliyun.region=cn-hangzhou",
                 "--redis.instance-id=r-1",
+                "--aliyun.signature-version=v4",
+            ],
+            CREDS,
+            "--aliyun.signature-version",
+        ),
+        (
+            &["--aliyun.region=cn-hangzhou", "--redis.instance-id=r-1"],
+            &[
+                ("ALIYUN_BACKUP_EXPORTER_ALIYUN_SIGNATURE_VERSION", "hmac"),
+                CREDS[0],
+                CREDS[1],
+            ],
+            "ALIYUN_BACKUP_EXPORTER_ALIYUN_SIGNATURE_VERSION",
+        ),
+        (
+            &[
+                "--aliyun.region=cn-hangzhou",
+                "--redis.instance-id=r-1",
                 "--no-such-flag",
             ],
             CREDS,

@@ -1,8 +1,13 @@
 #!/usr/bin/env python3
 """Cross-check our signing against Alibaba's own: requests signed by the
-official Python SDK (aliyun-python-sdk-core + aliyun-python-sdk-r-kvstore)
-must be accepted by the fake API, which verifies signatures with our Rust
-signer; a wrong secret or a missing STS token must be refused. The SDK's
+official Python SDKs must be accepted by the fake API, which verifies
+signatures with our Rust signers; a wrong secret or a missing STS token must
+be refused. Two generations of SDK: the older aliyun-python-sdk-core +
+aliyun-python-sdk-r-kvstore (signature V2, HMAC-SHA1, GET and POST), and
+the current alibabacloud-tea-openapi + alibabacloud-r-kvstore20150101, which
+signs with V3 (ACS3-HMAC-SHA256) by default: the check proves that default
+by looking at the Authorization header the SDK sends, and also runs the
+same SDK with signature_algorithm="v2". The SDK's
 DescribeInstances (with tags, as discovery sends them) and DescribeRegions
 requests are accepted too, and the fake's answers have the shape the SDK's
 documentation gives. So are DescribeBackupPolicy and, for a cloud-native
@@ -27,6 +32,14 @@ from aliyunsdkr_kvstore.request.v20150101.DescribeBackupsRequest import Describe
 from aliyunsdkr_kvstore.request.v20150101.DescribeClusterBackupListRequest import DescribeClusterBackupListRequest
 from aliyunsdkr_kvstore.request.v20150101.DescribeInstancesRequest import DescribeInstancesRequest
 from aliyunsdkr_kvstore.request.v20150101.DescribeRegionsRequest import DescribeRegionsRequest
+
+# The current SDK generation (Darabonba / Tea).
+from alibabacloud_r_kvstore20150101 import models as kvstore_models
+from alibabacloud_r_kvstore20150101.client import Client as KvstoreClient
+from alibabacloud_tea_openapi import utils_models as open_api_models
+from alibabacloud_tea_openapi.exceptions import AlibabaCloudException
+from darabonba.core import DaraCore
+from darabonba.runtime import RuntimeOptions
 
 KEY_ID, SECRET, TOKEN = "testid", "testsecret", "CAIS-sts-token-for-crosscheck"
 checks = {"passed": 0, "failed": 0}
@@ -244,6 +257,101 @@ def refused(client, endpoint, code):
     return run
 
 
+# Every request the current SDK sends, as it sends it (headers included),
+# to prove which signature it used.
+sent = []
+_do_action = DaraCore.do_action
+
+
+def _recording_do_action(request, runtime):
+    sent.append(request)
+    return _do_action(request, runtime)
+
+
+DaraCore.do_action = staticmethod(_recording_do_action)
+
+
+def tea_client(endpoint, secret=SECRET, token=None, algorithm=None):
+    config = open_api_models.Config(
+        access_key_id=KEY_ID, access_key_secret=secret, security_token=token,
+        endpoint=endpoint, protocol="http", region_id="cn-hangzhou")
+    if algorithm:
+        config.signature_algorithm = algorithm
+    return KvstoreClient(config)
+
+
+def no_retries():
+    # The SDK's own retries would hide how often a request was refused.
+    return RuntimeOptions(autoretry=False, max_attempts=0)
+
+
+def tea_backups(client, instance="r-demo-healthy"):
+    now = datetime.now(timezone.utc)
+    req = kvstore_models.DescribeBackupsRequest(
+        instance_id=instance,
+        start_time=(now - timedelta(days=7)).strftime("%Y-%m-%dT%H:%MZ"),
+        end_time=(now + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%MZ"),
+        page_size=100)
+    return client.describe_backups_with_options(req, no_retries()).body
+
+
+def last_authorization():
+    assert sent, "the SDK sent nothing"
+    headers = {k.lower(): v for k, v in sent[-1].headers.items()}
+    return headers.get("authorization", ""), headers
+
+
+def tea_v3_accepted(endpoint, token=None):
+    def run():
+        body = tea_backups(tea_client(endpoint, token=token))
+        authorization, headers = last_authorization()
+        # The SDK's default is V3, with the token in its own header.
+        assert authorization.startswith("ACS3-HMAC-SHA256 Credential=" + KEY_ID + ","), authorization[:40]
+        signed = authorization.split("SignedHeaders=")[1].split(",")[0].split(";")
+        for name in ("host", "x-acs-action", "x-acs-version", "x-acs-date",
+                     "x-acs-signature-nonce", "x-acs-content-sha256"):
+            assert name in signed, (name, signed)
+        if token:
+            assert headers.get("x-acs-security-token") == token and "x-acs-security-token" in signed
+        assert body.total_count == 7, body.total_count
+        backups = body.backups.backup
+        assert len(backups) == 7 and all(b.backup_status == "Success" for b in backups)
+    return run
+
+
+def tea_v3_instances(endpoint):
+    def run():
+        req = kvstore_models.DescribeInstancesRequest(
+            region_id="cn-hangzhou", page_size=50,
+            tag=[kvstore_models.DescribeInstancesRequestTag(key="env", value="prod")])
+        body = tea_client(endpoint).describe_instances_with_options(req, no_retries()).body
+        assert last_authorization()[0].startswith("ACS3-HMAC-SHA256 ")
+        found = sorted(i.instance_id for i in body.instances.kvstore_instance)
+        assert {"r-demo-cluster", "r-demo-healthy"} <= set(found), found
+        assert "r-demo-throttled" not in found, found
+    return run
+
+
+def tea_v2_accepted(endpoint):
+    def run():
+        body = tea_backups(tea_client(endpoint, algorithm="v2"))
+        assert not last_authorization()[0], "signature_algorithm=v2 sent an Authorization header"
+        assert body.total_count == 7, body.total_count
+    return run
+
+
+def tea_refused(endpoint, code, **client):
+    def run():
+        try:
+            tea_backups(tea_client(endpoint, **client))
+        except AlibabaCloudException as e:
+            assert e.code == code, (e.code, e.message)
+            assert e.status_code == 400, e.status_code
+            return
+        raise AssertionError("the request was accepted")
+    return run
+
+
 def main():
     binary = sys.argv[1]
     fake, endpoint = start_fake(binary)
@@ -268,6 +376,16 @@ def main():
         check("SDK-signed DescribeBackupPolicy is accepted and parsed", backup_policy(good, endpoint))
         check("a policy the RAM policy forbids is refused with Forbidden.RAM",
               forbidden_policy(good, endpoint))
+        check("tea-openapi signs V3 (ACS3-HMAC-SHA256) by default; its DescribeBackups is accepted and parsed",
+              tea_v3_accepted(endpoint))
+        check("tea-openapi V3 DescribeInstances with a tag is accepted and filtered",
+              tea_v3_instances(endpoint))
+        check("tea-openapi V3 with a wrong secret is refused with SignatureDoesNotMatch",
+              tea_refused(endpoint, "SignatureDoesNotMatch", secret="wrong" + SECRET))
+        check("tea-openapi with signature_algorithm=v2 (RPC, HMAC-SHA1) is accepted",
+              tea_v2_accepted(endpoint))
+        check("tea-openapi V2 with a wrong secret is refused with SignatureDoesNotMatch",
+              tea_refused(endpoint, "SignatureDoesNotMatch", secret="wrong" + SECRET, algorithm="v2"))
     finally:
         fake.kill()
     fake, endpoint = start_fake(binary, "--security-token", TOKEN)
@@ -276,6 +394,12 @@ def main():
         plain = AcsClient(region_id="cn-hangzhou", credential=AccessKeyCredential(KEY_ID, SECRET))
         check("SDK-signed STS request (SecurityToken) is accepted", accepted(sts, endpoint, "POST"))
         check("a request without the STS token is refused", refused(plain, endpoint, "InvalidSecurityToken.Mismatch"))
+        check("tea-openapi V3 STS request (x-acs-security-token) is accepted",
+              tea_v3_accepted(endpoint, token=TOKEN))
+        check("tea-openapi V3 without the STS token is refused",
+              tea_refused(endpoint, "InvalidSecurityToken.Mismatch"))
+        check("tea-openapi V3 with a wrong STS token is refused",
+              tea_refused(endpoint, "InvalidSecurityToken.Mismatch", token="CAIS-not-the-token"))
     finally:
         fake.kill()
     print(f"sdk crosscheck: {checks['passed']} passed, {checks['failed']} failed")

@@ -1,16 +1,18 @@
 //! STS `AssumeRole`: temporary credentials of a RAM role (usually in another
 //! account), asked for with base credentials from any other provider. The
-//! request is V2-signed with the base credentials and sent as a form body,
-//! as Alibaba's SDKs do, so no URL ever carries the signature or the token.
+//! request is signed with the base credentials (V2 unless the account says
+//! V3) and sent as a form body, as the API client's requests are, so no URL
+//! ever carries the signature or the token.
 //! Wrap the fetcher in `refresh::Refreshing` to keep the credentials fresh.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::refresh::{Fetch, FetchFuture, Temporary};
-use super::sts::{http_client, parse_sts_answer, read_small, short, sts_timestamp};
+use super::sts::{http_client, parse_sts_answer, read_small, short};
 use super::{CredentialsError, CredentialsProvider};
-use crate::aliyun::sign;
+use crate::aliyun::client::{sign_request, SignedRequest};
+use crate::aliyun::SignatureVersion;
 use crate::clock::{self, Clock};
 
 const NAME: &str = "assume-role";
@@ -44,6 +46,7 @@ pub struct AssumeRoleFetcher {
     http: reqwest::Client,
     /// The request's `Timestamp`; `Refreshing` sets its own.
     clock: Arc<dyn Clock>,
+    signature: SignatureVersion,
 }
 
 fn fail(message: String) -> CredentialsError {
@@ -99,11 +102,6 @@ fn base_url(endpoint: &str) -> String {
     }
 }
 
-/// A unique value per request; uniqueness is all STS asks of it.
-fn new_nonce() -> String {
-    format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
-}
-
 impl AssumeRoleFetcher {
     pub fn new(
         settings: AssumeRoleSettings,
@@ -116,7 +114,15 @@ impl AssumeRoleFetcher {
             base,
             http: http_client(Duration::from_secs(10))?,
             clock: clock::system(),
+            signature: SignatureVersion::default(),
         })
+    }
+
+    /// Signs with `version` (V2 until told otherwise), like the account's
+    /// API calls.
+    pub fn with_signature_version(mut self, version: SignatureVersion) -> Self {
+        self.signature = version;
+        self
     }
 
     /// Takes the request's `Timestamp` from `clock` (done by `Refreshing`;
@@ -132,15 +138,7 @@ impl AssumeRoleFetcher {
             .credentials()
             .await
             .map_err(|e| fail(format!("no base credentials ({e})")))?;
-        let mut params: Vec<(&str, String)> = vec![
-            ("Action", "AssumeRole".into()),
-            ("Version", VERSION.into()),
-            ("Format", "JSON".into()),
-            ("AccessKeyId", base.access_key_id.clone()),
-            ("SignatureMethod", "HMAC-SHA1".into()),
-            ("SignatureVersion", "1.0".into()),
-            ("SignatureNonce", new_nonce()),
-            ("Timestamp", sts_timestamp(self.clock.now())),
+        let params: Vec<(&str, String)> = vec![
             ("RoleArn", self.settings.role_arn.clone()),
             ("RoleSessionName", self.settings.session_name.clone()),
             (
@@ -148,16 +146,21 @@ impl AssumeRoleFetcher {
                 self.settings.duration_seconds.to_string(),
             ),
         ];
-        if let Some(token) = &base.security_token {
-            params.push(("SecurityToken", token.expose().to_string()));
-        }
-        let signature = sign::sign("POST", &params, base.access_key_secret.expose());
-        params.push(("Signature", signature));
+        let SignedRequest { url, headers, body } = sign_request(
+            self.signature,
+            &self.endpoint,
+            VERSION,
+            "AssumeRole",
+            &params,
+            &base,
+            self.clock.now(),
+        )
+        .map_err(fail)?;
         let response = self
             .http
-            .post(format!("{}/", self.endpoint))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(sign::canonical_query(&params))
+            .post(url)
+            .headers(headers)
+            .body(body)
             .send()
             .await
             .map_err(|e| {
@@ -238,11 +241,5 @@ mod tests {
             base_url("https://sts-vpc.cn-hangzhou.aliyuncs.com"),
             "https://sts-vpc.cn-hangzhou.aliyuncs.com"
         );
-    }
-
-    #[test]
-    fn nonces_differ() {
-        assert_ne!(new_nonce(), new_nonce());
-        assert_eq!(new_nonce().len(), 32);
     }
 }
