@@ -27,6 +27,7 @@ use crate::server::{Endpoints, ReloadFn};
 use crate::snapshot::Snapshot;
 use crate::targets::manager::{self, BuildAccount, ManagerSettings, Reload};
 use crate::targets::{shard, Shard, TargetSet};
+use crate::web::Web;
 use crate::{demo, http, metrics};
 
 /// Why the exporter could not start (or stopped), with its exit code.
@@ -180,6 +181,7 @@ pub async fn start_with_env(
     let addr = listener
         .local_addr()
         .map_err(|e| StartError::Runtime(e.to_string()))?;
+    let web = load_web_config(&config)?;
 
     let (accounts, fake_api) = if config.demo {
         let fake = demo::start_fake_api(clock.now())
@@ -307,12 +309,28 @@ pub async fn start_with_env(
         reload: config.enable_lifecycle.then(|| reload.clone()),
     });
     let (stop_server, server_stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(http::serve(
+    let handshake = web.as_ref().filter(|w| w.tls()).map(|web| {
+        let web = web.clone();
+        let handshake: http::Handshake =
+            Arc::new(move |stream| Box::pin(web.clone().handshake(stream)));
+        handshake
+    });
+    let server = tokio::spawn(http::serve_with(
         listener,
         move |req| {
             let endpoints = endpoints.clone();
-            async move { endpoints.handle(&req).await }
+            let web = web.clone();
+            async move {
+                match web {
+                    None => endpoints.handle(&req).await,
+                    Some(web) => {
+                        web.handle(req, |req| async move { endpoints.handle(&req).await })
+                            .await
+                    }
+                }
+            }
         },
+        handshake,
         async move {
             let _ = server_stopped.await;
         },
@@ -337,6 +355,24 @@ pub async fn start_with_env(
         manager: Some(manager),
         _fake_api: fake_api,
     })
+}
+
+/// `--web.config.file`, read and checked (certificates included); a bad
+/// file is a setting error: one line, exit 2.
+pub fn load_web_config(config: &Config) -> Result<Option<Arc<Web>>, StartError> {
+    let Some(path) = &config.web_config_file else {
+        return Ok(None);
+    };
+    let web = Web::load(path).map_err(|e| {
+        StartError::Config(bad("web.config.file", format!("{}: {e}", path.display())))
+    })?;
+    tracing::info!(
+        file = %path.display(),
+        tls = web.tls(),
+        basic_auth_users = web.users(),
+        "web config loaded"
+    );
+    Ok(Some(web))
 }
 
 /// This replica's shard; the host name is read here, not in validation.

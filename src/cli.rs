@@ -198,6 +198,14 @@ pub struct Cli {
     )]
     pub rate_limit: String,
 
+    /// Path to configuration file that can enable TLS or authentication. See: https://github.com/prometheus/exporter-toolkit/blob/master/docs/web-configuration.md
+    #[arg(
+        long = "web.config.file",
+        env = "ALIYUN_BACKUP_EXPORTER_WEB_CONFIG_FILE",
+        default_value = ""
+    )]
+    pub web_config_file: String,
+
     /// Serve POST /-/reload (re-read --config.file, as SIGHUP does).
     #[arg(
         long = "web.enable-lifecycle",

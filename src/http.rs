@@ -12,12 +12,24 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
 
 pub type Request = hyper::Request<Incoming>;
 pub type Body = BoxBody<Bytes, Infallible>;
 pub type Response = hyper::Response<Body>;
+
+/// Turns an accepted connection into a TLS one, or refuses it (`None`,
+/// the reason logged): `--web.config.file`'s TLS.
+pub type Handshake = std::sync::Arc<
+    dyn Fn(
+            TcpStream,
+        ) -> std::pin::Pin<
+            Box<dyn Future<Output = Option<tokio_rustls::server::TlsStream<TcpStream>>> + Send>,
+        > + Send
+        + Sync,
+>;
 
 /// How long requests in flight get to finish once shutdown is asked for.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -26,6 +38,19 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// (up to a bound) for the requests in flight.
 pub async fn serve<H, F>(listener: TcpListener, handler: H, shutdown: impl Future<Output = ()>)
 where
+    H: Fn(Request) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response> + Send + 'static,
+{
+    serve_with(listener, handler, None, shutdown).await
+}
+
+/// `serve`, with a TLS handshake on each connection when one is given.
+pub async fn serve_with<H, F>(
+    listener: TcpListener,
+    handler: H,
+    handshake: Option<Handshake>,
+    shutdown: impl Future<Output = ()>,
+) where
     H: Fn(Request) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response> + Send + 'static,
 {
@@ -44,24 +69,12 @@ where
             },
             _ = &mut shutdown => break,
         };
-        // Bodies go out in chunks as they are written: without this, Nagle's
-        // algorithm and the client's delayed ACKs add tens of milliseconds.
-        let _ = stream.set_nodelay(true);
-        let handler = handler.clone();
-        let service = service_fn(move |req| {
-            let handler = handler.clone();
-            async move { Ok::<_, Infallible>(handler(req).await) }
-        });
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(30))
-            .serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-        });
+        spawn_connection(
+            stream,
+            handler.clone(),
+            handshake.clone(),
+            graceful.watcher(),
+        );
     }
     drop(listener);
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
@@ -69,6 +82,51 @@ where
         .is_err()
     {
         tracing::warn!("requests still in flight after {DRAIN_TIMEOUT:?}; stopping anyway");
+    }
+}
+
+/// Serves one accepted connection on its own task, after the TLS
+/// handshake when there is one; shutdown waits for it (`watcher`).
+fn spawn_connection<H, F>(
+    stream: TcpStream,
+    handler: H,
+    handshake: Option<Handshake>,
+    watcher: Watcher,
+) where
+    H: Fn(Request) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response> + Send + 'static,
+{
+    // Bodies go out in chunks as they are written: without this, Nagle's
+    // algorithm and the client's delayed ACKs add tens of milliseconds.
+    let _ = stream.set_nodelay(true);
+    tokio::spawn(async move {
+        match handshake {
+            None => serve_connection(stream, handler, watcher).await,
+            Some(handshake) => {
+                if let Some(tls) = handshake(stream).await {
+                    serve_connection(tls, handler, watcher).await;
+                }
+            }
+        }
+    });
+}
+
+async fn serve_connection<I, H, F>(io: I, handler: H, watcher: Watcher)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    H: Fn(Request) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response> + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let handler = handler.clone();
+        async move { Ok::<_, Infallible>(handler(req).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .serve_connection(TokioIo::new(io), service);
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!(error = %e, "connection ended with an error");
     }
 }
 

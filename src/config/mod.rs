@@ -36,6 +36,9 @@ pub struct Config {
     pub telemetry_path: String,
     /// Serve `POST /-/reload`.
     pub enable_lifecycle: bool,
+    /// `--web.config.file`: TLS, basic auth and headers for the server
+    /// (read and checked when the exporter starts: `web::Web::load`).
+    pub web_config_file: Option<PathBuf>,
     /// Watch the demo's sample instances in an in-process fake API; the
     /// accounts are then built when the exporter starts.
     pub demo: bool,
@@ -402,6 +405,9 @@ impl Config {
             listen_address,
             telemetry_path,
             enable_lifecycle: cli.enable_lifecycle,
+            web_config_file: Some(cli.web_config_file.trim())
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from),
             demo: cli.demo,
             config_file: cli
                 .config_file
