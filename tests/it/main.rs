@@ -11,3 +11,4 @@ mod fake_fleet;
 mod fleet;
 mod golden_metrics;
 mod helpers;
+mod web;
