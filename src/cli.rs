@@ -201,10 +201,9 @@ pub struct Cli {
     /// Path to configuration file that can enable TLS or authentication. See: https://github.com/prometheus/exporter-toolkit/blob/master/docs/web-configuration.md
     #[arg(
         long = "web.config.file",
-        env = "ALIYUN_BACKUP_EXPORTER_WEB_CONFIG_FILE",
-        default_value = ""
+        env = "ALIYUN_BACKUP_EXPORTER_WEB_CONFIG_FILE"
     )]
-    pub web_config_file: String,
+    pub web_config_file: Option<String>,
 
     /// Serve POST /-/reload (re-read --config.file, as SIGHUP does).
     #[arg(

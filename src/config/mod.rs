@@ -405,7 +405,10 @@ impl Config {
             listen_address,
             telemetry_path,
             enable_lifecycle: cli.enable_lifecycle,
-            web_config_file: Some(cli.web_config_file.trim())
+            web_config_file: cli
+                .web_config_file
+                .as_deref()
+                .map(str::trim)
                 .filter(|p| !p.is_empty())
                 .map(PathBuf::from),
             demo: cli.demo,
