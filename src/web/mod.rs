@@ -43,6 +43,10 @@ pub use config::{WebConfig, WebConfigError};
 /// A client gets this long to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What a plain HTTP client gets on the TLS port (Go's words).
+const PLAIN_HTTP_ANSWER: &[u8] =
+    b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
+
 /// Answered without credentials, and never rate limited: kubelet probes
 /// must reach them, and they say nothing about the estate.
 const OPEN_PATHS: &[&str] = &["/healthz", "/readyz"];
@@ -194,8 +198,23 @@ impl Web {
     /// The TLS handshake of an accepted connection; `None` (logged) when
     /// it fails: the client's fault at debug level, a broken config file
     /// or certificate at error level (once).
-    pub async fn handshake(self: Arc<Self>, stream: TcpStream) -> Option<TlsStream<TcpStream>> {
+    pub async fn handshake(self: Arc<Self>, mut stream: TcpStream) -> Option<TlsStream<TcpStream>> {
         let peer = stream.peer_addr().ok();
+        // A TLS client starts with a handshake record (22); anything else is
+        // most likely plain HTTP: say so, as Go's server does, rather than
+        // answer with a TLS alert the client cannot read.
+        let mut first = [0u8; 1];
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await {
+            Ok(Ok(1)) if first[0] != 22 => {
+                use tokio::io::AsyncWriteExt;
+                tracing::debug!(peer = ?peer, "plain HTTP on the TLS port");
+                let _ = stream.write_all(PLAIN_HTTP_ANSWER).await;
+                let _ = stream.shutdown().await;
+                return None;
+            }
+            Ok(Ok(_)) => {}
+            _ => return None,
+        }
         let acceptor = LazyConfigAcceptor::new(Acceptor::default(), stream);
         let start = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor).await {
             Ok(Ok(start)) => start,
