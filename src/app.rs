@@ -296,6 +296,14 @@ pub async fn start_with_env(
         tokio::spawn(show_demo_metrics(
             snapshots.clone(),
             exposition.clone(),
+            format!(
+                "{}://",
+                if web.as_ref().is_some_and(|w| w.tls()) {
+                    "https"
+                } else {
+                    "http"
+                }
+            ),
             addr,
             config.telemetry_path.clone(),
         ));
@@ -508,6 +516,7 @@ async fn add_late_instance(fake: Arc<FakeApi>, clock: Arc<dyn Clock>) {
 async fn show_demo_metrics(
     mut snapshots: watch::Receiver<Arc<Snapshot>>,
     exposition: Arc<metrics::Exposition>,
+    scheme: String,
     addr: SocketAddr,
     path: String,
 ) {
@@ -531,6 +540,6 @@ async fn show_demo_metrics(
         out.push('\n');
     }
     println!(
-        "{out}\nThe demo is serving these metrics (and more) at http://{host}{path} and a status page at http://{host}/.\nA new instance (r-demo-new) appears in about a minute, found by discovery.\nPress Ctrl-C to stop."
+        "{out}\nThe demo is serving these metrics (and more) at {scheme}{host}{path} and a status page at {scheme}{host}/.\nA new instance (r-demo-new) appears in about a minute, found by discovery.\nPress Ctrl-C to stop."
     );
 }

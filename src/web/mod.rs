@@ -132,8 +132,7 @@ impl Web {
         self.tls
     }
 
-    /// Whether basic auth is on in the file as last read (log line at
-    /// start-up).
+    /// How many basic auth users the file names (the start-up log line).
     pub fn users(&self) -> usize {
         self.config().map_or(0, |c| c.users.len())
     }
