@@ -535,4 +535,14 @@ mod tests {
             })
         );
     }
+
+    proptest::proptest! {
+        /// Any text gives a config or a one-line error; never a panic.
+        #[test]
+        fn arbitrary_text_never_panics(text in "(tls_server_config|basic_auth_users|rate_limit|http_server_config|headers|cert_file|:| |\n|-|[a-z0-9$./]){0,80}") {
+            if let Err(e) = parse(&text, Path::new("/x")) {
+                proptest::prop_assert!(!e.to_string().contains('\n'));
+            }
+        }
+    }
 }

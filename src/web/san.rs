@@ -173,4 +173,11 @@ mod tests {
             }
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(der in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = subject_alt_names(&der);
+        }
+    }
 }

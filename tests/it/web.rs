@@ -242,6 +242,24 @@ fn the_inline_key_is_never_printed() {
     assert!(!error.contains(&body), "{error}");
 }
 
+#[test]
+fn the_sans_of_a_real_certificate() {
+    // As openssl wrote them (tests/web/certs/gen.sh), in Go's spelling.
+    let names = aliyun_backup_exporter::web::san::subject_alt_names(&certs("client.crt")[0]);
+    assert_eq!(
+        names,
+        [
+            "test3",
+            "prometheus.example",
+            "prometheus@example.com",
+            "spiffe://example.com/prometheus",
+            "127.0.0.2"
+        ]
+    );
+    let server = aliyun_backup_exporter::web::san::subject_alt_names(&certs("server.crt")[0]);
+    assert_eq!(server, ["localhost", "127.0.0.1", "::1"]);
+}
+
 // ---------------------------------------------------------------------
 // A TLS client, built for each case.
 
