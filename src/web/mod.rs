@@ -59,9 +59,34 @@ pub struct Web {
     limiter: Option<limit::Limiter>,
     auth: auth::BasicAuth,
     current: Mutex<Current>,
-    /// The last error logged, so that a broken file is logged once, not
-    /// at every request.
-    last_error: Mutex<Option<String>>,
+    /// A broken file is logged once, not at every request ...
+    request_errors: Once,
+    /// ... nor at every connection (a broken certificate too); two
+    /// records, so that a request that finds the file fine does not make
+    /// the next handshake log the certificate's error again.
+    handshake_errors: Once,
+}
+
+/// The last error logged, to log each new error once, and its end.
+#[derive(Default)]
+struct Once(Mutex<Option<String>>);
+
+impl Once {
+    fn report<T>(&self, result: &Result<T, String>, what: &str) {
+        let mut last = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match result {
+            Err(error) if last.as_deref() != Some(error) => {
+                tracing::error!(error = %error, "{what}");
+                *last = Some(error.clone());
+            }
+            Err(_) => {}
+            Ok(_) => {
+                if last.take().is_some() {
+                    tracing::info!("web config file and certificates are usable again");
+                }
+            }
+        }
+    }
 }
 
 /// The file as last read, and what identified that version of it.
@@ -108,10 +133,9 @@ impl Web {
         let before = stamp(path).ok();
         let config = read(path)?;
         let limiter = config.rate_limit.map(limit::Limiter::new);
-        if !config.http2 || config.tls.is_some() {
+        if config.tls.is_some() && config.http2 {
             tracing::debug!(
-                http2 = config.http2,
-                "HTTP/1.1 only: http_server_config.http2 is accepted and has no effect"
+                "HTTP/1.1 only (ALPN http/1.1): http_server_config.http2 has no effect"
             );
         }
         Ok(Arc::new(Web {
@@ -123,7 +147,8 @@ impl Web {
                 stamp: before,
                 config: Ok(Arc::new(config)),
             }),
-            last_error: Mutex::new(None),
+            request_errors: Once::default(),
+            handshake_errors: Once::default(),
         }))
     }
 
@@ -155,28 +180,7 @@ impl Web {
                 tracing::info!(file = %self.path.display(), "web config file changed: users and headers re-read");
             }
         }
-        let config = current.config.clone();
-        drop(current);
-        match &config {
-            Ok(_) => self.clear_error(),
-            Err(e) => self.log_error(e),
-        }
-        config
-    }
-
-    fn log_error(&self, error: &str) {
-        let mut last = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
-        if last.as_deref() != Some(error) {
-            tracing::error!(error = %error, "web config file is invalid: requests get 500 and new TLS connections fail until it is fixed");
-            *last = Some(error.to_string());
-        }
-    }
-
-    fn clear_error(&self) {
-        let mut last = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
-        if last.take().is_some() {
-            tracing::info!("web config file is valid again");
-        }
+        current.config.clone()
     }
 
     /// The TLS config for a new connection, built from the file and the
@@ -228,13 +232,12 @@ impl Web {
         };
         let web = self.clone();
         let config = match tokio::task::spawn_blocking(move || web.server_config()).await {
-            Ok(Ok(config)) => {
-                self.clear_error();
-                config
-            }
-            Ok(Err(e)) => {
-                self.log_error(&e);
-                return None;
+            Ok(built) => {
+                self.handshake_errors.report(
+                    &built,
+                    "cannot build the TLS config: new connections fail until the web config file or the certificates are fixed",
+                );
+                built.ok()?
             }
             Err(e) => {
                 tracing::error!(error = %e, "building the TLS config failed");
@@ -263,7 +266,12 @@ impl Web {
         Fut: Future<Output = Response>,
     {
         let open = OPEN_PATHS.contains(&req.uri().path());
-        let config = match self.config() {
+        let config = self.config();
+        self.request_errors.report(
+            &config,
+            "web config file is invalid: requests get 500 (the probes excepted) until it is fixed",
+        );
+        let config = match config {
             Ok(config) => Some(config),
             // A broken file must not fail the kubelet's probes.
             Err(_) if open => None,
@@ -308,5 +316,47 @@ impl Web {
             hyper::header::HeaderValue::from_static("Basic"),
         );
         Some(response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Log lines, captured.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn each_error_is_logged_once_and_its_end_too() {
+        let logs = Captured::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let once = Once::default();
+            let broken: Result<(), String> = Err("cert_file: broken".into());
+            for _ in 0..5 {
+                once.report(&broken, "cannot build");
+            }
+            once.report(&Ok::<(), String>(()), "cannot build");
+            once.report(&Ok::<(), String>(()), "cannot build");
+            once.report(&broken, "cannot build");
+        });
+        let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.matches("cert_file: broken").count(), 2, "{text}");
+        assert_eq!(text.matches("usable again").count(), 1, "{text}");
     }
 }
