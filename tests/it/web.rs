@@ -1020,16 +1020,17 @@ async fn the_rate_limit_answers_429_before_auth_and_spares_the_probes() {
     )
     .await;
     let addr = running.addr;
+    // One token a second: spent, then back a second later (a slow machine
+    // can only make the second request pass too, never fail the first).
+    let first = std::time::Instant::now();
     assert_eq!(
         get_with(addr, None, "/metrics", None).await.unwrap().status,
         200
     );
-    let limited = get_with(addr, None, "/metrics", None).await.unwrap();
-    assert_eq!(limited.status, 429);
-    assert_eq!(
-        get_with(addr, None, "/healthz", None).await.unwrap().status,
-        200
-    );
+    let second = get_with(addr, None, "/metrics", None).await.unwrap().status;
+    if first.elapsed() < std::time::Duration::from_millis(900) {
+        assert_eq!(second, 429, "a second request within the second");
+    }
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     assert_eq!(
         get_with(addr, None, "/metrics", None).await.unwrap().status,
@@ -1051,6 +1052,23 @@ async fn the_rate_limit_answers_429_before_auth_and_spares_the_probes() {
                 .status,
             200
         );
+    }
+    running.stop().await;
+
+    // One token an hour: the second request is refused, whatever the
+    // machine's speed, and the probes are not limited.
+    let folder = Folder::new("rate_limit:\n  interval: 1h\n  burst: 1\n");
+    let running = start_web(&fake, &folder.path(), &[]).await;
+    let addr = running.addr;
+    assert_eq!(
+        get_with(addr, None, "/metrics", None).await.unwrap().status,
+        200
+    );
+    let limited = get_with(addr, None, "/metrics", None).await.unwrap();
+    assert_eq!(limited.status, 429);
+    assert_eq!(limited.body, "Too Many Requests\n");
+    for probe in ["/healthz", "/readyz"] {
+        assert_ne!(get_with(addr, None, probe, None).await.unwrap().status, 429);
     }
     running.stop().await;
 
