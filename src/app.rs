@@ -27,6 +27,7 @@ use crate::server::{Endpoints, ReloadFn};
 use crate::snapshot::Snapshot;
 use crate::targets::manager::{self, BuildAccount, ManagerSettings, Reload};
 use crate::targets::{shard, Shard, TargetSet};
+use crate::web::Web;
 use crate::{demo, http, metrics};
 
 /// Why the exporter could not start (or stopped), with its exit code.
@@ -180,6 +181,7 @@ pub async fn start_with_env(
     let addr = listener
         .local_addr()
         .map_err(|e| StartError::Runtime(e.to_string()))?;
+    let web = load_web_config(&config)?;
 
     let (accounts, fake_api) = if config.demo {
         let fake = demo::start_fake_api(clock.now())
@@ -294,6 +296,14 @@ pub async fn start_with_env(
         tokio::spawn(show_demo_metrics(
             snapshots.clone(),
             exposition.clone(),
+            format!(
+                "{}://",
+                if web.as_ref().is_some_and(|w| w.tls()) {
+                    "https"
+                } else {
+                    "http"
+                }
+            ),
             addr,
             config.telemetry_path.clone(),
         ));
@@ -317,13 +327,29 @@ pub async fn start_with_env(
             "fewer connections than --web.max-connections: half the open-files limit"
         );
     }
-    let server = tokio::spawn(http::serve(
+    let handshake = web.as_ref().filter(|w| w.tls()).map(|web| {
+        let web = web.clone();
+        let handshake: http::Handshake =
+            Arc::new(move |stream| Box::pin(web.clone().handshake(stream)));
+        handshake
+    });
+    let server = tokio::spawn(http::serve_with(
         listener,
         limits,
         move |req| {
             let endpoints = endpoints.clone();
-            async move { endpoints.handle(&req).await }
+            let web = web.clone();
+            async move {
+                match web {
+                    None => endpoints.handle(&req).await,
+                    Some(web) => {
+                        web.handle(req, |req| async move { endpoints.handle(&req).await })
+                            .await
+                    }
+                }
+            }
         },
+        handshake,
         async move {
             let _ = server_stopped.await;
         },
@@ -348,6 +374,24 @@ pub async fn start_with_env(
         manager: Some(manager),
         _fake_api: fake_api,
     })
+}
+
+/// `--web.config.file`, read and checked (certificates included); a bad
+/// file is a setting error: one line, exit 2.
+pub fn load_web_config(config: &Config) -> Result<Option<Arc<Web>>, StartError> {
+    let Some(path) = &config.web_config_file else {
+        return Ok(None);
+    };
+    let web = Web::load(path).map_err(|e| {
+        StartError::Config(bad("web.config.file", format!("{}: {e}", path.display())))
+    })?;
+    tracing::info!(
+        file = %path.display(),
+        tls = web.tls(),
+        basic_auth_users = web.users(),
+        "web config loaded"
+    );
+    Ok(Some(web))
 }
 
 /// This replica's shard; the host name is read here, not in validation.
@@ -490,6 +534,7 @@ async fn add_late_instance(fake: Arc<FakeApi>, clock: Arc<dyn Clock>) {
 async fn show_demo_metrics(
     mut snapshots: watch::Receiver<Arc<Snapshot>>,
     exposition: Arc<metrics::Exposition>,
+    scheme: String,
     addr: SocketAddr,
     path: String,
 ) {
@@ -513,6 +558,6 @@ async fn show_demo_metrics(
         out.push('\n');
     }
     println!(
-        "{out}\nThe demo is serving these metrics (and more) at http://{host}{path} and a status page at http://{host}/.\nA new instance (r-demo-new) appears in about a minute, found by discovery.\nPress Ctrl-C to stop."
+        "{out}\nThe demo is serving these metrics (and more) at {scheme}{host}{path} and a status page at {scheme}{host}/.\nA new instance (r-demo-new) appears in about a minute, found by discovery.\nPress Ctrl-C to stop."
     );
 }

@@ -206,6 +206,13 @@ pub struct Cli {
     )]
     pub signature_version: String,
 
+    /// Path to configuration file that can enable TLS or authentication. See: https://github.com/prometheus/exporter-toolkit/blob/master/docs/web-configuration.md
+    #[arg(
+        long = "web.config.file",
+        env = "ALIYUN_BACKUP_EXPORTER_WEB_CONFIG_FILE"
+    )]
+    pub web_config_file: Option<String>,
+
     /// Serve POST /-/reload (re-read --config.file, as SIGHUP does).
     #[arg(
         long = "web.enable-lifecycle",

@@ -1,6 +1,7 @@
 //! The HTTP plumbing shared by the exporter's server and the fake API:
-//! accept connections (at most so many), serve each with hyper, and on
-//! shutdown close the idle ones and let the requests in flight finish.
+//! accept connections (at most so many; TLS when asked), serve each with
+//! hyper, and on shutdown close the idle ones and let the requests in
+//! flight finish.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -12,14 +13,26 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
 
-use crate::connections::{BusyGuard, Connections};
+use crate::connections::{Admitted, BusyGuard, Connections};
 
 pub type Request = hyper::Request<Incoming>;
 pub type Body = BoxBody<Bytes, Infallible>;
 pub type Response = hyper::Response<Body>;
+
+/// Turns an accepted connection into a TLS one, or refuses it (`None`,
+/// the reason logged): `--web.config.file`'s TLS.
+pub type Handshake = std::sync::Arc<
+    dyn Fn(
+            TcpStream,
+        ) -> std::pin::Pin<
+            Box<dyn Future<Output = Option<tokio_rustls::server::TlsStream<TcpStream>>> + Send>,
+        > + Send
+        + Sync,
+>;
 
 /// How long requests in flight get to finish once shutdown is asked for.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -58,6 +71,20 @@ pub async fn serve<H, F>(
     H: Fn(Request) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response> + Send + 'static,
 {
+    serve_with(listener, limits, handler, None, shutdown).await
+}
+
+/// `serve`, with a TLS handshake on each connection when one is given.
+pub async fn serve_with<H, F>(
+    listener: TcpListener,
+    limits: Limits,
+    handler: H,
+    handshake: Option<Handshake>,
+    shutdown: impl Future<Output = ()>,
+) where
+    H: Fn(Request) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response> + Send + 'static,
+{
     let graceful = GracefulShutdown::new();
     let connections = Connections::new(limits.max_connections);
     tokio::pin!(shutdown);
@@ -74,51 +101,25 @@ pub async fn serve<H, F>(
             },
             _ = &mut shutdown => break,
         };
-        let mut admitted = match connections.admit() {
+        let admitted = match connections.admit() {
             Ok(admitted) => admitted,
             Err(refused) => {
                 tracing::debug!(?refused, cap = connections.cap(), "connection turned away");
-                tokio::spawn(turn_away(stream));
+                // A TLS client could not read a plain answer: just close.
+                if handshake.is_none() {
+                    tokio::spawn(turn_away(stream));
+                }
                 continue;
             }
         };
-        // Bodies go out in chunks as they are written: without this, Nagle's
-        // algorithm and the client's delayed ACKs add tens of milliseconds.
-        let _ = stream.set_nodelay(true);
-        let handler = handler.clone();
-        let busy = admitted.busy.clone();
-        let service = service_fn(move |req| {
-            // Busy from the head's arrival to the end of the response body.
-            let guard = BusyGuard::new(&busy);
-            let handler = handler.clone();
-            async move {
-                let response = handler(req).await;
-                Ok::<_, Infallible>(response.map(|body| {
-                    Guarded {
-                        body,
-                        _guard: guard,
-                    }
-                    .boxed()
-                }))
-            }
-        });
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(30))
-            // hyper refuses less than 8 KiB.
-            .max_buf_size(limits.max_head_bytes.max(8192))
-            .serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            tokio::select! {
-                ended = conn => if let Err(e) = ended {
-                    tracing::debug!(error = %e, "connection ended with an error");
-                },
-                _ = &mut admitted.closed => {
-                    tracing::debug!("idle connection closed, for room or at shutdown");
-                }
-            }
-        });
+        spawn_connection(
+            stream,
+            limits,
+            handler.clone(),
+            handshake.clone(),
+            graceful.watcher(),
+            admitted,
+        );
     }
     drop(listener);
     connections.close_idle();
@@ -127,6 +128,82 @@ pub async fn serve<H, F>(
         .is_err()
     {
         tracing::warn!("requests still in flight after {DRAIN_TIMEOUT:?}; stopping anyway");
+    }
+}
+
+/// Serves one accepted connection on its own task, after the TLS
+/// handshake when there is one; shutdown waits for it (`watcher`), and it
+/// ends at once when the registry closes it (for room, or at shutdown
+/// while it is not busy).
+fn spawn_connection<H, F>(
+    stream: TcpStream,
+    limits: Limits,
+    handler: H,
+    handshake: Option<Handshake>,
+    watcher: Watcher,
+    mut admitted: Admitted,
+) where
+    H: Fn(Request) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response> + Send + 'static,
+{
+    // Bodies go out in chunks as they are written: without this, Nagle's
+    // algorithm and the client's delayed ACKs add tens of milliseconds.
+    let _ = stream.set_nodelay(true);
+    let busy = admitted.busy.clone();
+    tokio::spawn(async move {
+        let serving = async move {
+            match handshake {
+                None => serve_connection(stream, limits, handler, watcher, busy).await,
+                Some(handshake) => {
+                    if let Some(tls) = handshake(stream).await {
+                        serve_connection(tls, limits, handler, watcher, busy).await;
+                    }
+                }
+            }
+        };
+        tokio::select! {
+            _ = serving => {}
+            _ = &mut admitted.closed => {
+                tracing::debug!("idle connection closed, for room or at shutdown");
+            }
+        }
+    });
+}
+
+async fn serve_connection<I, H, F>(
+    io: I,
+    limits: Limits,
+    handler: H,
+    watcher: Watcher,
+    busy: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    H: Fn(Request) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response> + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        // Busy from the head's arrival to the end of the response body.
+        let guard = BusyGuard::new(&busy);
+        let handler = handler.clone();
+        async move {
+            let response = handler(req).await;
+            Ok::<_, Infallible>(response.map(|body| {
+                Guarded {
+                    body,
+                    _guard: guard,
+                }
+                .boxed()
+            }))
+        }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        // hyper refuses less than 8 KiB.
+        .max_buf_size(limits.max_head_bytes.max(8192))
+        .serve_connection(TokioIo::new(io), service);
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!(error = %e, "connection ended with an error");
     }
 }
 

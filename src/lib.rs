@@ -23,6 +23,8 @@
 //! - `metrics`: renders a snapshot as the Prometheus exposition at scrape time.
 //! - `server`: the HTTP endpoints (/metrics, /healthz, /readyz, /, /-/reload).
 //! - `http`: accept loop and graceful shutdown shared by server and fake API.
+//! - `web`: `--web.config.file` (exporter-toolkit format): TLS, client
+//!   certificates, basic auth, response headers, rate limit.
 //! - `fake_api`: an in-process fake of the Alibaba API (real HTTP, real
 //!   signature checks), used by `--demo` and the tests.
 //! - `demo`: the sample instances `--demo` serves.
@@ -52,5 +54,6 @@ pub mod secret;
 pub mod server;
 pub mod snapshot;
 pub mod targets;
+pub mod web;
 
 pub use app::run;

@@ -60,6 +60,9 @@ fn fail(e: &StartError) -> ExitCode {
 /// `--config.check`: the config is valid and every account's credentials
 /// can be found (environment and files only; nothing is sent).
 fn check(config: &Config) -> ExitCode {
+    if let Err(e) = app::load_web_config(config) {
+        return fail(&e);
+    }
     let Ok(live) = metrics::registry(false) else {
         return ExitCode::FAILURE;
     };

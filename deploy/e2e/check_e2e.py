@@ -2,10 +2,15 @@
 """Checks for deploy/e2e/prometheus_e2e.sh, through HTTP only (stdlib).
 
   check_e2e.py exporter   --exporter URL --deadline EPOCH
+                          [--ca FILE --cert FILE --key FILE --user NAME --password TEXT]
   check_e2e.py prometheus --prometheus URL --deadline EPOCH [--dashboard FILE]
 
 `exporter`: waits until the exporter is ready (/readyz 200) and checks its
-/metrics. `prometheus`: waits until Prometheus has scraped the exporter, then
+/metrics; with --ca (an https:// exporter behind --web.config.file), through
+TLS with the client certificate and basic auth, after checking that plain
+HTTP, a client without a certificate and one without the password get
+nothing. The Prometheus checks also make sure the target is scraped over
+https. `prometheus`: waits until Prometheus has scraped the exporter, then
 waits until discovery has found the instance the demo adds after about a
 minute (r-demo-new), checks facts of the demo's fleet (two regions, an
 instance in Creating that is listed but not polled, discovery working), that
@@ -14,10 +19,13 @@ exactly the expected alerts (pending or firing), and nothing else.
 Exit status 0 when every check passed.
 """
 import argparse
+import base64
+import http.client
 import json
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import sys
 import time
@@ -96,14 +104,37 @@ def fail(msg):
     print("  FAIL  %s" % msg, flush=True)
 
 
-def http_get(url, timeout=5):
+# How to reach the exporter (--ca ... --password): a TLS context with the
+# client certificate and the Authorization header, or None for plain HTTP.
+EXPORTER_TLS = {"ca": None, "cert": None, "key": None, "auth": None}
+
+
+def tls_context(client_cert=True):
+    ctx = ssl.create_default_context(cafile=EXPORTER_TLS["ca"])
+    if client_cert:
+        ctx.load_cert_chain(EXPORTER_TLS["cert"], EXPORTER_TLS["key"])
+    return ctx
+
+
+def exporter_get(url, client_cert=True, password=True):
+    """http_get for the exporter, with its TLS client certificate and basic
+    auth when --ca is given."""
+    if EXPORTER_TLS["ca"] is None or not url.startswith("https:"):
+        return http_get(url)
+    req = urllib.request.Request(url)
+    if password and EXPORTER_TLS["auth"]:
+        req.add_header("Authorization", EXPORTER_TLS["auth"])
+    return http_get(req, context=tls_context(client_cert))
+
+
+def http_get(url, timeout=5, context=None):
     """(status, headers, body); status 0 when the connection failed."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as r:
             return r.status, r.headers, r.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as e:
         return e.code, e.headers, e.read().decode("utf-8", "replace")
-    except (urllib.error.URLError, OSError):
+    except (urllib.error.URLError, OSError, http.client.HTTPException):
         return 0, {}, ""
 
 
@@ -132,13 +163,15 @@ class Deadline:
 def check_exporter(base, dl):
     print("exporter %s" % base, flush=True)
     st = dl.wait_for("the exporter's /readyz to answer 200 (every instance polled once)",
-                     lambda: http_get(base + "/readyz")[0] == 200, budget=60)
+                     lambda: exporter_get(base + "/readyz")[0] == 200, budget=60)
     if not st:
         return
     ok("/readyz answers 200")
-    status, _, _ = http_get(base + "/healthz")
+    status, _, _ = exporter_get(base + "/healthz")
     (ok if status == 200 else fail)("/healthz answers %s" % status)
-    status, headers, body = http_get(base + "/metrics")
+    if EXPORTER_TLS["ca"] is not None:
+        check_exporter_refusals(base)
+    status, headers, body = exporter_get(base + "/metrics")
     if status != 200:
         fail("/metrics answers %s" % status)
         return
@@ -154,6 +187,25 @@ def check_exporter(base, dl):
         lint = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True, text=True, timeout=30)
         problems = (lint.stdout + lint.stderr).strip()
         (ok if lint.returncode == 0 else fail)("promtool check metrics%s" % (": " + problems if problems else ": clean"))
+
+
+def check_exporter_refusals(base):
+    """--web.config.file: TLS, RequireAndVerifyClientCert and basic auth."""
+    plain = "http://" + base.split("://", 1)[1]
+    status, _, body = http_get(plain + "/metrics")
+    (ok if status == 400 and "HTTPS" in body and "aliyun_backup" not in body else fail)(
+        "plain HTTP to the TLS port gets 400 %r (got %s)" % (body.strip(), status))
+    status, _, _ = exporter_get(base + "/metrics", client_cert=False)
+    (ok if status == 0 else fail)("TLS without a client certificate is refused in the handshake (got %s)" % status)
+    status, headers, body = exporter_get(base + "/metrics", password=False)
+    (ok if status == 401 and headers.get("WWW-Authenticate") == "Basic" and "aliyun_backup" not in body
+     else fail)("a client certificate without the password gets 401 with WWW-Authenticate: Basic (got %s)" % status)
+    status, _, _ = exporter_get(base + "/", password=False)
+    (ok if status == 401 else fail)("the landing page needs the password too (got %s)" % status)
+    for probe in ("/healthz", "/readyz"):
+        status, _, body = exporter_get(base + probe, password=False)
+        (ok if status == 200 and "r-demo" not in body else fail)(
+            "%s answers the kubelet without a password and names no instance (got %s)" % (probe, status))
 
 
 # --------------------------------------------------------------- prometheus
@@ -206,6 +258,13 @@ def check_prometheus(base, dl, dashboard_path):
     if not up:
         return
     ok('the exporter target is up (job="%s")' % JOB)
+    status, _, body = http_get(base + "/api/v1/targets?state=active")
+    targets = json.loads(body)["data"]["activeTargets"] if status == 200 else []
+    urls = [t.get("scrapeUrl", "") for t in targets if t.get("labels", {}).get("job") == JOB]
+    healthy = [t.get("health") for t in targets if t.get("labels", {}).get("job") == JOB]
+    (ok if urls and all(u.startswith("https://") for u in urls) and healthy == ["up"] else fail)(
+        "Prometheus scrapes the exporter over TLS with its client certificate and password: %s (%s)"
+        % (", ".join(urls) or "no target", ", ".join(healthy)))
     n = len(EXPECTED_ALERTS)
     if not dl.wait_for("%d instances in aliyun_backup_poll_success" % (n - 1),
                        lambda: (scalar(base, "count(aliyun_backup_poll_success)") or 0) >= n - 1, budget=30):
@@ -395,7 +454,16 @@ def main():
     ap.add_argument("--prometheus")
     ap.add_argument("--dashboard", default=check_dashboard.DEFAULT_DASHBOARD)
     ap.add_argument("--deadline", type=float, required=True)
+    ap.add_argument("--ca", help="CA of the exporter's TLS certificate")
+    ap.add_argument("--cert", help="client certificate for the exporter")
+    ap.add_argument("--key", help="its key")
+    ap.add_argument("--user", help="basic auth user for the exporter")
+    ap.add_argument("--password", help="basic auth password for the exporter")
     args = ap.parse_args()
+    EXPORTER_TLS.update(ca=args.ca, cert=args.cert, key=args.key)
+    if args.user is not None:
+        token = base64.b64encode(("%s:%s" % (args.user, args.password or "")).encode()).decode()
+        EXPORTER_TLS["auth"] = "Basic " + token
     dl = Deadline(args.deadline)
     if args.mode == "exporter":
         check_exporter(args.exporter.rstrip("/"), dl)

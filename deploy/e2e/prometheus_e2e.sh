@@ -8,7 +8,12 @@
 # (two regions, an instance in Creating listed but not polled, discovery
 # working), that every query of dashboards/aliyun-backup.json returns data and
 # that the demo's instances raise exactly the expected alerts and no other
-# (deploy/e2e/check_e2e.py). Everything listens on
+# (deploy/e2e/check_e2e.py). The exporter runs with --web.config.file as a
+# careful operator would set it: TLS, client certificates required and
+# verified (RequireAndVerifyClientCert) and basic auth, with the test
+# certificates of tests/web/certs; Prometheus scrapes it over TLS with its
+# client certificate and password, and the checks make sure a client without
+# them gets nothing. Everything listens on
 # 127.0.0.1 only; both processes are stopped on exit; the whole run is bounded
 # by E2E_TIMEOUT seconds (default 170).
 # Exit status 0 only when every check passed.
@@ -94,16 +99,36 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# ---------------------------------------------------------------- web config
+# The test certificates (tests/web/certs/gen.sh): server.crt is for
+# 127.0.0.1 and localhost, client.crt is signed by ca.crt. The password is a
+# test vector of the exporter-toolkit's (carol123, bcrypt cost 10).
+CERTS=$ROOT/tests/web/certs
+WEB_USER=prometheus
+WEB_PASSWORD=carol123
+cat >"$TMP/web.yml" <<YAML
+tls_server_config:
+  cert_file: $CERTS/server.crt
+  key_file: $CERTS/server.key
+  client_auth_type: RequireAndVerifyClientCert
+  client_ca_file: $CERTS/ca.crt
+basic_auth_users:
+  $WEB_USER: \$2y\$10\$qRTBuFoULoYNA7AQ/F3ck.trZBPyjV64.oA4ZsSBCIWvXuvQlQTuu
+YAML
+TLS_ARGS=(--ca "$CERTS/ca.crt" --cert "$CERTS/client.crt" --key "$CERTS/client.key"
+    --user "$WEB_USER" --password "$WEB_PASSWORD")
+
 # ------------------------------------------------------------------ exporter
 EXPORTER_PORT=$(free_port)
 # shellcheck disable=SC2206 # EXPORTER_ARGS is split on purpose
 extra=(${EXPORTER_ARGS:-})
-say "starting $EXPORTER_BIN --demo --web.listen-address=127.0.0.1:$EXPORTER_PORT ${extra[*]}"
-"$EXPORTER_BIN" --demo --web.listen-address="127.0.0.1:$EXPORTER_PORT" "${extra[@]}" >"$TMP/exporter.log" 2>&1 &
+say "starting $EXPORTER_BIN --demo --web.listen-address=127.0.0.1:$EXPORTER_PORT --web.config.file=$TMP/web.yml ${extra[*]}"
+"$EXPORTER_BIN" --demo --web.listen-address="127.0.0.1:$EXPORTER_PORT" --web.config.file="$TMP/web.yml" "${extra[@]}" >"$TMP/exporter.log" 2>&1 &
 EXPORTER_PID=$!
 sleep 0.5
 kill -0 "$EXPORTER_PID" 2>/dev/null || { wait "$EXPORTER_PID" || true; die "the exporter exited at start-up"; }
-bounded python3 "$ROOT/deploy/e2e/check_e2e.py" exporter --exporter "http://127.0.0.1:$EXPORTER_PORT" --deadline "$DEADLINE" ||
+bounded python3 "$ROOT/deploy/e2e/check_e2e.py" exporter --exporter "https://127.0.0.1:$EXPORTER_PORT" \
+    "${TLS_ARGS[@]}" --deadline "$DEADLINE" ||
     die "exporter checks failed"
 
 # ---------------------------------------------------------------- prometheus
@@ -118,6 +143,14 @@ rule_files:
   - $ROOT/deploy/prometheus/alerts.yml
 scrape_configs:
   - job_name: $JOB
+    scheme: https
+    tls_config:
+      ca_file: $CERTS/ca.crt
+      cert_file: $CERTS/client.crt
+      key_file: $CERTS/client.key
+    basic_auth:
+      username: $WEB_USER
+      password: $WEB_PASSWORD
     static_configs:
       - targets: ["127.0.0.1:$EXPORTER_PORT"]
 YAML

@@ -38,6 +38,9 @@ pub struct Config {
     pub enable_lifecycle: bool,
     /// Open HTTP connections at most (`--web.max-connections`).
     pub max_connections: usize,
+    /// `--web.config.file`: TLS, basic auth and headers for the server
+    /// (read and checked when the exporter starts: `web::Web::load`).
+    pub web_config_file: Option<PathBuf>,
     /// Watch the demo's sample instances in an in-process fake API; the
     /// accounts are then built when the exporter starts.
     pub demo: bool,
@@ -427,6 +430,12 @@ impl Config {
             telemetry_path,
             enable_lifecycle: cli.enable_lifecycle,
             max_connections,
+            web_config_file: cli
+                .web_config_file
+                .as_deref()
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from),
             demo: cli.demo,
             config_file: cli
                 .config_file

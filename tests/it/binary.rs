@@ -161,6 +161,74 @@ fn bad_configuration_exits_2_with_one_line_naming_the_setting() {
     }
 }
 
+/// A bad `--web.config.file` stops the start (after the port is bound)
+/// and `--config.check` alike: exit 2, one line naming the flag and the
+/// setting in the file.
+#[test]
+fn a_bad_web_config_file_exits_2_with_one_line() {
+    let web = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/web/");
+    let cases = [
+        (
+            "web_config_auth_user_list_invalid.bad.yml",
+            "basic_auth_users",
+        ),
+        (
+            "web_config_noAuth_certPath_invalid.bad.yml",
+            "tls_server_config.cert_file",
+        ),
+        (
+            "web_config_noAuth_tls10.bad.yml",
+            "tls_server_config.min_version",
+        ),
+        ("web_config_junk_key.yml", "cert_filse"),
+        ("no-such-file.yml", "cannot read"),
+    ];
+    for (file, setting) in cases {
+        let flag = format!("--web.config.file={web}{file}");
+        for check in [false, true] {
+            let mut args = vec![
+                "--aliyun.region=cn-hangzhou",
+                "--redis.instance-id=r-1",
+                "--web.listen-address=127.0.0.1:0",
+                flag.as_str(),
+            ];
+            if check {
+                args.push("--config.check");
+            }
+            let out = exporter(&args, CREDS).output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{file} (check {check}): {stderr}"
+            );
+            assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+            assert!(
+                stderr.contains("--web.config.file") && stderr.contains(setting),
+                "{file} should name {setting}: {stderr}"
+            );
+        }
+    }
+    let good = format!("--web.config.file={web}web_config_all_keys.good.yml");
+    let out = exporter(
+        &[
+            "--aliyun.region=cn-hangzhou",
+            "--redis.instance-id=r-1",
+            &good,
+            "--config.check",
+        ],
+        CREDS,
+    )
+    .output()
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn help_and_version_exit_0() {
     let out = exporter(&["--version"], &[])

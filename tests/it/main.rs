@@ -12,3 +12,4 @@ mod fleet;
 mod golden_metrics;
 mod helpers;
 mod transport;
+mod web;

@@ -69,6 +69,33 @@ ServiceMonitor's job. */}}
 
 {{/* Where the config file and the RRSA token are mounted. */}}
 {{- define "aliyun-backup-exporter.configDir" -}}/etc/aliyun-backup-exporter{{- end }}
+{{- define "aliyun-backup-exporter.webConfigDir" -}}/etc/aliyun-backup-exporter-web{{- end }}
+
+{{/* "true" when webConfig turns TLS on (the toolkit's rule: any of these set). */}}
+{{- define "aliyun-backup-exporter.webTls" -}}
+{{- $t := (.Values.webConfig | default dict).tls_server_config | default dict }}
+{{- if or $t.cert $t.cert_file $t.key $t.key_file $t.client_ca $t.client_ca_file $t.client_auth_type }}true{{- end }}
+{{- end }}
+
+{{/* "true" when every connection must bring a client certificate, which the
+kubelet's probes cannot. */}}
+{{- define "aliyun-backup-exporter.webClientCertRequired" -}}
+{{- $t := (.Values.webConfig | default dict).tls_server_config | default dict }}
+{{- if has ($t.client_auth_type | default "") (list "RequireAnyClientCert" "RequireClientCert" "RequireAndVerifyClientCert") }}true{{- end }}
+{{- end }}
+
+{{/* A probe of the values, fitted to webConfig: HTTPS with TLS, a TCP
+check when client certificates are required. */}}
+{{- define "aliyun-backup-exporter.probe" -}}
+{{- $probe := deepCopy .probe }}
+{{- if and $probe.httpGet (include "aliyun-backup-exporter.webClientCertRequired" .root) }}
+{{- $_ := set $probe "tcpSocket" (dict "port" $probe.httpGet.port) }}
+{{- $_ := unset $probe "httpGet" }}
+{{- else if and $probe.httpGet (include "aliyun-backup-exporter.webTls" .root) (not $probe.httpGet.scheme) }}
+{{- $_ := set $probe.httpGet "scheme" "HTTPS" }}
+{{- end }}
+{{- toYaml $probe }}
+{{- end }}
 {{- define "aliyun-backup-exporter.rrsaTokenDir" -}}/var/run/secrets/ack.alibabacloud.com/rrsa-tokens{{- end }}
 
 {{/* RRSA without the ack-pod-identity-webhook: the chart mounts the token. */}}
@@ -85,6 +112,7 @@ extraArgs (most of them may be given only once). */}}
 --discovery.tag-labels: discovery.tagLabels
 --aliyun.region: aliyun.region
 --config.file: config
+--web.config.file: webConfig
 --config.check: nothing (it exits after checking)
 --aliyun.credentials-provider: credentials.source
 --shard.count: shards
@@ -96,9 +124,6 @@ extraArgs (most of them may be given only once). */}}
 
 {{/* Refuse values that cannot work, with a message naming the value. */}}
 {{- define "aliyun-backup-exporter.validate" -}}
-{{- if .Values.webConfig }}
-{{- fail "webConfig: not supported yet: the exporter has no --web.config.file (TLS and basic auth), so the chart refuses webConfig rather than serve plain HTTP; leave webConfig empty ({})" }}
-{{- end }}
 {{- $managed := include "aliyun-backup-exporter.managedFlags" . | fromYaml }}
 {{- range .Values.extraArgs }}
 {{- $flag := regexReplaceAll "=.*$" (toString .) "" }}
@@ -156,6 +181,9 @@ extraArgs (most of them may be given only once). */}}
 {{- end }}
 {{- if .Values.config }}
 - {{ printf "--config.file=%s/config.yml" (include "aliyun-backup-exporter.configDir" .) | quote }}
+{{- end }}
+{{- if .Values.webConfig }}
+- {{ printf "--web.config.file=%s/web-config.yml" (include "aliyun-backup-exporter.webConfigDir" .) | quote }}
 {{- end }}
 {{- $provider := get (dict "existingSecret" "env" "rrsa" "oidc" "ecsRole" "ecs-ram-role") .Values.credentials.source }}
 {{- with $provider }}
@@ -217,6 +245,11 @@ extraArgs (most of them may be given only once). */}}
   mountPath: {{ include "aliyun-backup-exporter.configDir" . }}
   readOnly: true
 {{- end }}
+{{- if .Values.webConfig }}
+- name: web-config
+  mountPath: {{ include "aliyun-backup-exporter.webConfigDir" . }}
+  readOnly: true
+{{- end }}
 {{- if include "aliyun-backup-exporter.rrsaManual" . }}
 - name: rrsa-oidc-token
   mountPath: {{ include "aliyun-backup-exporter.rrsaTokenDir" . }}
@@ -232,6 +265,11 @@ extraArgs (most of them may be given only once). */}}
 - name: config
   configMap:
     name: {{ include "aliyun-backup-exporter.fullname" . }}
+{{- end }}
+{{- if .Values.webConfig }}
+- name: web-config
+  secret:
+    secretName: {{ printf "%s-web-config" (include "aliyun-backup-exporter.fullname" .) }}
 {{- end }}
 {{- if include "aliyun-backup-exporter.rrsaManual" . }}
 - name: rrsa-oidc-token
@@ -253,6 +291,10 @@ metadata:
   {{- $annotations := dict }}
   {{- if .Values.config }}
   {{- $_ := set $annotations "checksum/config" (include (print $.Template.BasePath "/configmap.yaml") . | sha256sum) }}
+  {{- end }}
+  {{- if .Values.webConfig }}
+  {{- /* TLS on or off and rate_limit are read at start-up only. */}}
+  {{- $_ := set $annotations "checksum/web-config" (include (print $.Template.BasePath "/web-config-secret.yaml") . | sha256sum) }}
   {{- end }}
   {{- $annotations = merge $annotations (.Values.podAnnotations | default dict) }}
   {{- with $annotations }}
@@ -301,11 +343,11 @@ spec:
           protocol: TCP
       {{- with .Values.livenessProbe }}
       livenessProbe:
-        {{- toYaml . | nindent 8 }}
+        {{- include "aliyun-backup-exporter.probe" (dict "probe" . "root" $) | nindent 8 }}
       {{- end }}
       {{- with .Values.readinessProbe }}
       readinessProbe:
-        {{- toYaml . | nindent 8 }}
+        {{- include "aliyun-backup-exporter.probe" (dict "probe" . "root" $) | nindent 8 }}
       {{- end }}
       {{- with .Values.resources }}
       resources:
