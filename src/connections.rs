@@ -65,7 +65,8 @@ impl Connections {
         self.cap
     }
 
-    /// How many connections are open (tests and logs).
+    /// How many connections are open (tests).
+    #[cfg(test)]
     pub fn open(&self) -> usize {
         self.lock().open.len()
     }

@@ -38,7 +38,8 @@ pub const YOUNG: &str = "r-demo-young";
 pub const NATIVE: &str = "r-demo-native";
 pub const NATIVE_SHARDS: [&str; 2] = ["r-demo-native-db-0", "r-demo-native-db-1"];
 
-pub const INSTANCE_IDS: &[&str] = &[
+#[cfg(test)]
+const INSTANCE_IDS: &[&str] = &[
     HEALTHY,
     CLUSTER,
     THROTTLED,

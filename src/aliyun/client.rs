@@ -32,9 +32,11 @@ pub trait CallObserver: Send + Sync + 'static {
     fn attempt(&self, call: &CallLabels, action: &str, code: &str, elapsed: Duration);
 }
 
-/// An observer that ignores everything.
+/// An observer that ignores everything (unit tests).
+#[cfg(test)]
 pub struct NoObserver;
 
+#[cfg(test)]
 impl CallObserver for NoObserver {
     fn attempt(&self, _: &CallLabels, _: &str, _: &str, _: Duration) {}
 }
@@ -164,10 +166,6 @@ impl RpcClient {
         self
     }
 
-    pub fn signature_version(&self) -> SignatureVersion {
-        self.signature
-    }
-
     /// Takes a token of `limiter` before every attempt.
     pub fn with_rate_limit(mut self, limiter: Option<Arc<RateLimiter>>) -> Self {
         self.limiter = limiter;
@@ -193,10 +191,6 @@ impl RpcClient {
 
     pub fn endpoint(&self) -> &str {
         &self.settings.endpoint
-    }
-
-    pub fn labels(&self) -> &CallLabels {
-        &self.settings.labels
     }
 
     /// Calls `action` with `params`, retrying per the policy but never past

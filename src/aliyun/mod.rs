@@ -20,9 +20,9 @@ pub mod retry;
 pub mod sign;
 pub mod sign_v3;
 
-pub use client::{
-    Answer, CallLabels, CallObserver, ClientSettings, NoObserver, RpcClient, SignatureVersion,
-};
+#[cfg(test)]
+pub use client::NoObserver;
+pub use client::{Answer, CallLabels, CallObserver, ClientSettings, RpcClient, SignatureVersion};
 pub use credentials::{Credentials, CredentialsProvider, StaticProvider};
 pub use error::ApiError;
 pub use retry::RetryPolicy;

@@ -47,10 +47,6 @@ impl RateLimiter {
         })
     }
 
-    pub fn rate(&self) -> f64 {
-        self.rate
-    }
-
     /// Takes a token, sleeping until it is due; gives up at once (and books
     /// nothing) when it would be due after `deadline`. Returns the wait.
     pub async fn acquire(&self, deadline: Instant) -> Result<Duration, WouldExceedDeadline> {

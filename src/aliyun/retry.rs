@@ -28,7 +28,8 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// No retries at all.
+    /// No retries at all (unit tests).
+    #[cfg(test)]
     pub fn none() -> Self {
         RetryPolicy {
             max_attempts: 1,

@@ -151,6 +151,7 @@ impl BasicAuth {
     }
 
     /// Entries cached (tests).
+    #[cfg(test)]
     pub fn cached(&self) -> usize {
         self.lock().len()
     }
