@@ -965,6 +965,87 @@ mod tests {
     }
 
     #[test]
+    fn answers_far_larger_than_asked_for_are_refused() {
+        let list = |item: &str, n: usize| vec![item; n].join(",");
+        // Cluster backups: three times the page asked for.
+        let cluster =
+            r#"{"ClusterBackupStatus":"Failed","ClusterBackupStartTime":"2024-01-09T17:20:39Z"}"#;
+        let page = |n| format!(r#"{{"ClusterBackups":[{}]}}"#, list(cluster, n));
+        assert_eq!(
+            decode_cluster_page(page(300).as_bytes(), "r-x")
+                .unwrap()
+                .len(),
+            300
+        );
+        let err = decode_cluster_page(page(301).as_bytes(), "r-x").unwrap_err();
+        assert_eq!(err, "ClusterBackups has more than 300 items");
+        // Shards of one cluster backup.
+        let shard = r#"{"BackupStatus":"ERROR"}"#;
+        let shards = |n| {
+            format!(
+                r#"{{"ClusterBackups":[{{"ClusterBackupStatus":"Failed","ClusterBackupStartTime":"2024-01-09T17:20:39Z","Backups":[{}]}}]}}"#,
+                list(shard, n)
+            )
+        };
+        assert_eq!(
+            decode_cluster_page(shards(1024).as_bytes(), "r-x")
+                .unwrap()
+                .len(),
+            1024
+        );
+        let err = decode_cluster_page(shards(1025).as_bytes(), "r-x").unwrap_err();
+        assert_eq!(err, "ClusterBackups[0]: Backups has more than 1024 items");
+        // Instances, and the tags of one.
+        let instances = |n| {
+            let items = (0..n)
+                .map(|i| format!(r#"{{"InstanceId":"r-{i}"}}"#))
+                .collect::<Vec<_>>();
+            format!(
+                r#"{{"Instances":{{"KVStoreInstance":[{}]}}}}"#,
+                items.join(",")
+            )
+        };
+        assert_eq!(
+            decode_instances(instances(150).as_bytes(), "x")
+                .unwrap()
+                .instances
+                .len(),
+            150
+        );
+        let err = decode_instances(instances(151).as_bytes(), "x").unwrap_err();
+        assert_eq!(err, "Instances.KVStoreInstance has more than 150 items");
+        let tags = |n| {
+            format!(
+                r#"{{"Instances":{{"KVStoreInstance":[{{"InstanceId":"r-1","Tags":{{"Tag":[{}]}}}}]}}}}"#,
+                list(r#"{"Key":"k","Value":"v"}"#, n)
+            )
+        };
+        assert_eq!(
+            decode_instances(tags(256).as_bytes(), "x")
+                .unwrap()
+                .instances[0]
+                .tags
+                .len(),
+            256
+        );
+        let err = decode_instances(tags(257).as_bytes(), "x").unwrap_err();
+        assert_eq!(
+            err,
+            "Instances.KVStoreInstance[0]: Tags.Tag has more than 256 items"
+        );
+        // Regions.
+        let regions = |n| {
+            format!(
+                r#"{{"RegionIds":{{"KVStoreRegion":[{}]}}}}"#,
+                list(r#"{"RegionId":"cn-hangzhou"}"#, n)
+            )
+        };
+        assert_eq!(decode_regions(regions(1000).as_bytes()).unwrap().len(), 1);
+        let err = decode_regions(regions(1001).as_bytes()).unwrap_err();
+        assert_eq!(err, "RegionIds.KVStoreRegion has more than 1000 items");
+    }
+
+    #[test]
     fn window_is_in_whole_minutes_and_covers_now() {
         let now = Utc.with_ymd_and_hms(2026, 11, 26, 4, 46, 7).unwrap();
         let w = Window::ending_at(now, std::time::Duration::from_secs(7 * 86400));

@@ -285,3 +285,139 @@ impl<'de, S: DeserializeSeed<'de>> Visitor<'de> for Element<S> {
         Ok(None)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde::de::MapAccess;
+
+    use super::*;
+    use crate::aliyun::lenient::{decode, Fields, Object, Text};
+
+    /// `{"Items": …}` read into the names of its items (`?` for an item
+    /// that is not an object).
+    #[derive(Default)]
+    struct Doc {
+        names: Vec<String>,
+    }
+
+    #[derive(Default)]
+    struct Item<'de> {
+        name: Text<'de>,
+    }
+
+    impl<'de> Fields<'de> for Item<'de> {
+        fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error> {
+            if key != "Name" {
+                return Ok(false);
+            }
+            self.name = map.next_value()?;
+            Ok(true)
+        }
+    }
+
+    impl<'de> Fields<'de> for Doc {
+        fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error> {
+            if key != "Items" {
+                return Ok(false);
+            }
+            let names = &mut self.names;
+            map.next_value_seed(ListSeed {
+                field: "Items",
+                wrapper: "Item",
+                path: "Items.Item",
+                within: Within(Some(("Outer", 4))),
+                max_items: 3,
+                item: |_| Object(Item::default()),
+                each: |i, item: Option<Item>| match item {
+                    Some(item) if item.name.get() == Some("bad") => {
+                        Err(format!("Items.Item[{i}]: bad"))
+                    }
+                    Some(item) => {
+                        names.push(item.name.get().unwrap_or("").to_string());
+                        Ok(())
+                    }
+                    None => {
+                        names.push("?".into());
+                        Ok(())
+                    }
+                },
+            })?;
+            Ok(true)
+        }
+    }
+
+    fn names(body: &str) -> Result<Vec<String>, String> {
+        decode(body.as_bytes(), Object(Doc::default())).map(|d| d.names)
+    }
+
+    #[test]
+    fn every_shape_of_a_list() {
+        for (body, want) in [
+            (
+                r#"{"Items":{"Item":[{"Name":"a"},{"Name":"b"}]}}"#,
+                &["a", "b"][..],
+            ),
+            (r#"{"Items":[{"Name":"a"},{"Name":"b"}]}"#, &["a", "b"]),
+            (r#"{"Items":{"Item":{"Name":"a"}}}"#, &["a"]),
+            (
+                r#"{"Items":{"Item":[1,[2],{"Name":"a"}]}}"#,
+                &["?", "?", "a"],
+            ),
+            (r#"{"Items":{"Other":[{"Name":"a"}],"Item":null}}"#, &[]),
+            (r#"{"Items":{}}"#, &[]),
+            (r#"{"Items":[]}"#, &[]),
+            (r#"{"Items":""}"#, &[]),
+            (r#"{"Items":null}"#, &[]),
+            (r#"{"Other":{"Items":[{"Name":"a"}]}}"#, &[]),
+        ] {
+            let want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+            assert_eq!(names(body), Ok(want), "{body}");
+        }
+        // Over the cap (three here), items that are not objects included.
+        for body in [
+            r#"{"Items":[{"Name":"a"},{"Name":"b"},{"Name":"c"},{"Name":"d"}]}"#,
+            r#"{"Items":{"Item":[1,2,3,4]}}"#,
+        ] {
+            let err = names(body).unwrap_err();
+            assert_eq!(err, "Outer[4]: Items.Item has more than 3 items");
+        }
+    }
+
+    #[test]
+    fn shapes_that_cannot_be_a_list() {
+        for (body, want) in [
+            (r#"{"Items":"x"}"#, "Outer[4]: Items is not an object"),
+            (r#"{"Items":7}"#, "Outer[4]: Items is not an object"),
+            (r#"{"Items":true}"#, "Outer[4]: Items is not an object"),
+            (
+                r#"{"Items":{"Item":"x"}}"#,
+                "Outer[4]: Items.Item is not a list",
+            ),
+            (
+                r#"{"Items":{"Item":""}}"#,
+                "Outer[4]: Items.Item is not a list",
+            ),
+            (
+                r#"{"Items":{"Item":1.5}}"#,
+                "Outer[4]: Items.Item is not a list",
+            ),
+            // The item's own error, as the decoder wrote it.
+            (
+                r#"{"Items":[{"Name":"a"},{"Name":"bad"}]}"#,
+                "Items.Item[1]: bad",
+            ),
+            (r#"[1]"#, "body is not a JSON object"),
+            (r#""Items""#, "body is not a JSON object"),
+        ] {
+            assert_eq!(names(body), Err(want.to_string()), "{body}");
+        }
+        // Damaged JSON is the body's fault, wherever it is.
+        let err = names(r#"{"Items":[{"Name":"a"},{"Name":"#).unwrap_err();
+        assert!(err.starts_with("body is not JSON: "), "{err}");
+        let err = names(r#"{"Items":[{"Name":"a"}]} x"#).unwrap_err();
+        assert!(
+            err.starts_with("body is not JSON: trailing characters"),
+            "{err}"
+        );
+    }
+}
