@@ -15,6 +15,9 @@ use crate::model::{
 };
 use crate::policy::{BackupPolicy, Weekdays};
 
+/// One page of a DescribeBackups answer.
+pub use super::backups::Page;
+
 /// The R-kvstore API version all these calls belong to.
 pub const API_VERSION: &str = "2015-01-01";
 
@@ -112,8 +115,6 @@ impl Window {
 pub fn format_minute(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%MZ").to_string()
 }
-
-pub use super::backups::Page;
 
 /// Decodes a DescribeBackups page (the R-kvstore envelope of the one
 /// DescribeBackups decoder, `backups::decode_page`): lenient where Alibaba
