@@ -14,9 +14,12 @@
 //!   all mutable state and publishes snapshots.
 //! - `app`: wires the parts together; `run(config, shutdown)`.
 //! - `aliyun`: the generic Alibaba Cloud RPC client (signing, retries, rate
-//!   limit, errors, lenient JSON) and the credentials chain.
+//!   limit, errors, streaming and bounded lenient decoding) and the
+//!   credentials chain.
 //! - `products`: one file per database product; `kvstore` (Redis / Tair):
-//!   DescribeBackups, DescribeInstances, DescribeRegions.
+//!   DescribeBackups, DescribeInstances, DescribeRegions; `backups` and
+//!   `envelopes`: one DescribeBackups decoder for every product, driven by
+//!   a description of each product's answer.
 //! - `model`: product-neutral backup and instance records.
 //! - `snapshot`: pure functions from backups to per-node summaries; the
 //!   snapshot the HTTP side reads.

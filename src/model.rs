@@ -89,7 +89,8 @@ pub struct Backup {
     pub backup_type: String,
     pub backup_mode: String,
     pub backup_method: String,
-    /// Whether this is a restore point. Always true for DescribeBackups; for
+    /// Whether this is a restore point. For DescribeBackups, true unless
+    /// the product's `IsAvail` says no (R-kvstore has none: always); for
     /// a shard's part of a cloud-native cluster backup, true only when the
     /// cluster backup succeeded as a whole (every shard did).
     pub restorable: bool,

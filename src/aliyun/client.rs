@@ -32,11 +32,9 @@ pub trait CallObserver: Send + Sync + 'static {
     fn attempt(&self, call: &CallLabels, action: &str, code: &str, elapsed: Duration);
 }
 
-/// An observer that ignores everything (unit tests).
-#[cfg(test)]
+/// An observer that ignores everything.
 pub struct NoObserver;
 
-#[cfg(test)]
 impl CallObserver for NoObserver {
     fn attempt(&self, _: &CallLabels, _: &str, _: &str, _: Duration) {}
 }

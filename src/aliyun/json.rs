@@ -1,31 +1,8 @@
-//! Lenient readers for Alibaba's JSON: the same field arrives as a number in
-//! one answer and as a string in the next, times with or without their `Z`.
+//! Two readings every decoder shares: the times Alibaba sends, with or
+//! without their `Z`, and a bounded quote of a value for an error. The
+//! decoding itself, streaming and lenient, is `aliyun::lenient`.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use serde_json::{Map, Value};
-
-/// A field as text, whether sent as a string or a number; `None` when
-/// missing, null or empty.
-pub fn text(item: &Map<String, Value>, name: &str) -> Option<String> {
-    match item.get(name)? {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-/// A whole non-negative number, sent as a number or as a string.
-pub fn as_u64(v: &Value) -> Option<u64> {
-    match v {
-        Value::Number(n) => n.as_u64().or_else(|| {
-            n.as_f64()
-                .filter(|f| *f >= 0.0 && f.fract() == 0.0 && *f < 1.8e19)
-                .map(|f| f as u64)
-        }),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
 
 /// `2019-03-14T05:28:50Z`, also without the `Z` (some calls drop it: UTC is
 /// meant), with fractions, or with an offset.
@@ -41,66 +18,6 @@ pub fn parse_time(raw: &str) -> Option<DateTime<Utc>> {
         }
     }
     None
-}
-
-/// The items of `doc[field][wrapper]`, as in `{"Backups": {"Backup": [..]}}`,
-/// also when the wrapper is left out, the list is a single object, or the
-/// field is missing, null or an empty string.
-pub fn wrapped_list<'a>(
-    doc: &'a Map<String, Value>,
-    field: &str,
-    wrapper: &str,
-) -> Result<Vec<&'a Value>, String> {
-    Ok(match doc.get(field) {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => items.iter().collect(),
-        Some(Value::Object(o)) => match o.get(wrapper) {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(items)) => items.iter().collect(),
-            Some(single @ Value::Object(_)) => vec![single],
-            Some(_) => return Err(format!("{field}.{wrapper} is not a list")),
-        },
-        Some(Value::String(s)) if s.is_empty() => Vec::new(),
-        Some(_) => return Err(format!("{field} is not an object")),
-    })
-}
-
-/// Decodes each item (an object) with `decode`; an error names the item
-/// (`path[i]`).
-pub fn decode_each<T>(
-    items: Vec<&Value>,
-    path: &str,
-    decode: impl Fn(&Map<String, Value>) -> Result<T, String>,
-) -> Result<Vec<T>, String> {
-    items
-        .into_iter()
-        .enumerate()
-        .map(|(i, item)| {
-            let item = item
-                .as_object()
-                .ok_or(format!("{path}[{i}] is not an object"))?;
-            decode(item).map_err(|e| format!("{path}[{i}]: {e}"))
-        })
-        .collect()
-}
-
-/// A count such as `TotalCount`, sent as a number or a string; `None` when
-/// missing.
-pub fn count(doc: &Map<String, Value>, field: &str) -> Result<Option<usize>, String> {
-    match doc.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => Ok(Some(
-            as_u64(v).ok_or(format!("{field} is not a number"))? as usize
-        )),
-    }
-}
-
-/// The body as a JSON object.
-pub fn object(body: &[u8]) -> Result<Map<String, Value>, String> {
-    match serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))? {
-        Value::Object(doc) => Ok(doc),
-        _ => Err("body is not a JSON object".into()),
-    }
 }
 
 #[cfg(test)]

@@ -8,21 +8,25 @@
 //! - `error`: what a call can fail with.
 //! - `endpoint`: which host serves a product in a region.
 //! - `ratelimit`: a token bucket per account, in front of retries.
-//! - `json`: lenient readers for the API's inconsistently typed JSON.
+//! - `json`: `parse_time` (every time shape the API sends) and `quoted` (a
+//!   bounded quote of a value for an error).
+//! - `lenient`: streaming, bounded decoding of the answers: lenient field
+//!   readings, wrapped lists, objects with unknown fields skipped.
 
 pub mod client;
 pub mod credentials;
 pub mod endpoint;
 pub mod error;
 pub mod json;
+pub mod lenient;
 pub mod ratelimit;
 pub mod retry;
 pub mod sign;
 pub mod sign_v3;
 
-#[cfg(test)]
-pub use client::NoObserver;
-pub use client::{Answer, CallLabels, CallObserver, ClientSettings, RpcClient, SignatureVersion};
+pub use client::{
+    Answer, CallLabels, CallObserver, ClientSettings, NoObserver, RpcClient, SignatureVersion,
+};
 pub use credentials::{Credentials, CredentialsProvider, StaticProvider};
 pub use error::ApiError;
 pub use retry::RetryPolicy;

@@ -2,19 +2,21 @@
 //! decoded into model types.
 
 use chrono::{DateTime, Duration as ChronoDuration, Timelike, Utc};
-use serde_json::{Map, Value};
+use serde::de::MapAccess;
 
 use tokio::time::Instant;
 
 use crate::aliyun::endpoint;
-use crate::aliyun::json::{
-    as_u64, count, decode_each, object, parse_time, quoted, text, wrapped_list,
-};
+use crate::aliyun::json::quoted;
+use crate::aliyun::lenient::{self, Fields, Flag, ListSeed, Object, Text, Time, Whole, Within};
 use crate::aliyun::{ApiError, RpcClient};
 use crate::model::{
-    label_value, normalize_backup_type, normalize_word, Backup, BackupStatus, InstanceInfo, MAX_ID,
+    label_value, normalize_backup_type, normalize_word, Backup, BackupStatus, InstanceInfo,
 };
 use crate::policy::{BackupPolicy, Weekdays};
+
+/// One page of a DescribeBackups answer.
+pub use super::backups::Page;
 
 /// The R-kvstore API version all these calls belong to.
 pub const API_VERSION: &str = "2015-01-01";
@@ -114,69 +116,12 @@ pub fn format_minute(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%MZ").to_string()
 }
 
-/// One page of a DescribeBackups answer.
-#[derive(Debug)]
-pub struct Page {
-    pub backups: Vec<Backup>,
-    pub total_count: Option<usize>,
-}
-
-/// Decodes a DescribeBackups page: lenient where Alibaba is inconsistent
-/// (types, case, missing optional fields), strict where facts would be
-/// wrong. Download URLs are never read.
+/// Decodes a DescribeBackups page (the R-kvstore envelope of the one
+/// DescribeBackups decoder, `backups::decode_page`): lenient where Alibaba
+/// is inconsistent (types, case, missing optional fields), strict where
+/// facts would be wrong. Download URLs are never read.
 pub fn decode_page(body: &[u8], instance_id: &str) -> Result<Page, String> {
-    let doc = object(body)?;
-    let total_count = count(&doc, "TotalCount")?;
-    let items = wrapped_list(&doc, "Backups", "Backup")?;
-    let backups = decode_each(items, "Backups.Backup", |item| {
-        decode_backup(item, instance_id)
-    })?;
-    Ok(Page {
-        backups,
-        total_count,
-    })
-}
-
-fn decode_backup(item: &Map<String, Value>, instance_id: &str) -> Result<Backup, String> {
-    let status = text(item, "BackupStatus").ok_or("BackupStatus is missing")?;
-    let status = BackupStatus::parse(&status);
-    let start = text(item, "BackupStartTime").ok_or("BackupStartTime is missing")?;
-    let start = parse_time(&start)
-        .ok_or_else(|| format!("BackupStartTime {} is not a time", quoted(&start)))?;
-    let end = match text(item, "BackupEndTime") {
-        None => None,
-        Some(raw) => Some(
-            parse_time(&raw)
-                .ok_or_else(|| format!("BackupEndTime {} is not a time", quoted(&raw)))?,
-        ),
-    };
-    if status == BackupStatus::Success && end.is_none() {
-        return Err("a successful backup has no BackupEndTime".into());
-    }
-    let size_bytes = match item.get("BackupSize") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if s.trim().is_empty() => None,
-        Some(v) => Some(as_u64(v).ok_or("BackupSize is not a whole number")?),
-    };
-    let label = |name: &str, normalize: fn(&str) -> String| {
-        text(item, name)
-            .map(|v| normalize(&v))
-            .unwrap_or_else(|| "unknown".into())
-    };
-    Ok(Backup {
-        node_id: text(item, "NodeInstanceId")
-            .map(|n| label_value(&n, MAX_ID))
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| instance_id.to_string()),
-        status,
-        start,
-        end,
-        size_bytes,
-        backup_type: label("BackupType", normalize_backup_type),
-        backup_mode: label("BackupMode", normalize_word),
-        backup_method: label("BackupMethod", normalize_word),
-        restorable: true,
-    })
+    super::backups::decode_page(body, &super::envelopes::KVSTORE, instance_id)
 }
 
 /// Asks `DescribeBackupPolicy` what schedule the instance's automatic
@@ -207,41 +152,41 @@ const MAX_WINDOW_LEN: usize = 64;
 /// that is not one fails, since leaving that day out would shorten the
 /// expected interval and page for nothing.
 pub fn decode_backup_policy(body: &[u8]) -> Result<BackupPolicy, String> {
-    let doc = object(body)?;
-    let days = match text(&doc, "PreferredBackupPeriod") {
+    let doc = lenient::decode(body, Object(PolicyDoc::default()))?;
+    let days = match doc.period.get() {
         None => Weekdays::default(),
-        Some(raw) => Weekdays::parse(&raw).map_err(|e| format!("PreferredBackupPeriod: {e}"))?,
+        Some(raw) => Weekdays::parse(raw).map_err(|e| format!("PreferredBackupPeriod: {e}"))?,
     };
     // Kept as given even when `policy::window_length` cannot read it: it
     // then only leaves the expected age to the default.
-    let window = label_value(
-        &text(&doc, "PreferredBackupTime").unwrap_or_default(),
-        MAX_WINDOW_LEN,
-    );
+    let window = label_value(doc.window.get().unwrap_or_default(), MAX_WINDOW_LEN);
     Ok(BackupPolicy {
         days,
         window,
-        retention_days: doc.get("BackupRetentionPeriod").and_then(as_u64),
-        log_backup_enabled: doc.get("EnableBackupLog").and_then(as_flag),
+        retention_days: doc.retention.value(),
+        log_backup_enabled: doc.log_backup.0,
     })
 }
 
-/// A yes/no sent as `1`/`0`, `"1"`/`"0"`, `true`/`false` or their text;
-/// `None` for anything else.
-fn as_flag(v: &Value) -> Option<bool> {
-    match v {
-        Value::Bool(b) => Some(*b),
-        Value::Number(_) => as_u64(v).and_then(|n| match n {
-            0 => Some(false),
-            1 => Some(true),
-            _ => None,
-        }),
-        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
-            "1" | "true" => Some(true),
-            "0" | "false" => Some(false),
-            _ => None,
-        },
-        _ => None,
+/// The fields of DescribeBackupPolicy the exporter reads.
+#[derive(Default)]
+struct PolicyDoc<'de> {
+    period: Text<'de>,
+    window: Text<'de>,
+    retention: Whole,
+    log_backup: Flag,
+}
+
+impl<'de> Fields<'de> for PolicyDoc<'de> {
+    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error> {
+        match key {
+            "PreferredBackupPeriod" => self.period = map.next_value()?,
+            "PreferredBackupTime" => self.window = map.next_value()?,
+            "BackupRetentionPeriod" => self.retention = map.next_value()?,
+            "EnableBackupLog" => self.log_backup = map.next_value()?,
+            _ => return Ok(false),
+        }
+        Ok(true)
     }
 }
 
@@ -328,47 +273,148 @@ pub fn decode_cluster_page(body: &[u8], instance_id: &str) -> Result<Vec<Backup>
         .collect())
 }
 
+/// A DescribeClusterBackupList page may hold this many times the cluster
+/// backups asked for (see `backups::MAX_PAGE_FACTOR`).
+const MAX_CLUSTER_BACKUPS: usize = CLUSTER_PAGE_SIZE * super::backups::MAX_PAGE_FACTOR;
+
+/// Shards listed in one cluster backup: Tair's largest cluster instances
+/// have 256 shards; four times as many is an answer gone wrong.
+const MAX_SHARDS: usize = 1024;
+
 fn decode_cluster_backups(body: &[u8], instance_id: &str) -> Result<Vec<ClusterBackup>, String> {
-    let doc = object(body)?;
-    let items = wrapped_list(&doc, "ClusterBackups", "ClusterBackup")?;
-    decode_each(items, "ClusterBackups", |item| {
-        decode_cluster_backup(item, instance_id)
-    })
+    let page = lenient::decode(
+        body,
+        Object(ClusterPage {
+            instance_id,
+            clusters: Vec::new(),
+        }),
+    )?;
+    Ok(page.clusters)
+}
+
+/// A DescribeClusterBackupList page: its cluster backups, decoded as they
+/// come.
+struct ClusterPage<'s> {
+    instance_id: &'s str,
+    clusters: Vec<ClusterBackup>,
+}
+
+impl<'de> Fields<'de> for ClusterPage<'_> {
+    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error> {
+        if key != "ClusterBackups" {
+            return Ok(false);
+        }
+        let (instance_id, clusters) = (self.instance_id, &mut self.clusters);
+        map.next_value_seed(ListSeed {
+            field: "ClusterBackups",
+            wrapper: "ClusterBackup",
+            path: "ClusterBackups",
+            within: Within::default(),
+            max_items: MAX_CLUSTER_BACKUPS,
+            item: |i| Object(RawCluster::at(i)),
+            each: |i, item: Option<RawCluster>| {
+                let item = item.ok_or_else(|| format!("ClusterBackups[{i}] is not an object"))?;
+                let cluster = decode_cluster_backup(item, instance_id)
+                    .map_err(|e| format!("ClusterBackups[{i}]: {e}"))?;
+                clusters.push(cluster);
+                Ok(())
+            },
+        })?;
+        Ok(true)
+    }
+}
+
+/// The fields of one cluster backup the exporter reads; its shards as
+/// they were given (their times fall back on the cluster's, which may come
+/// after them).
+#[derive(Default)]
+struct RawCluster<'de> {
+    /// Its position on the page, for the errors of its shard list.
+    index: usize,
+    id: Text<'de>,
+    status: Text<'de>,
+    start: Time,
+    end: Time,
+    available: Flag,
+    mode: Text<'de>,
+    size: Whole,
+    shards: Vec<Option<RawShard<'de>>>,
+}
+
+impl RawCluster<'_> {
+    fn at(index: usize) -> Self {
+        RawCluster {
+            index,
+            ..RawCluster::default()
+        }
+    }
+}
+
+impl<'de> Fields<'de> for RawCluster<'de> {
+    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error> {
+        match key {
+            "ClusterBackupId" => self.id = map.next_value()?,
+            "ClusterBackupStatus" => self.status = map.next_value()?,
+            "ClusterBackupStartTime" => self.start = map.next_value()?,
+            "ClusterBackupEndTime" => self.end = map.next_value()?,
+            "IsAvail" => self.available = map.next_value()?,
+            "ClusterBackupMode" => self.mode = map.next_value()?,
+            "ClusterBackupSize" => self.size = map.next_value()?,
+            "Backups" => {
+                let shards = &mut self.shards;
+                map.next_value_seed(ListSeed {
+                    field: "Backups",
+                    wrapper: "Backup",
+                    path: "Backups",
+                    within: Within(Some(("ClusterBackups", self.index))),
+                    max_items: MAX_SHARDS,
+                    item: |_| Object(RawShard::default()),
+                    each: |_, shard| {
+                        shards.push(shard);
+                        Ok(())
+                    },
+                })?;
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+/// The fields of one shard's backup the exporter reads.
+#[derive(Default)]
+struct RawShard<'de> {
+    status: Text<'de>,
+    start: Time,
+    end: Time,
+    available: Flag,
+    name: Text<'de>,
+    size: Whole,
+    backup_type: Text<'de>,
+    backup_method: Text<'de>,
+}
+
+impl<'de> Fields<'de> for RawShard<'de> {
+    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error> {
+        match key {
+            "BackupStatus" => self.status = map.next_value()?,
+            "BackupStartTime" => self.start = map.next_value()?,
+            "BackupEndTime" => self.end = map.next_value()?,
+            "IsAvail" => self.available = map.next_value()?,
+            "InstanceName" => self.name = map.next_value()?,
+            "BackupSize" => self.size = map.next_value()?,
+            "BackupType" => self.backup_type = map.next_value()?,
+            "BackupMethod" => self.backup_method = map.next_value()?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
 }
 
 /// A cluster or shard status in the words of `BackupStatus`: `OK` is a
 /// success, `ERROR` a failure, `RUNNING` in progress, any case.
 fn ok_status(raw: &str) -> BackupStatus {
-    match raw.trim().to_ascii_lowercase().as_str() {
-        "ok" => BackupStatus::Success,
-        "error" => BackupStatus::Failed,
-        other => BackupStatus::parse(other),
-    }
-}
-
-/// A time field, or `fallback` when it is missing; unreadable is an error.
-fn time_field(
-    item: &Map<String, Value>,
-    name: &str,
-    fallback: Option<DateTime<Utc>>,
-) -> Result<Option<DateTime<Utc>>, String> {
-    match text(item, name) {
-        None => Ok(fallback),
-        Some(raw) => parse_time(&raw)
-            .map(Some)
-            .ok_or_else(|| format!("{name} {} is not a time", quoted(&raw))),
-    }
-}
-
-/// A size in bytes, sent as a number or a string; empty is unknown.
-fn size_field(item: &Map<String, Value>, name: &str) -> Result<Option<u64>, String> {
-    match item.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-        Some(v) => Ok(Some(
-            as_u64(v).ok_or(format!("{name} is not a whole number"))?,
-        )),
-    }
+    super::backups::status(raw, super::envelopes::KVSTORE_CLUSTER_STATUSES)
 }
 
 /// A shard's `InstanceName` is its node ID when it looks like one
@@ -383,23 +429,21 @@ fn is_node_id(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
 }
 
-fn decode_cluster_backup(
-    item: &Map<String, Value>,
-    instance_id: &str,
-) -> Result<ClusterBackup, String> {
-    let cluster_status = text(item, "ClusterBackupStatus").map(|s| ok_status(&s));
-    let cluster_start = time_field(item, "ClusterBackupStartTime", None)?;
-    let cluster_end = time_field(item, "ClusterBackupEndTime", None)?;
+fn decode_cluster_backup(item: RawCluster, instance_id: &str) -> Result<ClusterBackup, String> {
+    let cluster_status = item.status.get().map(ok_status);
+    let cluster_start = item.start.get("ClusterBackupStartTime")?;
+    let cluster_end = item.end.get("ClusterBackupEndTime")?;
     // IsAvail 0: some shard failed or is not done. Unreadable: not told.
-    let cluster_avail = item.get("IsAvail").and_then(as_flag);
-    let mode = text(item, "ClusterBackupMode")
-        .map(|m| normalize_word(&m))
+    let cluster_avail = item.available.0;
+    let mode = item
+        .mode
+        .get()
+        .map(normalize_word)
         .unwrap_or_else(|| "unknown".into());
-    let shards = wrapped_list(item, "Backups", "Backup")?;
 
     let cluster_ok = cluster_status == Some(BackupStatus::Success) && cluster_avail != Some(false);
     let mut backups = Vec::new();
-    if shards.is_empty() {
+    if item.shards.is_empty() {
         // No shard details: the cluster backup as a whole.
         let status = cluster_status.ok_or("ClusterBackupStatus is missing")?;
         let start = cluster_start.ok_or("ClusterBackupStartTime is missing")?;
@@ -411,7 +455,7 @@ fn decode_cluster_backup(
             status,
             start,
             end: cluster_end,
-            size_bytes: size_field(item, "ClusterBackupSize")?,
+            size_bytes: item.size.size("ClusterBackupSize")?,
             backup_type: "full".into(),
             backup_mode: mode,
             backup_method: "unknown".into(),
@@ -419,38 +463,52 @@ fn decode_cluster_backup(
         });
     } else {
         let mut all_shards_ok = true;
-        for (position, shard) in shards.into_iter().enumerate() {
+        for (position, shard) in item.shards.into_iter().enumerate() {
             let path = |e: String| format!("Backups[{position}]: {e}");
-            let shard = shard
-                .as_object()
-                .ok_or(format!("Backups[{position}] is not an object"))?;
-            let status = text(shard, "BackupStatus")
-                .map(|s| ok_status(&s))
+            let shard = shard.ok_or(format!("Backups[{position}] is not an object"))?;
+            let status = shard
+                .status
+                .get()
+                .map(ok_status)
                 .ok_or_else(|| path("BackupStatus is missing".into()))?;
-            let start = time_field(shard, "BackupStartTime", cluster_start)
+            let start = shard
+                .start
+                .get("BackupStartTime")
                 .map_err(path)?
+                .or(cluster_start)
                 .ok_or_else(|| path("BackupStartTime is missing".into()))?;
-            let end = time_field(shard, "BackupEndTime", cluster_end).map_err(path)?;
+            let end = shard
+                .end
+                .get("BackupEndTime")
+                .map_err(path)?
+                .or(cluster_end);
             if status == BackupStatus::Success && end.is_none() {
                 return Err(path("a successful backup has no BackupEndTime".into()));
             }
-            let available = shard.get("IsAvail").and_then(as_flag) != Some(false);
+            let available = shard.available.0 != Some(false);
             all_shards_ok &= status == BackupStatus::Success && available;
-            let node_id = text(shard, "InstanceName")
+            let node_id = shard
+                .name
+                .get()
                 .filter(|n| is_node_id(n))
+                .map(str::to_string)
                 .unwrap_or_else(|| format!("{instance_id}-shard-{position}"));
             backups.push(Backup {
                 node_id,
                 status,
                 start,
                 end,
-                size_bytes: size_field(shard, "BackupSize").map_err(path)?,
-                backup_type: text(shard, "BackupType")
-                    .map(|t| normalize_backup_type(&t))
+                size_bytes: shard.size.size("BackupSize").map_err(path)?,
+                backup_type: shard
+                    .backup_type
+                    .get()
+                    .map(normalize_backup_type)
                     .unwrap_or_else(|| "full".into()),
                 backup_mode: mode.clone(),
-                backup_method: text(shard, "BackupMethod")
-                    .map(|m| normalize_word(&m))
+                backup_method: shard
+                    .backup_method
+                    .get()
+                    .map(normalize_word)
                     .unwrap_or_else(|| "unknown".into()),
                 restorable: false,
             });
@@ -461,7 +519,7 @@ fn decode_cluster_backup(
         }
     }
     Ok(ClusterBackup {
-        id: text(item, "ClusterBackupId"),
+        id: item.id.into_string(),
         backups,
     })
 }
@@ -581,8 +639,8 @@ pub struct InstancePage {
 }
 
 /// Label values are bounded: an instance name is the user's free text.
-fn bounded(value: String) -> String {
-    label_value(&value, 256)
+fn bounded(value: &str) -> String {
+    label_value(value, 256)
 }
 
 /// Decodes a DescribeInstances page. Strict about what identifies an
@@ -590,61 +648,181 @@ fn bounded(value: String) -> String {
 /// last known list is kept rather than an instance dropped), lenient about
 /// everything else.
 pub fn decode_instances(body: &[u8], queried_region: &str) -> Result<InstancePage, String> {
-    let doc = object(body)?;
-    let total_count = count(&doc, "TotalCount")?;
-    let items = wrapped_list(&doc, "Instances", "KVStoreInstance")?;
-    let instances = decode_each(items, "Instances.KVStoreInstance", |item| {
-        decode_instance(item, queried_region)
-    })?;
+    let doc = lenient::decode(
+        body,
+        Object(InstancesDoc {
+            queried_region,
+            total: Whole::Absent,
+            instances: Vec::new(),
+        }),
+    )?;
     Ok(InstancePage {
-        instances,
-        total_count,
+        total_count: doc.total.count("TotalCount")?,
+        instances: doc.instances,
     })
 }
 
-fn decode_instance(
-    item: &Map<String, Value>,
-    queried_region: &str,
-) -> Result<InstanceInfo, String> {
-    let instance_id = text(item, "InstanceId").ok_or("InstanceId is missing")?;
-    if !crate::config::is_valid_instance_id(&instance_id) {
+/// A DescribeInstances page may hold this many times the instances asked
+/// for (see `backups::MAX_PAGE_FACTOR`).
+const MAX_INSTANCES: usize = INSTANCE_PAGE_SIZE * super::backups::MAX_PAGE_FACTOR;
+
+/// Tags listed on one instance: Alibaba allows 20 per resource.
+const MAX_INSTANCE_TAGS: usize = 256;
+
+/// A DescribeInstances page: the total and the instances, decoded as they
+/// come.
+struct InstancesDoc<'s> {
+    queried_region: &'s str,
+    total: Whole,
+    instances: Vec<InstanceInfo>,
+}
+
+impl<'de> Fields<'de> for InstancesDoc<'_> {
+    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error> {
+        match key {
+            "TotalCount" => self.total = map.next_value()?,
+            "Instances" => {
+                let (queried_region, instances) = (self.queried_region, &mut self.instances);
+                map.next_value_seed(ListSeed {
+                    field: "Instances",
+                    wrapper: "KVStoreInstance",
+                    path: "Instances.KVStoreInstance",
+                    within: Within::default(),
+                    max_items: MAX_INSTANCES,
+                    item: |i| Object(RawInstance::at(i)),
+                    each: |i, item: Option<RawInstance>| {
+                        let item = item.ok_or_else(|| {
+                            format!("Instances.KVStoreInstance[{i}] is not an object")
+                        })?;
+                        let instance = decode_instance(item, queried_region)
+                            .map_err(|e| format!("Instances.KVStoreInstance[{i}]: {e}"))?;
+                        instances.push(instance);
+                        Ok(())
+                    },
+                })?;
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+/// The fields of one instance the exporter reads; its tags already
+/// bounded.
+#[derive(Default)]
+struct RawInstance<'de> {
+    /// Its position on the page, for the errors of its tag list.
+    index: usize,
+    instance_id: Text<'de>,
+    region_id: Text<'de>,
+    name: Text<'de>,
+    zone_id: Text<'de>,
+    engine_version: Text<'de>,
+    architecture: Text<'de>,
+    instance_class: Text<'de>,
+    status: Text<'de>,
+    shard_count: Whole,
+    created: Time,
+    tags: Vec<(String, String)>,
+}
+
+impl RawInstance<'_> {
+    fn at(index: usize) -> Self {
+        RawInstance {
+            index,
+            ..RawInstance::default()
+        }
+    }
+}
+
+impl<'de> Fields<'de> for RawInstance<'de> {
+    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error> {
+        match key {
+            "InstanceId" => self.instance_id = map.next_value()?,
+            "RegionId" => self.region_id = map.next_value()?,
+            "InstanceName" => self.name = map.next_value()?,
+            "ZoneId" => self.zone_id = map.next_value()?,
+            "EngineVersion" => self.engine_version = map.next_value()?,
+            "ArchitectureType" => self.architecture = map.next_value()?,
+            "InstanceClass" => self.instance_class = map.next_value()?,
+            "InstanceStatus" => self.status = map.next_value()?,
+            "ShardCount" => self.shard_count = map.next_value()?,
+            "CreateTime" => self.created = map.next_value()?,
+            "Tags" => {
+                let tags = &mut self.tags;
+                map.next_value_seed(ListSeed {
+                    field: "Tags",
+                    wrapper: "Tag",
+                    path: "Tags.Tag",
+                    within: Within(Some(("Instances.KVStoreInstance", self.index))),
+                    max_items: MAX_INSTANCE_TAGS,
+                    item: |_| Object(RawTag::default()),
+                    // A tag that is not an object or has no key is left out.
+                    each: |_, tag: Option<RawTag>| {
+                        if let Some(key) = tag.as_ref().and_then(|t| t.key.get()) {
+                            let value =
+                                tag.as_ref().and_then(|t| t.value.get()).unwrap_or_default();
+                            tags.push((bounded(key), bounded(value)));
+                        }
+                        Ok(())
+                    },
+                })?;
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+/// One tag of an instance.
+#[derive(Default)]
+struct RawTag<'de> {
+    key: Text<'de>,
+    value: Text<'de>,
+}
+
+impl<'de> Fields<'de> for RawTag<'de> {
+    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error> {
+        match key {
+            "Key" => self.key = map.next_value()?,
+            "Value" => self.value = map.next_value()?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+fn decode_instance(item: RawInstance, queried_region: &str) -> Result<InstanceInfo, String> {
+    let instance_id = item.instance_id.get().ok_or("InstanceId is missing")?;
+    if !crate::config::is_valid_instance_id(instance_id) {
         return Err(format!(
             "InstanceId {} is not an instance ID",
-            quoted(&instance_id)
+            quoted(instance_id)
         ));
     }
-    let region_id = text(item, "RegionId")
+    let region_id = item
+        .region_id
+        .get()
         .filter(|r| endpoint::is_valid_region(r))
-        .unwrap_or_else(|| queried_region.to_string());
-    let field = |name: &str| bounded(text(item, name).unwrap_or_default());
-    let mut tags: Vec<(String, String)> = wrapped_list(item, "Tags", "Tag")?
-        .into_iter()
-        .filter_map(|t| t.as_object())
-        .filter_map(|t| {
-            Some((
-                bounded(text(t, "Key")?),
-                bounded(text(t, "Value").unwrap_or_default()),
-            ))
-        })
-        .collect();
+        .unwrap_or(queried_region)
+        .to_string();
+    let field = |text: &Text| bounded(text.get().unwrap_or_default());
+    let mut tags = item.tags;
     // Kept for as long as the instance is watched: no spare room.
     tags.shrink_to_fit();
     Ok(InstanceInfo {
-        instance_id,
+        instance_id: instance_id.to_string(),
         region_id,
-        name: field("InstanceName"),
-        zone_id: field("ZoneId"),
-        engine_version: field("EngineVersion"),
-        architecture: field("ArchitectureType").to_ascii_lowercase(),
-        instance_class: field("InstanceClass"),
-        status: field("InstanceStatus"),
-        shard_count: item
-            .get("ShardCount")
-            .and_then(as_u64)
-            .and_then(|n| u32::try_from(n).ok()),
+        name: field(&item.name),
+        zone_id: field(&item.zone_id),
+        engine_version: field(&item.engine_version),
+        architecture: field(&item.architecture).to_ascii_lowercase(),
+        instance_class: field(&item.instance_class),
+        status: field(&item.status),
+        shard_count: item.shard_count.value().and_then(|n| u32::try_from(n).ok()),
         tags,
         // A creation time that cannot be read only leaves out its series.
-        created: text(item, "CreateTime").and_then(|t| parse_time(&t)),
+        created: item.created.ok(),
     })
 }
 
@@ -672,32 +850,85 @@ pub async fn describe_regions(
 /// `*.aliyuncs.com` host is ignored, so the signed requests never go to a
 /// host that an answer made up.
 pub fn decode_regions(body: &[u8]) -> Result<Vec<RegionInfo>, String> {
-    let doc = object(body)?;
-    let items = wrapped_list(&doc, "RegionIds", "KVStoreRegion")?;
-    let mut regions: Vec<RegionInfo> = Vec::new();
-    for item in items.into_iter().filter_map(Value::as_object) {
-        let Some(region_id) = text(item, "RegionId").filter(|r| endpoint::is_valid_region(r))
-        else {
-            continue;
-        };
-        if regions.iter().any(|r| r.region_id == region_id) {
-            continue;
-        }
-        let endpoint_host = text(item, "RegionEndpoint").filter(|h| endpoint::is_alibaba_host(h));
-        regions.push(RegionInfo {
-            region_id,
-            endpoint_host,
-        });
-    }
-    if regions.is_empty() {
+    let doc = lenient::decode(body, Object(RegionsDoc::default()))?;
+    if doc.regions.is_empty() {
         return Err("RegionIds.KVStoreRegion names no region".into());
     }
-    Ok(regions)
+    Ok(doc.regions)
+}
+
+/// Regions listed in one answer: R-kvstore is offered in about 30.
+const MAX_REGIONS: usize = 1000;
+
+/// A DescribeRegions answer: the usable regions, decoded as they come.
+#[derive(Default)]
+struct RegionsDoc {
+    regions: Vec<RegionInfo>,
+}
+
+impl<'de> Fields<'de> for RegionsDoc {
+    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error> {
+        if key != "RegionIds" {
+            return Ok(false);
+        }
+        let regions = &mut self.regions;
+        map.next_value_seed(ListSeed {
+            field: "RegionIds",
+            wrapper: "KVStoreRegion",
+            path: "RegionIds.KVStoreRegion",
+            within: Within::default(),
+            max_items: MAX_REGIONS,
+            item: |_| Object(RawRegion::default()),
+            each: |_, item: Option<RawRegion>| {
+                let Some(item) = item else { return Ok(()) };
+                let Some(region_id) = item
+                    .region_id
+                    .get()
+                    .filter(|r| endpoint::is_valid_region(r))
+                else {
+                    return Ok(());
+                };
+                if regions.iter().any(|r| r.region_id == region_id) {
+                    return Ok(());
+                }
+                let endpoint_host = item
+                    .endpoint
+                    .get()
+                    .filter(|h| endpoint::is_alibaba_host(h))
+                    .map(str::to_string);
+                regions.push(RegionInfo {
+                    region_id: region_id.to_string(),
+                    endpoint_host,
+                });
+                Ok(())
+            },
+        })?;
+        Ok(true)
+    }
+}
+
+/// One region of DescribeRegions.
+#[derive(Default)]
+struct RawRegion<'de> {
+    region_id: Text<'de>,
+    endpoint: Text<'de>,
+}
+
+impl<'de> Fields<'de> for RawRegion<'de> {
+    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error> {
+        match key {
+            "RegionId" => self.region_id = map.next_value()?,
+            "RegionEndpoint" => self.endpoint = map.next_value()?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aliyun::json::parse_time;
     use chrono::TimeZone;
 
     #[test]
@@ -732,6 +963,87 @@ mod tests {
         );
         let err = decode_cluster_page(cluster.as_bytes(), "r-1").unwrap_err();
         assert!(err.len() < 200, "{} bytes", err.len());
+    }
+
+    #[test]
+    fn answers_far_larger_than_asked_for_are_refused() {
+        let list = |item: &str, n: usize| vec![item; n].join(",");
+        // Cluster backups: three times the page asked for.
+        let cluster =
+            r#"{"ClusterBackupStatus":"Failed","ClusterBackupStartTime":"2024-01-09T17:20:39Z"}"#;
+        let page = |n| format!(r#"{{"ClusterBackups":[{}]}}"#, list(cluster, n));
+        assert_eq!(
+            decode_cluster_page(page(300).as_bytes(), "r-x")
+                .unwrap()
+                .len(),
+            300
+        );
+        let err = decode_cluster_page(page(301).as_bytes(), "r-x").unwrap_err();
+        assert_eq!(err, "ClusterBackups has more than 300 items");
+        // Shards of one cluster backup.
+        let shard = r#"{"BackupStatus":"ERROR"}"#;
+        let shards = |n| {
+            format!(
+                r#"{{"ClusterBackups":[{{"ClusterBackupStatus":"Failed","ClusterBackupStartTime":"2024-01-09T17:20:39Z","Backups":[{}]}}]}}"#,
+                list(shard, n)
+            )
+        };
+        assert_eq!(
+            decode_cluster_page(shards(1024).as_bytes(), "r-x")
+                .unwrap()
+                .len(),
+            1024
+        );
+        let err = decode_cluster_page(shards(1025).as_bytes(), "r-x").unwrap_err();
+        assert_eq!(err, "ClusterBackups[0]: Backups has more than 1024 items");
+        // Instances, and the tags of one.
+        let instances = |n| {
+            let items = (0..n)
+                .map(|i| format!(r#"{{"InstanceId":"r-{i}"}}"#))
+                .collect::<Vec<_>>();
+            format!(
+                r#"{{"Instances":{{"KVStoreInstance":[{}]}}}}"#,
+                items.join(",")
+            )
+        };
+        assert_eq!(
+            decode_instances(instances(150).as_bytes(), "x")
+                .unwrap()
+                .instances
+                .len(),
+            150
+        );
+        let err = decode_instances(instances(151).as_bytes(), "x").unwrap_err();
+        assert_eq!(err, "Instances.KVStoreInstance has more than 150 items");
+        let tags = |n| {
+            format!(
+                r#"{{"Instances":{{"KVStoreInstance":[{{"InstanceId":"r-1","Tags":{{"Tag":[{}]}}}}]}}}}"#,
+                list(r#"{"Key":"k","Value":"v"}"#, n)
+            )
+        };
+        assert_eq!(
+            decode_instances(tags(256).as_bytes(), "x")
+                .unwrap()
+                .instances[0]
+                .tags
+                .len(),
+            256
+        );
+        let err = decode_instances(tags(257).as_bytes(), "x").unwrap_err();
+        assert_eq!(
+            err,
+            "Instances.KVStoreInstance[0]: Tags.Tag has more than 256 items"
+        );
+        // Regions.
+        let regions = |n| {
+            format!(
+                r#"{{"RegionIds":{{"KVStoreRegion":[{}]}}}}"#,
+                list(r#"{"RegionId":"cn-hangzhou"}"#, n)
+            )
+        };
+        assert_eq!(decode_regions(regions(1000).as_bytes()).unwrap().len(), 1);
+        let err = decode_regions(regions(1001).as_bytes()).unwrap_err();
+        assert_eq!(err, "RegionIds.KVStoreRegion has more than 1000 items");
     }
 
     #[test]

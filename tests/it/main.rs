@@ -4,6 +4,7 @@ mod api_client;
 mod backup_calls;
 mod binary;
 mod credentials;
+mod decode_bounds;
 mod decode_props;
 mod exporter;
 mod fake_cloud;
