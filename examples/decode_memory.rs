@@ -197,6 +197,8 @@ async fn poll(kind: &str, polls: usize) -> Result<(), String> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
+    // As the exporter's main does.
+    aliyun_backup_exporter::memory::give_large_blocks_back();
     let args = Args::parse();
     let result = if args.serve {
         serve(&args.kind, args.polls).await

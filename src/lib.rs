@@ -46,6 +46,7 @@ pub mod exposition;
 pub mod fake_api;
 pub mod http;
 pub mod logging;
+pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod policy;

@@ -14,6 +14,7 @@ use aliyun_backup_exporter::{clock, logging, metrics};
 use clap::Parser;
 
 fn main() -> ExitCode {
+    aliyun_backup_exporter::memory::give_large_blocks_back();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if e.use_stderr() => {

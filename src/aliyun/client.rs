@@ -22,7 +22,7 @@ use super::credentials::{Credentials, CredentialsProvider};
 use super::error::{sanitize_message, ApiError};
 use super::ratelimit::RateLimiter;
 use super::retry::RetryPolicy;
-use super::{sign, sign_v3};
+use super::{lenient, sign, sign_v3};
 use crate::clock::Clock;
 
 /// Told about every attempt of every call, failed or not.
@@ -341,8 +341,11 @@ impl RpcClient {
             };
         }
         let retry_after = retry_after(&headers);
-        let error = match serde_json::from_slice::<ErrorDocument>(&body) {
-            Ok(doc) if doc.code.as_deref().is_some_and(|c| !c.is_empty()) => {
+        let parsed = lenient::check_depth(&body)
+            .ok()
+            .and_then(|()| serde_json::from_slice::<ErrorDocument>(&body).ok());
+        let error = match parsed {
+            Some(doc) if doc.code.as_deref().is_some_and(|c| !c.is_empty()) => {
                 let mut message = sanitize_message(&doc.message.unwrap_or_default());
                 // Belt and braces: whatever the server echoes, never our secrets.
                 for secret in [
@@ -484,7 +487,14 @@ async fn read_limited(
     mut response: reqwest::Response,
     limit: usize,
 ) -> Result<Option<bytes::Bytes>, reqwest::Error> {
-    let mut body = bytes::BytesMut::new();
+    // One allocation of the announced size (bounded) rather than doubling
+    // growth, which held up to twice the body; an answer past the limit is
+    // refused before anything is read.
+    let announced = response.content_length().unwrap_or(0);
+    if announced > limit as u64 {
+        return Ok(None);
+    }
+    let mut body = bytes::BytesMut::with_capacity(announced as usize);
     while let Some(chunk) = response.chunk().await? {
         if body.len() + chunk.len() > limit {
             return Ok(None);
@@ -549,19 +559,20 @@ fn header_request_id(headers: &HeaderMap) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
-/// `RequestId` from a JSON body, if the body is JSON and has one.
+/// `RequestId` from a JSON body, if the body is JSON and has one (a string
+/// or a number). Read like every answer: nothing else is built, and a
+/// `RequestId` that is an array or an object is skipped, not materialised.
 fn body_request_id(body: &[u8]) -> Option<String> {
     #[derive(Deserialize)]
-    struct WithId {
-        #[serde(rename = "RequestId")]
-        request_id: Option<serde_json::Value>,
+    struct WithId<'a> {
+        #[serde(rename = "RequestId", borrow)]
+        request_id: Option<lenient::Text<'a>>,
     }
-    let id = serde_json::from_slice::<WithId>(body).ok()?.request_id?;
-    match id {
-        serde_json::Value::String(s) if !s.is_empty() => Some(s),
-        serde_json::Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
+    lenient::check_depth(body).ok()?;
+    serde_json::from_slice::<WithId>(body)
+        .ok()?
+        .request_id?
+        .into_string()
 }
 
 /// `x-acs-retry-after`, in milliseconds as Alibaba's own SDKs read it.
@@ -670,5 +681,24 @@ mod tests {
             Some("ABC".into())
         );
         assert_eq!(body_request_id(b"<html>"), None);
+        assert_eq!(
+            body_request_id(br#"{"RequestId":12345}"#).as_deref(),
+            Some("12345")
+        );
+        // An array or object is skipped (not built), and so is a body that
+        // nests past the bound.
+        assert_eq!(body_request_id(br#"{"RequestId":[[0,0],{"a":[0]}]}"#), None);
+        let deep = format!(
+            r#"{{"RequestId":"R","x":{}{}}}"#,
+            "[".repeat(100),
+            "]".repeat(100)
+        );
+        assert_eq!(body_request_id(deep.as_bytes()), None);
+        let shallow = format!(
+            r#"{{"RequestId":"R","x":{}{}}}"#,
+            "[".repeat(10),
+            "]".repeat(10)
+        );
+        assert_eq!(body_request_id(shallow.as_bytes()).as_deref(), Some("R"));
     }
 }

@@ -32,6 +32,12 @@ pub use value::{Flag, Key, Text, Time, Whole};
 
 use serde::de::DeserializeSeed;
 
+/// Refuses a body that nests deeper than `MAX_DEPTH`, before any parser
+/// sees it (the error documents and request IDs read outside `decode`).
+pub fn check_depth(body: &[u8]) -> Result<(), String> {
+    depth::check(body)
+}
+
 /// Decodes `body` with `seed` (whose visitor reads the top-level object):
 /// refuses a body that nests deeper than `MAX_DEPTH` before parsing it,
 /// and turns serde's errors into one-line reasons: `body is not JSON: …`

@@ -129,9 +129,11 @@ impl<'de> Text<'de> {
     }
 }
 
-impl<'de> Deserialize<'de> for Text<'de> {
+// For any shorter lifetime too, so that `#[serde(borrow)]` fields work.
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Scalar::deserialize(d).map(Text::from_scalar)
+        let text: Text<'de> = Scalar::deserialize(d).map(Text::from_scalar)?;
+        Ok(text)
     }
 }
 
