@@ -314,16 +314,6 @@ impl FakeProduct {
         }
     }
 
-    /// The `product` label the exporter gives it.
-    pub fn label(self) -> &'static str {
-        match self {
-            FakeProduct::Redis => "redis",
-            FakeProduct::Rds => "rds",
-            FakeProduct::MongoDb => "mongodb",
-            FakeProduct::PolarDb => "polardb",
-        }
-    }
-
     /// The code and message of "no such instance" (unknown, released, of
     /// another account or region), HTTP 404.
     pub fn not_found(self) -> (&'static str, &'static str) {
