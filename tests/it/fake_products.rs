@@ -453,7 +453,7 @@ async fn discovery_lists_each_products_own_instances() {
         let shard = &sharded["DBInstances"]["DBInstance"][0];
         assert_eq!(shard["DBInstanceType"], "sharding");
         assert_eq!(
-            ids(&shard, "ShardList", "ShardAttribute", "NodeId"),
+            ids(shard, "ShardList", "ShardAttribute", "NodeId"),
             ["d-demo-shard-0", "d-demo-shard-1"]
         );
         assert_eq!(shard["Tags"]["Tag"][0]["Key"], "env");
