@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use super::kvstore::{next_backup_time, page, window_and_page};
 use super::scenario::{fake_download_url, time, FakeBackup, FakeInstance, FakeProduct};
 use super::{
-    list_page, listed, listing_lookup, ok_json, page_of, policy_lookup, product_fail,
+    list_json, list_page, listed, listing_lookup, ok_json, page_of, policy_lookup, product_fail,
     product_fault_answer, tag_params, FakeKey, Params, Shared,
 };
 use crate::http::Response;
@@ -133,7 +133,7 @@ pub(super) async fn describe_backups(
         "TotalCount": total,
         "Backups": { "Backup": items },
     });
-    ok_json(&body, request_id)
+    list_json(shared, body, "TotalCount", request_id)
 }
 
 /// A stable ID for the `n`th backup of an instance.
@@ -311,7 +311,7 @@ pub(super) fn describe_db_instances(
         "TotalCount": all.len(),
         "DBInstances": { "DBInstance": items },
     });
-    ok_json(&body, request_id)
+    list_json(shared, body, "TotalCount", request_id)
 }
 
 /// One instance as DescribeDBInstances returns it; a sharded cluster lists

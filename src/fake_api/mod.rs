@@ -137,8 +137,10 @@ struct State {
     queued_action_faults: HashMap<String, VecDeque<Fault>>,
     /// Waited before every answer.
     latency: Duration,
-    /// List answers (DescribeBackups, DescribeInstances) leave out
-    /// `TotalCount`, as some API versions and proxies do.
+    /// List answers (DescribeBackups, DescribeInstances, and the other
+    /// products' DescribeBackups, DescribeDBInstances, DescribeDBClusters)
+    /// leave out their total (`TotalCount`, `TotalRecordCount`), as some API
+    /// versions and proxies do.
     omit_total_count: bool,
     /// AssumeRole requests received, answered or refused.
     assume_role_calls: usize,
@@ -535,6 +537,22 @@ fn error_from(host: &str, status: u16, code: &str, message: &str, request_id: &s
         respond(status, "application/json;charset=utf-8", body.to_string()),
         request_id,
     )
+}
+
+/// A list answer: `body` without its total (`total_key`) when the fake
+/// was told to leave totals out (`FakeApi::omit_total_count`).
+fn list_json(
+    shared: &Shared,
+    mut body: serde_json::Value,
+    total_key: &str,
+    request_id: &str,
+) -> Response {
+    if shared.lock().omit_total_count {
+        if let Some(o) = body.as_object_mut() {
+            o.remove(total_key);
+        }
+    }
+    ok_json(&body, request_id)
 }
 
 /// A successful JSON answer.

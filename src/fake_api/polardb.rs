@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use super::kvstore::{next_backup_time, window_and_page};
 use super::scenario::{time, FakeBackup, FakeInstance, FakeProduct};
 use super::{
-    list_page, listed, listing_lookup, ok_json, page_of, policy_lookup, product_fail,
+    list_json, list_page, listed, listing_lookup, ok_json, page_of, policy_lookup, product_fail,
     product_fault_answer, tag_params, FakeKey, Params, Shared,
 };
 use crate::http::Response;
@@ -80,7 +80,7 @@ pub(super) async fn describe_backups(
         "TotalRecordCount": backups.len().to_string(),
         "Items": { "Backup": items },
     });
-    ok_json(&body, request_id)
+    list_json(shared, body, "TotalRecordCount", request_id)
 }
 
 /// A stable ID for the `n`th backup of a cluster.
@@ -263,7 +263,7 @@ pub(super) fn describe_db_clusters(
         "TotalRecordCount": all.len(),
         "Items": { "DBCluster": items },
     });
-    ok_json(&body, request_id)
+    list_json(shared, body, "TotalRecordCount", request_id)
 }
 
 /// One cluster as DescribeDBClusters returns it, with its two nodes.

@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 use super::kvstore::{next_backup_time, window_and_page};
 use super::scenario::{fake_download_url, time, FakeBackup, FakeInstance, FakeProduct};
 use super::{
-    listed, listing_lookup, ok_json, page_of, policy_lookup, product_fail, product_fault_answer,
-    FakeKey, Params, Shared,
+    list_json, listed, listing_lookup, ok_json, page_of, policy_lookup, product_fail,
+    product_fault_answer, FakeKey, Params, Shared,
 };
 use crate::http::Response;
 
@@ -95,7 +95,7 @@ pub(super) async fn describe_backups(
         "TotalEcsSnapshotSize": 0,
         "Items": { "Backup": items },
     });
-    ok_json(&body, request_id)
+    list_json(shared, body, "TotalRecordCount", request_id)
 }
 
 /// A stable ID for the `n`th backup of an instance.
@@ -317,7 +317,7 @@ pub(super) fn describe_db_instances(
         "TotalRecordCount": all.len(),
         "Items": { "DBInstance": items },
     });
-    ok_json(&body, request_id)
+    list_json(shared, body, "TotalRecordCount", request_id)
 }
 
 /// One instance as DescribeDBInstances returns it: the fields an exporter

@@ -681,3 +681,71 @@ async fn wrong_signatures_are_refused_for_every_product() {
         "{outcomes:?}"
     );
 }
+
+#[tokio::test]
+async fn totals_can_be_left_out_of_every_products_lists() {
+    let fake = fake_with_samples().await;
+    fake.omit_total_count(true);
+    let (start, end) = week();
+    let window = [("StartTime", start.as_str()), ("EndTime", end.as_str())];
+    let cases = [
+        (
+            FakeProduct::Rds,
+            "DescribeBackups",
+            ("DBInstanceId", "rm-demo-healthy"),
+            "Items",
+            "TotalRecordCount",
+        ),
+        (
+            FakeProduct::MongoDb,
+            "DescribeBackups",
+            ("DBInstanceId", "dds-demo-replica"),
+            "Backups",
+            "TotalCount",
+        ),
+        (
+            FakeProduct::PolarDb,
+            "DescribeBackups",
+            ("DBClusterId", "pc-demo-healthy"),
+            "Items",
+            "TotalRecordCount",
+        ),
+        (
+            FakeProduct::Rds,
+            "DescribeDBInstances",
+            ("RegionId", "cn-hangzhou"),
+            "Items",
+            "TotalRecordCount",
+        ),
+        (
+            FakeProduct::MongoDb,
+            "DescribeDBInstances",
+            ("RegionId", "cn-hangzhou"),
+            "DBInstances",
+            "TotalCount",
+        ),
+        (
+            FakeProduct::PolarDb,
+            "DescribeDBClusters",
+            ("RegionId", "cn-hangzhou"),
+            "Items",
+            "TotalRecordCount",
+        ),
+    ];
+    for (product, action, id, list, total) in cases {
+        let client = client(&fake, product, SignatureVersion::V3, KEY_SECRET);
+        let mut params = vec![id];
+        if action == "DescribeBackups" {
+            params.extend(window);
+        }
+        let body = call(&client, action, &params).await.expect("accepted");
+        assert!(body.get(total).is_none(), "{product:?} {action}: {body}");
+        assert!(body.get(list).is_some(), "{product:?} {action}: {body}");
+    }
+    fake.omit_total_count(false);
+    let rds = client(&fake, FakeProduct::Rds, SignatureVersion::V2, KEY_SECRET);
+    let body = call(&rds, "DescribeDBInstances", &[("RegionId", "cn-hangzhou")])
+        .await
+        .expect("accepted");
+    assert_eq!(body["TotalRecordCount"], 2);
+}
