@@ -4,14 +4,16 @@
 Usage: deploy/check_dashboard.py [dashboards/aliyun-backup.json]
 
 Checks that the dashboard is valid JSON, uses a `datasource` template variable
-of type prometheus everywhere, has the `account`/`region_id`/`instance_id`
-query variables, and that every PromQL query (panels and variables) and every
-alert expression only uses metrics of the metrics contract (design.md) or
-recording rules shipped in deploy/prometheus/. Every selector of a metric must
-be filtered by each variable whose label the metric carries (per-instance
-metrics by region_id and instance_id; account-level ones such as the API,
-discovery and target metrics by account and region_id), so that the filters
-apply to every panel where they can.
+of type prometheus everywhere, has the `product` custom variable (redis, rds,
+mongodb, polardb; multi-value with All) and the `account`/`region_id`/
+`instance_id` query variables, and that every PromQL query (panels and
+variables) and every alert expression only uses metrics of the metrics
+contract (design.md) or recording rules shipped in deploy/prometheus/. Every
+selector of a metric must be filtered by each variable whose label the metric
+carries (per-instance metrics by product, region_id and instance_id;
+discovery and target metrics by account, product and region_id; the API
+metrics, which have no product label, by account and region_id), so that the
+filters apply to every panel where they can.
 
 Also imported by deploy/e2e/check_e2e.py for `iter_queries` and `substitute`.
 """
@@ -29,8 +31,9 @@ RULES_DIR = os.path.join(ROOT, "deploy", "prometheus")
 # The metrics contract of design.md: name -> the labels it carries that are
 # also dashboard variables (account, region_id, instance_id). A query must
 # filter each such label by its variable.
-INSTANCE = ("region_id", "instance_id")
+INSTANCE = ("product", "region_id", "instance_id")
 ACCOUNT_REGION = ("account", "region_id")
+ACCOUNT_PRODUCT_REGION = ("account", "product", "region_id")
 CONTRACT = {
     "aliyun_backup_last_success_timestamp_seconds": INSTANCE,
     "aliyun_backup_last_success_age_seconds": INSTANCE,
@@ -49,9 +52,9 @@ CONTRACT = {
     "aliyun_backup_policy_retention_seconds": INSTANCE,
     "aliyun_backup_policy_log_backup_enabled": INSTANCE,
     "aliyun_backup_expected_max_age_seconds": INSTANCE,
-    "aliyun_backup_discovery_success": ACCOUNT_REGION,
-    "aliyun_backup_discovery_timestamp_seconds": ACCOUNT_REGION,
-    "aliyun_backup_targets": ACCOUNT_REGION,
+    "aliyun_backup_discovery_success": ACCOUNT_PRODUCT_REGION,
+    "aliyun_backup_discovery_timestamp_seconds": ACCOUNT_PRODUCT_REGION,
+    "aliyun_backup_targets": ACCOUNT_PRODUCT_REGION,
     "aliyun_backup_api_requests_total": ACCOUNT_REGION,
     "aliyun_backup_api_request_duration_seconds_bucket": ACCOUNT_REGION,
     "aliyun_backup_api_request_duration_seconds_sum": ACCOUNT_REGION,
@@ -64,7 +67,9 @@ CONTRACT = {
     "aliyun_backup_exporter_config_last_reload_successful": (),
     "aliyun_backup_exporter_config_last_reload_success_timestamp_seconds": (),
 }
-VARIABLES = ("account", "region_id", "instance_id")
+VARIABLES = ("product", "account", "region_id", "instance_id")
+# The product variable's values: the `product` label of each product.
+PRODUCTS = ["redis", "rds", "mongodb", "polardb"]
 # Where the account variable's values may come from.
 ACCOUNT_SOURCES = ("aliyun_backup_targets", "aliyun_backup_instance_info")
 
@@ -85,6 +90,7 @@ IDENT = re.compile(r"(?<![\w:.$])([a-zA-Z_:][a-zA-Z0-9_:]*)")
 
 # Values substituted for Grafana variables when a query is sent to Prometheus.
 SUBSTITUTIONS = {
+    "product": ".*",
     "account": ".*",
     "region_id": ".*",
     "instance_id": ".*",
@@ -98,15 +104,18 @@ SUBSTITUTIONS = {
 }
 
 
-def substitute(expr):
-    """Replace $var, ${var}, ${var:fmt} and [[var]] by SUBSTITUTIONS. `$1`,
-    `${1}` (label_replace references to regex groups) are not variables,
-    neither for Grafana nor here: left as they are."""
+def substitute(expr, overrides=None):
+    """Replace $var, ${var}, ${var:fmt} and [[var]] by SUBSTITUTIONS (or
+    `overrides`, e.g. {"product": "redis"}). `$1`, `${1}` (label_replace
+    references to regex groups) are not variables, neither for Grafana nor
+    here: left as they are."""
+    values = dict(SUBSTITUTIONS, **(overrides or {}))
+
     def repl(m):
         name = m.group(1) or m.group(2) or m.group(3)
-        if name not in SUBSTITUTIONS:
+        if name not in values:
             raise ValueError("unknown template variable %r in %r" % (name, expr))
-        return SUBSTITUTIONS[name]
+        return values[name]
     var = r"[A-Za-z_]\w*"
     return re.sub(r"\$\{(%s)(?::\w+)?\}|\[\[(%s)\]\]|\$(%s)" % (var, var, var), repl, expr)
 
@@ -220,6 +229,18 @@ def check(path):
             errors.append("variable %r must use label_values(aliyun_backup_poll_success, %s), has %r" % (name, name, q))
         if v.get("datasource", {}).get("uid") != "${datasource}":
             errors.append("variable %r does not use ${datasource}" % name)
+    v = variables.get("product")
+    if not v or v.get("type") != "custom":
+        errors.append("custom variable 'product' missing")
+    else:
+        values = [x.strip() for x in str(v.get("query", "")).split(",")]
+        if values != PRODUCTS:
+            errors.append("variable 'product' must list %s, lists %r" % (",".join(PRODUCTS), values))
+        if not (v.get("multi") and v.get("includeAll") and v.get("allValue") == ".*"):
+            errors.append("variable 'product' must be multi-value with All (allValue .*)")
+        listed = [o.get("value") for o in v.get("options", [])]
+        if listed != ["$__all"] + PRODUCTS:
+            errors.append("variable 'product' options must be All then %s, are %r" % (", ".join(PRODUCTS), listed))
     v = variables.get("account")
     if not v or v.get("type") != "query":
         errors.append("query variable 'account' missing")

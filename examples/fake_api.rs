@@ -2,6 +2,8 @@
 //! SDK in CI, the benchmark, curl):
 //!
 //!     cargo run --example fake_api -- --listen 127.0.0.1:18080 --demo
+//!     cargo run --example fake_api -- --demo --products
+//!     cargo run --release --example fake_api -- --instances 1000 --product-instances 100
 //!     cargo run --release --example fake_api -- --instances 1000
 //!     cargo run --release --example fake_api -- --instances 5000 \
 //!         --regions cn-hangzhou,cn-shanghai --latency 50ms
@@ -16,12 +18,15 @@ use std::time::Duration;
 
 use aliyun_backup_exporter::clock;
 use aliyun_backup_exporter::demo;
+use aliyun_backup_exporter::fake_api::scenario::product_samples;
 use aliyun_backup_exporter::fake_api::{FakeApi, FakeBackup, FakeInfo, FakeInstance, FakeKey};
 use chrono::Utc;
 use clap::Parser;
 
 #[derive(Parser)]
-#[command(about = "A fake Alibaba Cloud R-kvstore API that checks real signatures")]
+#[command(
+    about = "A fake Alibaba Cloud database API (R-kvstore, RDS, MongoDB, PolarDB) that checks real signatures"
+)]
 struct Args {
     /// Address to listen on (loopback only is sensible).
     #[arg(long, default_value = "127.0.0.1:18080")]
@@ -47,6 +52,18 @@ struct Args {
     /// classic cluster; 0 for none.
     #[arg(long, value_name = "K", default_value_t = 50)]
     cluster_every: usize,
+    /// Also serve RDS, MongoDB and PolarDB sample instances (in cn-hangzhou,
+    /// a week of daily backups, one failed instance per product, a sharded
+    /// MongoDB cluster): `rm-demo-healthy`, `rm-demo-failed`,
+    /// `dds-demo-replica`, `dds-demo-sharded` (shards `d-demo-shard-0`,
+    /// `d-demo-shard-1`), `pc-demo-healthy`, `pc-demo-failed`.
+    #[arg(long, env = "FAKE_API_PRODUCTS")]
+    products: bool,
+    /// Serve this many generated instances of each of RDS, MongoDB and
+    /// PolarDB (`rm-bench-0000`, `dds-bench-0000`, `pc-bench-0000`…), with a
+    /// week of daily backups, over `--regions`.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    product_instances: usize,
     /// Regions the generated instances are spread over, round-robin.
     #[arg(long, value_delimiter = ',', default_value = "cn-hangzhou")]
     regions: Vec<String>,
@@ -135,6 +152,39 @@ async fn main() -> std::io::Result<()> {
                 info,
                 ..FakeInstance::with_backups(backups)
             },
+        );
+    }
+    if args.products {
+        for (id, instance) in product_samples(now) {
+            fake.set_instance(&id, instance);
+        }
+    }
+    for i in 0..args.product_instances {
+        let region = regions[i % regions.len()];
+        let week = |node: &str| -> Vec<FakeBackup> {
+            (0..7)
+                .map(|d| {
+                    let start = now - chrono::Duration::days(d) - chrono::Duration::hours(2);
+                    FakeBackup::success(node, start, Duration::from_secs(300), 1 << 30)
+                })
+                .collect()
+        };
+        let named = |mut instance: FakeInstance| {
+            instance.info.name = format!("bench-{i:04}");
+            instance.info.tags = vec![("env".into(), "bench".into())];
+            instance
+        };
+        let rds = format!("rm-bench-{i:04}");
+        let dds = format!("dds-bench-{i:04}");
+        let polardb = format!("pc-bench-{i:04}");
+        fake.set_instance(&rds, named(FakeInstance::rds(region, week("5882781"))));
+        fake.set_instance(
+            &dds,
+            named(FakeInstance::mongodb_replica_set(region, week(&dds))),
+        );
+        fake.set_instance(
+            &polardb,
+            named(FakeInstance::polardb(region, week(&polardb))),
         );
     }
     println!("listening on {}", fake.endpoint());

@@ -14,7 +14,8 @@ https. `prometheus`: waits until Prometheus has scraped the exporter, then
 waits until discovery has found the instance the demo adds after about a
 minute (r-demo-new), checks facts of the demo's fleet (two regions, an
 instance in Creating that is listed but not polled, discovery working), that
-every query of the dashboard returns data and that the demo's instances raise
+every query of the dashboard returns data (with its product variable at All and
+at redis, the demo's product) and that the demo's instances raise
 exactly the expected alerts (pending or firing), and nothing else.
 Exit status 0 when every check passed.
 """
@@ -374,7 +375,11 @@ def check_prometheus(base, dl, dashboard_path):
             ok("variable $%s: %s -> %s" % (name, q, ", ".join(values)))
         else:
             fail("variable $%s: %s -> %r, want %r" % (name, q, values, want))
+    # With the product variable at All, then at redis (the demo's only
+    # product): the same data either way.
     queries = [(where, check_dashboard.substitute(expr)) for where, expr, _ in check_dashboard.iter_queries(dash)]
+    queries += [(where + " (product=redis)", check_dashboard.substitute(expr, {"product": "redis"}))
+                for where, expr, _ in check_dashboard.iter_queries(dash)]
     pending = dict(queries)
     results = {}
     errors = {}

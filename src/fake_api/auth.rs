@@ -29,6 +29,15 @@ fn version_for(action: &str) -> &'static str {
     }
 }
 
+/// Whether `version` may come with `action`: STS's with `AssumeRole` only;
+/// any database product's (R-kvstore, RDS, MongoDB, PolarDB) with the
+/// other actions, the version choosing the product as the host does for the
+/// real API (an action the product lacks is refused after authentication).
+fn version_accepted(action: &str, version: &str) -> bool {
+    version == version_for(action)
+        || (action != "AssumeRole" && super::FakeProduct::from_version(version).is_some())
+}
+
 /// Checks everything about a request but its action's own parameters;
 /// `Ok` is the key that signed it, `Err` the error answer.
 pub(super) fn check(
@@ -62,7 +71,7 @@ pub(super) fn check(
             return Err(refuse(400, &format!("Missing{required}"), &message));
         }
     }
-    if params.get("Version") != Some(version_for(action)) {
+    if !version_accepted(action, params.get("Version").unwrap_or_default()) {
         return Err(refuse(
             400,
             "InvalidVersion",
@@ -255,7 +264,7 @@ pub(super) fn check_v3(
         }
     }
     let version = request.header(sign_v3::VERSION).unwrap_or_default();
-    if version != version_for(action) {
+    if !version_accepted(action, version) {
         return Err(refuse(
             400,
             "InvalidVersion",
@@ -373,6 +382,17 @@ mod tests {
         assert_eq!(version_for("DescribeBackups"), "2015-01-01");
         assert_eq!(version_for("DescribeInstances"), "2015-01-01");
         assert_eq!(version_for("NoSuchAction"), "2015-01-01");
+    }
+
+    #[test]
+    fn each_product_has_its_version() {
+        for version in ["2015-01-01", "2014-08-15", "2015-12-01", "2017-08-01"] {
+            assert!(version_accepted("DescribeBackups", version), "{version}");
+            assert!(!version_accepted("AssumeRole", version), "{version}");
+        }
+        assert!(version_accepted("AssumeRole", STS_VERSION));
+        assert!(!version_accepted("DescribeBackups", STS_VERSION));
+        assert!(!version_accepted("DescribeBackups", "2019-01-01"));
     }
 
     #[test]

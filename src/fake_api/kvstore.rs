@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::scenario::{self, FakeBackup, FakeClusterBackup, FakeInstance, FakePolicy, Fault};
+use super::scenario::{
+    self, FakeBackup, FakeClusterBackup, FakeInstance, FakePolicy, FakeProduct, Fault,
+};
 use super::{fail, fault_answer, ok_json, FakeKey, Params, Shared};
 use crate::http::Response;
 
@@ -26,7 +28,7 @@ const MAX_TAGS: u32 = 5;
 const HOME_REGION: &str = "cn-hangzhou";
 
 /// `yyyy-MM-ddTHH:mmZ`, the form of DescribeBackups' window.
-fn parse_minute(raw: &str) -> Option<DateTime<Utc>> {
+pub(super) fn parse_minute(raw: &str) -> Option<DateTime<Utc>> {
     chrono::NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%MZ")
         .ok()
         .map(|t| t.and_utc())
@@ -52,12 +54,8 @@ fn not_supported(request_id: &str) -> Response {
     )
 }
 
-/// The instance a backup-listing call (DescribeBackups,
-/// DescribeClusterBackupList) is about, under the lock: its next fault
-/// (queued, then `always`, then every `throttle_every`-th request) and what
-/// `read` copies of it. An instance released, unknown, of another account,
-/// or (when `region` is given) in another region does not exist for the
-/// caller: `Err` is that answer.
+/// The R-kvstore instance a backup-listing call (DescribeBackups,
+/// DescribeClusterBackupList) is about: see `super::listing_lookup`.
 fn listing_lookup<T>(
     shared: &Shared,
     key: &FakeKey,
@@ -66,27 +64,15 @@ fn listing_lookup<T>(
     request_id: &str,
     read: impl FnOnce(&FakeInstance) -> T,
 ) -> Result<(Option<Fault>, T), Box<Response>> {
-    let mut state = shared.lock();
-    let Some(instance) = state.instances.get_mut(instance_id).filter(|i| {
-        !i.released && i.visible_to(&key.account) && region.is_none_or(|r| r == i.info.region_id)
-    }) else {
-        drop(state);
-        return Err(Box::new(not_found(request_id)));
-    };
-    let mut fault = instance
-        .queued_faults
-        .pop_front()
-        .or_else(|| instance.always.clone());
-    let throttle_every = instance.throttle_every;
-    let copied = read(instance);
-    let count = state.counts.entry(instance_id.to_string()).or_default();
-    *count += 1;
-    if fault.is_none() && throttle_every.is_some_and(|n| n > 0 && count.is_multiple_of(n)) {
-        fault = Some(Fault::Throttle {
-            retry_after_ms: None,
-        });
-    }
-    Ok((fault, copied))
+    super::listing_lookup(
+        shared,
+        key,
+        FakeProduct::Redis,
+        instance_id,
+        region,
+        request_id,
+        read,
+    )
 }
 
 pub(super) async fn describe_backups(
@@ -184,7 +170,7 @@ const CLUSTER_PAGE_SIZES: [usize; 9] = [5, 10, 15, 20, 30, 50, 100, 200, 300];
 
 /// A window parameter of DescribeClusterBackupList:
 /// `Err` is the answer for a missing or malformed one.
-fn minute_param(
+pub(super) fn minute_param(
     params: &Params,
     name: &str,
     request_id: &str,
@@ -208,25 +194,38 @@ fn minute_param(
 }
 
 /// A listing's window (start, end) and page (size, number).
-type WindowAndPage = (DateTime<Utc>, DateTime<Utc>, usize, usize);
+pub(super) type WindowAndPage = (DateTime<Utc>, DateTime<Utc>, usize, usize);
 
 /// The window (`StartTime` < `EndTime`, minutes only) and the page
 /// (`PageSize` one of `accepted`, default 30; `PageNumber` from 1) of a
 /// backup listing, checked as the real API does.
-fn window_and_page(
+pub(super) fn window_and_page(
     params: &Params,
     accepted: &[usize],
     request_id: &str,
 ) -> Result<WindowAndPage, Box<Response>> {
-    let fail = |code: &str, message: &str| Box::new(fail(400, code, message, request_id));
     let start = minute_param(params, "StartTime", request_id)?;
     let end = minute_param(params, "EndTime", request_id)?;
     if end <= start {
-        return Err(fail(
+        return Err(Box::new(fail(
+            400,
             "InvalidStartTimeAndEndTime.Malformed",
             "EndTime must be later than StartTime.",
-        ));
+            request_id,
+        )));
     }
+    let (page_size, page_number) = page(params, accepted, request_id)?;
+    Ok((start, end, page_size, page_number))
+}
+
+/// The page of a backup listing (`PageSize` one of `accepted`, default 30;
+/// `PageNumber` from 1), checked as the real API does.
+pub(super) fn page(
+    params: &Params,
+    accepted: &[usize],
+    request_id: &str,
+) -> Result<(usize, usize), Box<Response>> {
+    let fail = |code: &str, message: &str| Box::new(fail(400, code, message, request_id));
     let page_size = match params.get("PageSize").map(str::parse::<usize>) {
         None => 30,
         Some(Ok(n)) if accepted.contains(&n) => n,
@@ -247,7 +246,7 @@ fn window_and_page(
             ))
         }
     };
-    Ok((start, end, page_size, page_number))
+    Ok((page_size, page_number))
 }
 
 pub(super) async fn describe_cluster_backup_list(
@@ -378,7 +377,9 @@ pub(super) async fn describe_backup_policy(
         state
             .instances
             .get(instance_id)
-            .filter(|i| !i.released && i.visible_to(&key.account))
+            .filter(|i| {
+                i.product == FakeProduct::Redis && !i.released && i.visible_to(&key.account)
+            })
             .map(|i| (i.policy_fault.clone(), i.policy.clone()))
     };
     let Some((fault, policy)) = found else {
@@ -405,7 +406,7 @@ pub(super) async fn describe_backup_policy(
 /// `PreferredNextBackupTime`: the start of the next window on a day of the
 /// period, in minutes (`2026-01-02T02:00Z`); empty when the policy cannot
 /// tell.
-fn next_backup_time(policy: &FakePolicy, now: DateTime<Utc>) -> String {
+pub(super) fn next_backup_time(policy: &FakePolicy, now: DateTime<Utc>) -> String {
     let Some((hour, minute)) = policy
         .time
         .split('-')
@@ -561,7 +562,10 @@ pub(super) fn describe_instances(
             .instances
             .iter()
             .filter(|(id, i)| {
-                !i.released && i.visible_to(&key.account) && filter.matches(id, &i.info)
+                i.product == FakeProduct::Redis
+                    && !i.released
+                    && i.visible_to(&key.account)
+                    && filter.matches(id, &i.info)
             })
             .collect();
         let items: Vec<serde_json::Value> = matching
@@ -591,7 +595,11 @@ pub(super) fn describe_regions(shared: &Shared, _params: &Params, request_id: &s
     let regions: Vec<serde_json::Value> = {
         let state = shared.lock();
         let mut zones: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
-        for instance in state.instances.values() {
+        let redis = state
+            .instances
+            .values()
+            .filter(|i| i.product == FakeProduct::Redis);
+        for instance in redis {
             zones
                 .entry(instance.info.region_id.as_str())
                 .or_default()

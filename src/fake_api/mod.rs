@@ -13,12 +13,21 @@
 //! - `kvstore`: R-kvstore's `DescribeBackups`, `DescribeClusterBackupList`
 //!   (cloud-native clusters), `DescribeBackupPolicy`, `DescribeInstances`
 //!   and `DescribeRegions`, with accounts, pagination and filters.
+//! - `rds`, `dds`, `polardb`: the same calls of ApsaraDB RDS (2014-08-15),
+//!   MongoDB (2015-12-01) and PolarDB (2017-08-01): `DescribeBackups` (per
+//!   `NodeId` on sharded MongoDB clusters), `DescribeBackupPolicy`, and
+//!   discovery (`DescribeDBInstances`, `DescribeDBClusters`), each in its
+//!   product's envelope, field names and types. A request's `Version`
+//!   picks the product, as the host does for the real API.
 //! - `sts`: STS `AssumeRole`, minting keys that the other actions accept.
 //! - `scenario`: the data types (keys, roles, instances, backups, faults)
 //!   and how they render as JSON.
 
 mod auth;
+mod dds;
 mod kvstore;
+mod polardb;
+mod rds;
 pub mod scenario;
 mod sts;
 
@@ -38,22 +47,48 @@ use crate::aliyun::sign_v3;
 use crate::clock::{self, Clock};
 use crate::http::{self, respond, Request, Response};
 pub use scenario::{
-    FakeBackup, FakeClusterBackup, FakeInfo, FakeInstance, FakeKey, FakePolicy, FakeRole,
-    FakeShardBackup, Fault,
+    FakeBackup, FakeClusterBackup, FakeInfo, FakeInstance, FakeKey, FakePolicy, FakeProduct,
+    FakeRole, FakeShardBackup, Fault,
 };
 
 /// How many received requests are kept for inspection.
 const MAX_RECEIVED: usize = 100_000;
 
-/// The actions the fake serves.
-const ACTIONS: [&str; 6] = [
+/// The actions the fake serves (each for the products listed in
+/// `product_serves`).
+const ACTIONS: [&str; 8] = [
     "DescribeBackups",
     "DescribeClusterBackupList",
     "DescribeBackupPolicy",
     "DescribeInstances",
     "DescribeRegions",
+    "DescribeDBInstances",
+    "DescribeDBClusters",
     "AssumeRole",
 ];
+
+/// Whether `product`'s API has `action` (an action of another product is
+/// `InvalidAction.NotFound`, as on the real product's host).
+fn product_serves(product: FakeProduct, action: &str) -> bool {
+    match product {
+        FakeProduct::Redis => matches!(
+            action,
+            "DescribeBackups"
+                | "DescribeClusterBackupList"
+                | "DescribeBackupPolicy"
+                | "DescribeInstances"
+                | "DescribeRegions"
+        ),
+        FakeProduct::Rds | FakeProduct::MongoDb => matches!(
+            action,
+            "DescribeBackups" | "DescribeBackupPolicy" | "DescribeDBInstances"
+        ),
+        FakeProduct::PolarDb => matches!(
+            action,
+            "DescribeBackups" | "DescribeBackupPolicy" | "DescribeDBClusters"
+        ),
+    }
+}
 
 /// One request the fake received, for tests to inspect.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +102,10 @@ pub struct Received {
     pub security_token: Option<String>,
     /// The request's `RegionId`, if it sent one.
     pub region_id: Option<String>,
+    /// The request's `NodeId` (MongoDB shard), if it sent one.
+    pub node_id: Option<String>,
+    /// The API version it named (which product it was for).
+    pub version: String,
     /// The `AccessKeyId` it was signed with (or claimed, if refused).
     pub access_key_id: String,
     /// The request-target as received: path and query string, i.e. what a
@@ -98,8 +137,10 @@ struct State {
     queued_action_faults: HashMap<String, VecDeque<Fault>>,
     /// Waited before every answer.
     latency: Duration,
-    /// List answers (DescribeBackups, DescribeInstances) leave out
-    /// `TotalCount`, as some API versions and proxies do.
+    /// List answers (DescribeBackups, DescribeInstances, and the other
+    /// products' DescribeBackups, DescribeDBInstances, DescribeDBClusters)
+    /// leave out their total (`TotalCount`, `TotalRecordCount`), as some API
+    /// versions and proxies do.
     omit_total_count: bool,
     /// AssumeRole requests received, answered or refused.
     assume_role_calls: usize,
@@ -321,6 +362,164 @@ fn host_of(action: &str) -> &'static str {
     }
 }
 
+/// An error answer of `product`'s API, tagged with its code.
+fn product_fail(
+    product: FakeProduct,
+    status: u16,
+    code: &str,
+    message: &str,
+    request_id: &str,
+) -> Response {
+    outcome(
+        error_from(product.host(), status, code, message, request_id),
+        code,
+    )
+}
+
+/// `product`'s answer for an instance that does not exist for the caller.
+fn product_not_found(product: FakeProduct, request_id: &str) -> Response {
+    let (code, message) = product.not_found();
+    product_fail(product, 404, code, message, request_id)
+}
+
+/// The instance of `product` a backup listing is about, under the lock:
+/// its next fault (queued, then `always`, then every `throttle_every`-th
+/// request) and what `read` copies of it. An instance of another product,
+/// released, unknown, of another account, or (when `region` is given) in
+/// another region does not exist for the caller: `Err` is that answer.
+fn listing_lookup<T>(
+    shared: &Shared,
+    key: &FakeKey,
+    product: FakeProduct,
+    instance_id: &str,
+    region: Option<&str>,
+    request_id: &str,
+    read: impl FnOnce(&FakeInstance) -> T,
+) -> Result<(Option<Fault>, T), Box<Response>> {
+    let mut state = shared.lock();
+    let Some(instance) = state.instances.get_mut(instance_id).filter(|i| {
+        i.product == product
+            && !i.released
+            && i.visible_to(&key.account)
+            && region.is_none_or(|r| r == i.info.region_id)
+    }) else {
+        drop(state);
+        return Err(Box::new(product_not_found(product, request_id)));
+    };
+    let mut fault = instance
+        .queued_faults
+        .pop_front()
+        .or_else(|| instance.always.clone());
+    let throttle_every = instance.throttle_every;
+    let copied = read(instance);
+    let count = state.counts.entry(instance_id.to_string()).or_default();
+    *count += 1;
+    if fault.is_none() && throttle_every.is_some_and(|n| n > 0 && count.is_multiple_of(n)) {
+        fault = Some(Fault::Throttle {
+            retry_after_ms: None,
+        });
+    }
+    Ok((fault, copied))
+}
+
+/// The policy of `product`'s instance `instance_id` and its policy fault;
+/// `Err` is the not-found answer.
+fn policy_lookup(
+    shared: &Shared,
+    key: &FakeKey,
+    product: FakeProduct,
+    instance_id: &str,
+    request_id: &str,
+) -> Result<(Option<Fault>, FakePolicy), Box<Response>> {
+    let state = shared.lock();
+    state
+        .instances
+        .get(instance_id)
+        .filter(|i| i.product == product && !i.released && i.visible_to(&key.account))
+        .map(|i| (i.policy_fault.clone(), i.policy.clone()))
+        .ok_or_else(|| Box::new(product_not_found(product, request_id)))
+}
+
+/// The instances of `product` a key sees (not released), ordered by id (a
+/// stable order across pages), that `keep` keeps, rendered by `render`.
+fn listed<T>(
+    shared: &Shared,
+    key: &FakeKey,
+    product: FakeProduct,
+    keep: impl Fn(&str, &FakeInstance) -> bool,
+    render: impl Fn(&str, &FakeInstance) -> T,
+) -> Vec<T> {
+    let state = shared.lock();
+    state
+        .instances
+        .iter()
+        .filter(|(id, i)| {
+            i.product == product && !i.released && i.visible_to(&key.account) && keep(id, i)
+        })
+        .map(|(id, i)| render(id, i))
+        .collect()
+}
+
+/// Page `page_number` (from 1) of `page_size` items.
+fn page_of<T: Clone>(items: &[T], page_number: usize, page_size: usize) -> Vec<T> {
+    items
+        .iter()
+        .skip((page_number - 1).saturating_mul(page_size))
+        .take(page_size)
+        .cloned()
+        .collect()
+}
+
+/// `Tag.N.Key` / `Tag.N.Value` (N from 1 to 5), as R-kvstore, MongoDB and
+/// PolarDB take them: each key with its value when one is given. `Err` is
+/// the name of the first parameter that is not valid.
+fn tag_params(params: &Params) -> Result<Vec<(String, Option<String>)>, String> {
+    let mut tags: BTreeMap<u32, (Option<String>, Option<String>)> = BTreeMap::new();
+    for (name, value) in &params.0 {
+        let Some(rest) = name.strip_prefix("Tag.") else {
+            continue;
+        };
+        let (n, field) = rest.split_once('.').ok_or_else(|| name.clone())?;
+        let n: u32 = n
+            .parse()
+            .ok()
+            .filter(|n| (1..=5).contains(n))
+            .ok_or_else(|| name.clone())?;
+        let entry = tags.entry(n).or_default();
+        match field {
+            "Key" => entry.0 = Some(value.clone()),
+            "Value" => entry.1 = Some(value.clone()),
+            _ => return Err(name.clone()),
+        }
+    }
+    tags.into_iter()
+        .map(|(n, pair)| match pair {
+            (Some(key), value) if !key.is_empty() => Ok((key, value)),
+            _ => Err(format!("Tag.{n}.Key")),
+        })
+        .collect()
+}
+
+/// A page size of a discovery call: `default` when absent, else one of
+/// `accepted`; `Err` when it is not.
+fn list_page(
+    params: &Params,
+    accepted: &[usize],
+    default: usize,
+) -> Result<(usize, usize), String> {
+    let page_size = match params.get("PageSize").map(str::parse::<usize>) {
+        None => default,
+        Some(Ok(n)) if accepted.contains(&n) => n,
+        Some(_) => return Err("PageSize".into()),
+    };
+    let page_number = match params.get("PageNumber").map(str::parse::<usize>) {
+        None => 1,
+        Some(Ok(n)) if n >= 1 => n,
+        Some(_) => return Err("PageNumber".into()),
+    };
+    Ok((page_size, page_number))
+}
+
 /// An error answer in the shape of the real API's.
 fn error(status: u16, code: &str, message: &str, request_id: &str) -> Response {
     error_from("r-kvstore.aliyuncs.com", status, code, message, request_id)
@@ -338,6 +537,22 @@ fn error_from(host: &str, status: u16, code: &str, message: &str, request_id: &s
         respond(status, "application/json;charset=utf-8", body.to_string()),
         request_id,
     )
+}
+
+/// A list answer: `body` without its total (`total_key`) when the fake
+/// was told to leave totals out (`FakeApi::omit_total_count`).
+fn list_json(
+    shared: &Shared,
+    mut body: serde_json::Value,
+    total_key: &str,
+    request_id: &str,
+) -> Response {
+    if shared.lock().omit_total_count {
+        if let Some(o) = body.as_object_mut() {
+            o.remove(total_key);
+        }
+    }
+    ok_json(&body, request_id)
 }
 
 /// A successful JSON answer.
@@ -371,7 +586,34 @@ fn fail(status: u16, code: &str, message: &str, request_id: &str) -> Response {
 /// The answer a fault makes for `action`; `None` when the request goes on
 /// (a slow answer, once it has waited).
 async fn fault_answer(fault: Fault, action: &str, request_id: &str) -> Option<Response> {
-    let host = host_of(action);
+    let not_found = FakeProduct::Redis.not_found();
+    fault_answer_at(host_of(action), not_found, fault, action, request_id).await
+}
+
+/// The same for an action of `product`: its host and its not-found code.
+async fn product_fault_answer(
+    product: FakeProduct,
+    fault: Fault,
+    action: &str,
+    request_id: &str,
+) -> Option<Response> {
+    fault_answer_at(
+        product.host(),
+        product.not_found(),
+        fault,
+        action,
+        request_id,
+    )
+    .await
+}
+
+async fn fault_answer_at(
+    host: &str,
+    (not_found_code, not_found_message): (&str, &str),
+    fault: Fault,
+    action: &str,
+    request_id: &str,
+) -> Option<Response> {
     let fail = |status, code: &str, message: &str| {
         outcome(error_from(host, status, code, message, request_id), code)
     };
@@ -414,6 +656,7 @@ async fn fault_answer(fault: Fault, action: &str, request_id: &str) -> Option<Re
                 "AssumeRole" => "\"Credentials\":{\"AccessKeyId\":",
                 "DescribeClusterBackupList" => "\"ClusterBackups\":[{\"ClusterBackupStatus\":",
                 "DescribeBackupPolicy" => "\"PreferredBackupPeriod\":",
+                "DescribeDBInstances" | "DescribeDBClusters" => "\"Items\":{\"DBInstance\":[{",
                 _ => "\"Backups\":{\"Backup\":[{\"BackupStatus\":",
             };
             let body = format!("{{\"RequestId\":\"{request_id}\",{list}");
@@ -422,11 +665,7 @@ async fn fault_answer(fault: Fault, action: &str, request_id: &str) -> Option<Re
                 "invalid_json",
             )
         }
-        Fault::NotFound => fail(
-            404,
-            "InvalidInstanceId.NotFound",
-            "The specified instance is not found.",
-        ),
+        Fault::NotFound => fail(404, not_found_code, not_found_message),
         Fault::Forbidden => fail(
             403,
             "Forbidden.RAM",
@@ -606,12 +845,68 @@ async fn dispatch(
             request_id,
         );
     }
+    // The version names the product (authentication has checked that it
+    // is one the fake knows); STS's is not a product's.
+    let product = params.get("Version").and_then(FakeProduct::from_version);
+    if product.is_some_and(|p| !product_serves(p, action)) {
+        return error_from(
+            product.map_or("", |p| p.host()),
+            404,
+            "InvalidAction.NotFound",
+            "Specified api is not found, please check your url and method.",
+            request_id,
+        );
+    }
     let fault = shared.lock().take_action_fault(action);
     if let Some(fault) = fault {
-        if let Some(answer) = fault_answer(fault, action, request_id).await {
+        let answer = match product {
+            Some(p) if p != FakeProduct::Redis => {
+                product_fault_answer(p, fault, action, request_id).await
+            }
+            _ => fault_answer(fault, action, request_id).await,
+        };
+        if let Some(answer) = answer {
             return answer;
         }
     }
+    match (product, action) {
+        (Some(FakeProduct::Rds), "DescribeBackups") => {
+            rds::describe_backups(shared, key, params, request_id).await
+        }
+        (Some(FakeProduct::Rds), "DescribeBackupPolicy") => {
+            rds::describe_backup_policy(shared, key, params, request_id).await
+        }
+        (Some(FakeProduct::Rds), _) => rds::describe_db_instances(shared, key, params, request_id),
+        (Some(FakeProduct::MongoDb), "DescribeBackups") => {
+            dds::describe_backups(shared, key, params, request_id).await
+        }
+        (Some(FakeProduct::MongoDb), "DescribeBackupPolicy") => {
+            dds::describe_backup_policy(shared, key, params, request_id).await
+        }
+        (Some(FakeProduct::MongoDb), _) => {
+            dds::describe_db_instances(shared, key, params, request_id)
+        }
+        (Some(FakeProduct::PolarDb), "DescribeBackups") => {
+            polardb::describe_backups(shared, key, params, request_id).await
+        }
+        (Some(FakeProduct::PolarDb), "DescribeBackupPolicy") => {
+            polardb::describe_backup_policy(shared, key, params, request_id).await
+        }
+        (Some(FakeProduct::PolarDb), _) => {
+            polardb::describe_db_clusters(shared, key, params, request_id)
+        }
+        _ => redis_or_sts(shared, key, action, params, request_id).await,
+    }
+}
+
+/// R-kvstore's actions and STS's.
+async fn redis_or_sts(
+    shared: &Shared,
+    key: &FakeKey,
+    action: &str,
+    params: &Params,
+    request_id: &str,
+) -> Response {
     match action {
         "DescribeBackups" => kvstore::describe_backups(shared, key, params, request_id).await,
         "DescribeClusterBackupList" => {
@@ -640,7 +935,11 @@ fn record(shared: &Shared, params: &Params, seen: &Seen, answer: &Response) {
     let text = |name: &str| params.get(name).map(str::to_string);
     let received = Received {
         action: text("Action").unwrap_or_default(),
-        instance_id: text("InstanceId").unwrap_or_default(),
+        // Each product names its instance its own way.
+        instance_id: text("InstanceId")
+            .or_else(|| text("DBInstanceId"))
+            .or_else(|| text("DBClusterId"))
+            .unwrap_or_default(),
         page_number: params
             .get("PageNumber")
             .and_then(|v| v.parse().ok())
@@ -652,6 +951,8 @@ fn record(shared: &Shared, params: &Params, seen: &Seen, answer: &Response) {
         outcome,
         security_token: text("SecurityToken"),
         region_id: text("RegionId"),
+        node_id: text("NodeId"),
+        version: text("Version").unwrap_or_default(),
         access_key_id: text("AccessKeyId").unwrap_or_default(),
         target: seen.target.clone(),
         signature_version: seen.signature_version,

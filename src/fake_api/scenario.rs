@@ -266,9 +266,88 @@ impl FakeInfo {
     }
 }
 
+/// Which product's API serves an instance: the fake answers a request with
+/// the instances of the product whose API `Version` it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FakeProduct {
+    /// ApsaraDB for Redis / Tair (`R-kvstore`, 2015-01-01).
+    #[default]
+    Redis,
+    /// ApsaraDB RDS (2014-08-15).
+    Rds,
+    /// ApsaraDB for MongoDB (`dds`, 2015-12-01).
+    MongoDb,
+    /// PolarDB (2017-08-01).
+    PolarDb,
+}
+
+impl FakeProduct {
+    pub const ALL: [FakeProduct; 4] = [
+        FakeProduct::Redis,
+        FakeProduct::Rds,
+        FakeProduct::MongoDb,
+        FakeProduct::PolarDb,
+    ];
+
+    /// The API version that names the product in a request.
+    pub fn version(self) -> &'static str {
+        match self {
+            FakeProduct::Redis => crate::products::kvstore::API_VERSION,
+            FakeProduct::Rds => "2014-08-15",
+            FakeProduct::MongoDb => "2015-12-01",
+            FakeProduct::PolarDb => "2017-08-01",
+        }
+    }
+
+    /// The product whose API `version` is.
+    pub fn from_version(version: &str) -> Option<FakeProduct> {
+        Self::ALL.into_iter().find(|p| p.version() == version)
+    }
+
+    /// The central host, as error documents name it (`HostId`).
+    pub fn host(self) -> &'static str {
+        match self {
+            FakeProduct::Redis => "r-kvstore.aliyuncs.com",
+            FakeProduct::Rds => "rds.aliyuncs.com",
+            FakeProduct::MongoDb => "mongodb.aliyuncs.com",
+            FakeProduct::PolarDb => "polardb.aliyuncs.com",
+        }
+    }
+
+    /// The code and message of "no such instance" (unknown, released, of
+    /// another account or region), HTTP 404.
+    pub fn not_found(self) -> (&'static str, &'static str) {
+        match self {
+            FakeProduct::Redis => (
+                "InvalidInstanceId.NotFound",
+                "The specified instance is not found.",
+            ),
+            FakeProduct::Rds => (
+                "InvalidDBInstanceId.NotFound",
+                "Specified instance does not exist or not support.",
+            ),
+            FakeProduct::MongoDb => (
+                "InvalidDBInstanceId.NotFound",
+                "Specified instance does not exist.",
+            ),
+            FakeProduct::PolarDb => (
+                "InvalidDBClusterId.NotFound",
+                "The DBClusterId provided does not exist in our records.",
+            ),
+        }
+    }
+}
+
 /// One instance: its backups and how the fake misbehaves for it.
 #[derive(Debug, Clone, Default)]
 pub struct FakeInstance {
+    /// The product it is an instance of (R-kvstore unless said otherwise).
+    /// Each product's calls see only its own instances.
+    pub product: FakeProduct,
+    /// The shard nodes (`d-…`) of a sharded MongoDB cluster: its backups
+    /// are listed per node (`NodeId`), each backup's `node_id` naming its
+    /// node. Empty for every other instance.
+    pub shard_nodes: Vec<String>,
     /// The account that owns it; `None` = visible to every key.
     pub account: Option<String>,
     /// Released: never listed, and DescribeBackups answers
@@ -325,10 +404,162 @@ impl FakeInstance {
         }
     }
 
+    /// An RDS instance (MySQL 8.0, high availability) with these backups;
+    /// a backup's `node_id` is its `HostInstanceID`.
+    pub fn rds(region: &str, backups: Vec<FakeBackup>) -> Self {
+        FakeInstance {
+            product: FakeProduct::Rds,
+            backups,
+            info: FakeInfo {
+                instance_type: "MySQL".into(),
+                architecture: "Primary".into(),
+                instance_class: "mysql.n2.medium.2c".into(),
+                engine_version: "8.0".into(),
+                status: "Running".into(),
+                ..FakeInfo::in_region(region)
+            },
+            ..Default::default()
+        }
+    }
+
+    /// A MongoDB replica set instance with these backups (listed without
+    /// `NodeId`).
+    pub fn mongodb_replica_set(region: &str, backups: Vec<FakeBackup>) -> Self {
+        FakeInstance {
+            product: FakeProduct::MongoDb,
+            backups,
+            info: FakeInfo {
+                instance_type: "MongoDB".into(),
+                architecture: "replicate".into(),
+                instance_class: "dds.mongo.mid".into(),
+                engine_version: "6.0".into(),
+                status: "Running".into(),
+                ..FakeInfo::in_region(region)
+            },
+            ..Default::default()
+        }
+    }
+
+    /// A MongoDB sharded cluster with `shard_nodes` shards; each backup's
+    /// `node_id` names its shard, and DescribeBackups wants a `NodeId`.
+    pub fn mongodb_sharded(region: &str, shard_nodes: &[&str], backups: Vec<FakeBackup>) -> Self {
+        FakeInstance {
+            shard_nodes: shard_nodes.iter().map(|n| n.to_string()).collect(),
+            info: FakeInfo {
+                architecture: "sharding".into(),
+                instance_class: "dds.sharding".into(),
+                ..FakeInstance::mongodb_replica_set(region, Vec::new()).info
+            },
+            ..FakeInstance::mongodb_replica_set(region, backups)
+        }
+    }
+
+    /// A PolarDB for MySQL cluster with these backups (`node_id` unused:
+    /// PolarDB backs up the cluster's shared storage).
+    pub fn polardb(region: &str, backups: Vec<FakeBackup>) -> Self {
+        FakeInstance {
+            product: FakeProduct::PolarDb,
+            backups,
+            info: FakeInfo {
+                instance_type: "MySQL".into(),
+                architecture: "Normal".into(),
+                instance_class: "polar.mysql.x4.medium".into(),
+                engine_version: "8.0".into(),
+                status: "Running".into(),
+                ..FakeInfo::in_region(region)
+            },
+            ..Default::default()
+        }
+    }
+
     /// Whether a key of `account` may see it.
     pub fn visible_to(&self, account: &str) -> bool {
         self.account.as_deref().is_none_or(|a| a == account)
     }
+}
+
+/// RDS, MongoDB and PolarDB sample instances (`--products` of the
+/// `fake_api` example, the SDK cross-check, tests): in `cn-hangzhou`, a
+/// week of daily automated backups two hours after midnight of `now`'s
+/// clock, one healthy and one whose newest backup failed per product, and
+/// a MongoDB sharded cluster (two shards, the newest backup of the second
+/// failed). Tagged `env=prod`.
+pub fn product_samples(now: DateTime<Utc>) -> Vec<(String, FakeInstance)> {
+    let took = Duration::from_secs(600);
+    let day = |d: i64| now - chrono::Duration::days(d) - chrono::Duration::hours(2);
+    // A week of successes on `node`, the newest failed when `fail_newest`.
+    let week = |node: &str, method: &str, fail_newest: bool| -> Vec<FakeBackup> {
+        (0..7)
+            .map(|d| {
+                let mut backup = if d == 0 && fail_newest {
+                    FakeBackup::failed(node, day(d), took)
+                } else {
+                    FakeBackup::success(node, day(d), took, (d as u64 + 1) << 30)
+                };
+                backup.backup_method = method.into();
+                backup
+            })
+            .collect()
+    };
+    let region = "cn-hangzhou";
+    let tagged = |mut instance: FakeInstance, name: &str| {
+        instance.info.name = name.into();
+        instance.info.tags = vec![("env".into(), "prod".into())];
+        instance
+    };
+    let shards = ["d-demo-shard-0", "d-demo-shard-1"];
+    let sharded_backups = [
+        week(shards[0], "Physical", false),
+        week(shards[1], "Physical", true),
+    ]
+    .concat();
+    vec![
+        (
+            "rm-demo-healthy".into(),
+            tagged(
+                FakeInstance::rds(region, week("5882781", "Physical", false)),
+                "orders",
+            ),
+        ),
+        (
+            "rm-demo-failed".into(),
+            tagged(
+                FakeInstance::rds(region, week("5882790", "Snapshot", true)),
+                "billing",
+            ),
+        ),
+        (
+            "dds-demo-replica".into(),
+            tagged(
+                FakeInstance::mongodb_replica_set(
+                    region,
+                    week("dds-demo-replica", "Physical", false),
+                ),
+                "catalog",
+            ),
+        ),
+        (
+            "dds-demo-sharded".into(),
+            tagged(
+                FakeInstance::mongodb_sharded(region, &shards, sharded_backups),
+                "events",
+            ),
+        ),
+        (
+            "pc-demo-healthy".into(),
+            tagged(
+                FakeInstance::polardb(region, week("pc-demo-healthy", "Snapshot", false)),
+                "ledger",
+            ),
+        ),
+        (
+            "pc-demo-failed".into(),
+            tagged(
+                FakeInstance::polardb(region, week("pc-demo-failed", "Snapshot", true)),
+                "search",
+            ),
+        ),
+    ]
 }
 
 /// A pre-signed-looking download URL. It is a secret in real life; the

@@ -9,6 +9,7 @@ mod decode_props;
 mod exporter;
 mod fake_cloud;
 mod fake_fleet;
+mod fake_products;
 mod fleet;
 mod golden_metrics;
 mod helpers;

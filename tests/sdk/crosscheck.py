@@ -15,9 +15,23 @@ cluster found through DescribeInstances, DescribeClusterBackupList (whose
 answer is a plain array with strings for numbers and end times without Z),
 while DescribeBackups refuses that instance as the real API does.
 
+The other database products, each through Alibaba's current SDK of its own
+(alibabacloud-rds20140815, alibabacloud-dds20151201,
+alibabacloud-polardb20170801; V3 by default, and V2 with
+signature_algorithm="v2"): DescribeBackups (per shard NodeId for a sharded
+MongoDB cluster found through DescribeDBInstances), discovery
+(DescribeDBInstances, DescribeDBClusters) and DescribeBackupPolicy are
+accepted, and the answers parse in the SDK's models with every field the
+fake sends of the type the SDK declares (RDS: counts as strings, BackupId a
+string, BackupSize and IsAvail numbers; MongoDB: IsAvail a boolean;
+PolarDB: every backup field a string, BackupSetSize), the fields the
+exporter reads present. A wrong secret is refused, and an unknown instance
+gets the product's NotFound code.
+
 Usage: crosscheck.py PATH/TO/fake_api   (the `fake_api` example binary)
 Talks to 127.0.0.1 only.
 """
+import inspect
 import json
 import socket
 import subprocess
@@ -40,6 +54,14 @@ from alibabacloud_tea_openapi import utils_models as open_api_models
 from alibabacloud_tea_openapi.exceptions import AlibabaCloudException
 from darabonba.core import DaraCore
 from darabonba.runtime import RuntimeOptions
+
+# RDS, MongoDB and PolarDB, current generation.
+from alibabacloud_dds20151201 import models as dds_models
+from alibabacloud_dds20151201.client import Client as DdsClient
+from alibabacloud_polardb20170801 import models as polardb_models
+from alibabacloud_polardb20170801.client import Client as PolardbClient
+from alibabacloud_rds20140815 import models as rds_models
+from alibabacloud_rds20140815.client import Client as RdsClient
 
 KEY_ID, SECRET, TOKEN = "testid", "testsecret", "CAIS-sts-token-for-crosscheck"
 checks = {"passed": 0, "failed": 0}
@@ -352,9 +374,249 @@ def tea_refused(endpoint, code, **client):
     return run
 
 
+# ---- RDS, MongoDB, PolarDB ------------------------------------------------
+
+PRODUCT_CLIENTS = {"rds": RdsClient, "dds": DdsClient, "polardb": PolardbClient}
+PLAIN_TYPES = {"str": str, "int": int, "bool": bool, "float": float}
+
+
+def product_client(product, endpoint, secret=SECRET, token=None, algorithm=None):
+    config = open_api_models.Config(
+        access_key_id=KEY_ID, access_key_secret=secret, security_token=token,
+        endpoint=endpoint, protocol="http", region_id="cn-hangzhou")
+    if algorithm:
+        config.signature_algorithm = algorithm
+    return PRODUCT_CLIENTS[product](config)
+
+
+def typed(model, required=()):
+    """Every plain field of the SDK model that the answer set has the type
+    the SDK declares (`int` not satisfied by a bool), recursively through
+    nested models and lists; `required` fields must be set."""
+    params = inspect.signature(type(model).__init__).parameters
+    for name in required:
+        assert getattr(model, name, None) is not None, (type(model).__name__, name, model.to_map())
+    for name, param in params.items():
+        if name == "self":
+            continue
+        value = getattr(model, name, None)
+        if value is None:
+            continue
+        annotation = param.annotation if isinstance(param.annotation, str) else getattr(param.annotation, "__name__", "")
+        want = PLAIN_TYPES.get(annotation)
+        if want is not None:
+            ok = isinstance(value, want) and not (want is int and isinstance(value, bool))
+            assert ok, f"{type(model).__name__}.{name} is {value!r} ({type(value).__name__}), the SDK declares {annotation}"
+        elif isinstance(value, list):
+            for v in value:
+                if hasattr(v, "to_map"):
+                    typed(v)
+        elif hasattr(value, "to_map"):
+            typed(value)
+
+
+def window_args(days=7):
+    now = datetime.now(timezone.utc)
+    return {"start_time": (now - timedelta(days=days)).strftime("%Y-%m-%dT%H:%MZ"),
+            "end_time": (now + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%MZ")}
+
+
+# What the exporter reads of a backup, per product (SDK attribute names).
+SUCCESS_FIELDS = {
+    "rds": ("backup_status", "backup_start_time", "backup_end_time", "backup_size", "host_instance_id",
+            "is_avail", "backup_type", "backup_mode", "backup_method"),
+    "dds": ("backup_status", "backup_start_time", "backup_end_time", "backup_size", "is_avail",
+            "backup_type", "backup_mode", "backup_method", "backup_id"),
+    "polardb": ("backup_status", "backup_start_time", "backup_end_time", "backup_set_size", "is_avail",
+                "backup_type", "backup_mode", "backup_method", "dbcluster_id"),
+}
+
+
+def check_backups(product, backups, total, failed_expected):
+    assert len(backups) == total, (len(backups), total)
+    failed = [b for b in backups if b.backup_status == "Failed"]
+    assert len(failed) == failed_expected, [b.backup_status for b in backups]
+    for b in backups:
+        typed(b, ("backup_status", "backup_start_time", "is_avail"))
+        datetime.strptime(b.backup_start_time, "%Y-%m-%dT%H:%M:%SZ")
+        if b.backup_status == "Success":
+            typed(b, SUCCESS_FIELDS[product])
+            datetime.strptime(b.backup_end_time, "%Y-%m-%dT%H:%M:%SZ")
+    return failed
+
+
+def rds_backups(endpoint, algorithm=None):
+    def run():
+        client = product_client("rds", endpoint, algorithm=algorithm)
+        for instance, failures in (("rm-demo-healthy", 0), ("rm-demo-failed", 1)):
+            req = rds_models.DescribeBackupsRequest(dbinstance_id=instance, page_size=100, **window_args())
+            body = client.describe_backups_with_options(req, no_retries()).body
+            check_signature(algorithm)
+            typed(body, ("total_record_count", "page_number", "page_record_count", "items"))
+            assert body.total_record_count == "7", body.total_record_count
+            failed = check_backups("rds", body.items.backup, 7, failures)
+            for b in failed:
+                assert b.is_avail == 0 and b.backup_size is None, b.to_map()
+    return run
+
+
+def rds_discovery_and_policy(endpoint):
+    def run():
+        client = product_client("rds", endpoint)
+        req = rds_models.DescribeDBInstancesRequest(region_id="cn-hangzhou", page_size=100)
+        body = client.describe_dbinstances_with_options(req, no_retries()).body
+        typed(body, ("total_record_count", "items"))
+        found = sorted(i.dbinstance_id for i in body.items.dbinstance)
+        assert found == ["rm-demo-failed", "rm-demo-healthy"], found
+        for i in body.items.dbinstance:
+            typed(i, ("dbinstance_id", "region_id", "engine", "dbinstance_status", "create_time"))
+        req = rds_models.DescribeBackupPolicyRequest(dbinstance_id="rm-demo-healthy")
+        policy = client.describe_backup_policy_with_options(req, no_retries()).body
+        typed(policy, ("preferred_backup_period", "preferred_backup_time", "backup_retention_period"))
+        assert policy.backup_retention_period == 7, policy.backup_retention_period
+    return run
+
+
+def dds_backups(endpoint, algorithm=None):
+    def run():
+        client = product_client("dds", endpoint, algorithm=algorithm)
+        req = dds_models.DescribeBackupsRequest(dbinstance_id="dds-demo-replica", page_size=100)
+        body = client.describe_backups_with_options(req, no_retries()).body
+        check_signature(algorithm)
+        typed(body, ("total_count", "backups"))
+        assert body.total_count == 7, body.total_count
+        check_backups("dds", body.backups.backup, 7, 0)
+        # The sharded cluster's shards, as discovery finds them, one call each.
+        listed = client.describe_dbinstances_with_options(
+            dds_models.DescribeDBInstancesRequest(region_id="cn-hangzhou", dbinstance_type="sharding"),
+            no_retries()).body
+        typed(listed, ("total_count", "dbinstances"))
+        [cluster] = listed.dbinstances.dbinstance
+        assert cluster.dbinstance_id == "dds-demo-sharded" and cluster.dbinstance_type == "sharding"
+        nodes = [s.node_id for s in cluster.shard_list.shard_attribute]
+        assert nodes == ["d-demo-shard-0", "d-demo-shard-1"], nodes
+        failures = 0
+        for node in nodes:
+            req = dds_models.DescribeBackupsRequest(dbinstance_id=cluster.dbinstance_id, node_id=node,
+                                                    page_size=30, **window_args())
+            body = client.describe_backups_with_options(req, no_retries()).body
+            failed = check_backups("dds", body.backups.backup, 7, 1 if node.endswith("-1") else 0)
+            for b in failed:
+                assert b.is_avail is False, b.to_map()
+            failures += len(failed)
+        assert failures == 1, failures
+    return run
+
+
+def dds_discovery_and_policy(endpoint):
+    def run():
+        client = product_client("dds", endpoint)
+        req = dds_models.DescribeDBInstancesRequest(
+            region_id="cn-hangzhou", tag=[dds_models.DescribeDBInstancesRequestTag(key="env", value="prod")])
+        body = client.describe_dbinstances_with_options(req, no_retries()).body
+        found = [i.dbinstance_id for i in body.dbinstances.dbinstance]
+        # Replica sets unless sharded clusters are asked for.
+        assert found == ["dds-demo-replica"], found
+        typed(body.dbinstances.dbinstance[0], ("dbinstance_id", "region_id", "dbinstance_status", "tags"))
+        req = dds_models.DescribeBackupPolicyRequest(dbinstance_id="dds-demo-sharded")
+        policy = client.describe_backup_policy_with_options(req, no_retries()).body
+        typed(policy, ("preferred_backup_period", "preferred_backup_time", "backup_retention_period",
+                       "enable_backup_log"))
+        assert policy.backup_retention_period == "7", policy.backup_retention_period
+    return run
+
+
+def polardb_backups(endpoint, algorithm=None):
+    def run():
+        client = product_client("polardb", endpoint, algorithm=algorithm)
+        for cluster, failures in (("pc-demo-healthy", 0), ("pc-demo-failed", 1)):
+            req = polardb_models.DescribeBackupsRequest(dbcluster_id=cluster, page_size=100, **window_args())
+            body = client.describe_backups_with_options(req, no_retries()).body
+            check_signature(algorithm)
+            typed(body, ("total_record_count", "page_number", "page_record_count", "items"))
+            assert body.total_record_count == "7", body.total_record_count
+            failed = check_backups("polardb", body.items.backup, 7, failures)
+            for b in failed:
+                assert b.is_avail == "0" and b.backup_set_size is None, b.to_map()
+    return run
+
+
+def polardb_discovery_and_policy(endpoint):
+    def run():
+        client = product_client("polardb", endpoint)
+        req = polardb_models.DescribeDBClustersRequest(region_id="cn-hangzhou", page_size=30)
+        body = client.describe_dbclusters_with_options(req, no_retries()).body
+        typed(body, ("total_record_count", "items"))
+        found = sorted(c.dbcluster_id for c in body.items.dbcluster)
+        assert found == ["pc-demo-failed", "pc-demo-healthy"], found
+        for c in body.items.dbcluster:
+            typed(c, ("dbcluster_id", "region_id", "dbcluster_status", "create_time", "dbnodes"))
+        req = polardb_models.DescribeBackupPolicyRequest(dbcluster_id="pc-demo-healthy")
+        policy = client.describe_backup_policy_with_options(req, no_retries()).body
+        typed(policy, ("preferred_backup_period", "preferred_backup_time", "data_level_1backup_retention_period"))
+    return run
+
+
+def check_signature(algorithm):
+    authorization = last_authorization()[0]
+    if algorithm == "v2":
+        assert not authorization, "signature_algorithm=v2 sent an Authorization header"
+    else:
+        assert authorization.startswith("ACS3-HMAC-SHA256 Credential=" + KEY_ID + ","), authorization[:40]
+
+
+PRODUCT_BACKUPS = {
+    "rds": lambda c, i: c.describe_backups_with_options(
+        rds_models.DescribeBackupsRequest(dbinstance_id=i, **window_args()), no_retries()),
+    "dds": lambda c, i: c.describe_backups_with_options(
+        dds_models.DescribeBackupsRequest(dbinstance_id=i, **window_args()), no_retries()),
+    "polardb": lambda c, i: c.describe_backups_with_options(
+        polardb_models.DescribeBackupsRequest(dbcluster_id=i, **window_args()), no_retries()),
+}
+
+
+def product_refused(endpoint, product, instance, code, status, **client):
+    def run():
+        try:
+            PRODUCT_BACKUPS[product](product_client(product, endpoint, **client), instance)
+        except AlibabaCloudException as e:
+            assert (e.code, e.status_code) == (code, status), (e.code, e.status_code, e.message)
+            return
+        raise AssertionError("the request was accepted")
+    return run
+
+
+def product_checks(endpoint):
+    wrong = "wrong" + SECRET
+    for algorithm in (None, "v2"):
+        how = "V3" if algorithm is None else "V2"
+        check(f"rds20140815 {how} DescribeBackups is accepted and parses in the SDK's models, typed",
+              rds_backups(endpoint, algorithm))
+        check(f"dds20151201 {how} DescribeBackups (replica set, and per NodeId of a sharded cluster) "
+              "is accepted and parses in the SDK's models, typed", dds_backups(endpoint, algorithm))
+        check(f"polardb20170801 {how} DescribeBackups is accepted and parses in the SDK's models, typed",
+              polardb_backups(endpoint, algorithm))
+    check("rds20140815 DescribeDBInstances and DescribeBackupPolicy parse, typed", rds_discovery_and_policy(endpoint))
+    check("dds20151201 DescribeDBInstances (tags) and DescribeBackupPolicy parse, typed",
+          dds_discovery_and_policy(endpoint))
+    check("polardb20170801 DescribeDBClusters and DescribeBackupPolicy parse, typed",
+          polardb_discovery_and_policy(endpoint))
+    for product, instance in (("rds", "rm-demo-healthy"), ("dds", "dds-demo-replica"), ("polardb", "pc-demo-healthy")):
+        for algorithm in (None, "v2"):
+            how = "V3" if algorithm is None else "V2"
+            check(f"{product} {how} with a wrong secret is refused with SignatureDoesNotMatch",
+                  product_refused(endpoint, product, instance, "SignatureDoesNotMatch", 400,
+                                  secret=wrong, algorithm=algorithm))
+    for product, instance, code in (("rds", "rm-no-such", "InvalidDBInstanceId.NotFound"),
+                                    ("dds", "dds-no-such", "InvalidDBInstanceId.NotFound"),
+                                    ("polardb", "pc-no-such", "InvalidDBClusterId.NotFound")):
+        check(f"{product}: an unknown instance is {code}",
+              product_refused(endpoint, product, instance, code, 404))
+
+
 def main():
     binary = sys.argv[1]
-    fake, endpoint = start_fake(binary)
+    fake, endpoint = start_fake(binary, "--products")
     try:
         good = AcsClient(region_id="cn-hangzhou", credential=AccessKeyCredential(KEY_ID, SECRET))
         bad = AcsClient(region_id="cn-hangzhou", credential=AccessKeyCredential(KEY_ID, "wrong" + SECRET))
@@ -386,6 +648,7 @@ def main():
               tea_v2_accepted(endpoint))
         check("tea-openapi V2 with a wrong secret is refused with SignatureDoesNotMatch",
               tea_refused(endpoint, "SignatureDoesNotMatch", secret="wrong" + SECRET, algorithm="v2"))
+        product_checks(endpoint)
     finally:
         fake.kill()
     fake, endpoint = start_fake(binary, "--security-token", TOKEN)
