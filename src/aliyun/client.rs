@@ -117,11 +117,11 @@ pub struct RpcClient {
     signature: SignatureVersion,
 }
 
-/// A successful answer: the decoded value and the request's ID.
+/// A successful answer: the decoded value. (Its request ID is kept only
+/// with errors, where it is logged for Alibaba's support.)
 #[derive(Debug)]
 pub struct Answer<T> {
     pub value: T,
-    pub request_id: Option<String>,
 }
 
 /// The result of one attempt, with the server's retry-after wish.
@@ -332,7 +332,7 @@ impl RpcClient {
         };
         if (200..300).contains(&status) {
             let result = match decode(&body) {
-                Ok(value) => Ok(Answer { value, request_id }),
+                Ok(value) => Ok(Answer { value }),
                 Err(detail) => Err(ApiError::Decode { detail, request_id }),
             };
             return Attempt {

@@ -31,13 +31,17 @@ pub const KVSTORE_CLUSTER_STATUSES: &[(&str, Outcome)] =
     &[("ok", Outcome::Success), ("error", Outcome::Failed)];
 
 /// ApsaraDB RDS (`rds`, 2014-08-15): `Items.Backup[]`, counts as strings
-/// (`TotalRecordCount`), the node in `HostInstanceID`, `IsAvail` 0/1.
+/// (`TotalRecordCount`), `IsAvail` 0/1. No node: `HostInstanceID` names the
+/// host of the HA pair that took a backup, which changes with every
+/// switchover, and both hosts hold one data set; split by it, an old host's
+/// old or failed backups would alert for the whole lookback window after a
+/// switchover. The instance is its own node, as a standard Redis instance.
 pub const RDS: BackupsEnvelope = BackupsEnvelope {
     product: "rds",
     list: ("Items", "Backup"),
     path: "Items.Backup",
     total: "TotalRecordCount",
-    node: Some("HostInstanceID"),
+    node: None,
     size: "BackupSize",
     available: Some("IsAvail"),
     statuses: &[],
@@ -176,13 +180,14 @@ mod tests {
     fn rds_fixture() {
         let body = include_bytes!("../../tests/fixtures/rds/DescribeBackups.json");
         let (total, rows) = rows(body, &RDS, "rm-uf6wjk5xxxxxxx");
-        // TotalRecordCount is a string.
+        // TotalRecordCount is a string. Every backup is the instance's own
+        // (HostInstanceID, the HA host that took it, is not a node).
         assert_eq!(total, Some(3));
         assert_eq!(
             rows,
             [
                 (
-                    "5882781",
+                    "rm-uf6wjk5xxxxxxx",
                     "success",
                     ts("2019-03-14T05:28:50Z"),
                     Some(ts("2019-03-14T05:31:13Z")),
@@ -194,7 +199,7 @@ mod tests {
                 ),
                 // IsAvail 0: a success that cannot be restored from.
                 (
-                    "5882782",
+                    "rm-uf6wjk5xxxxxxx",
                     "success",
                     ts("2019-03-15T05:28:49Z"),
                     Some(ts("2019-03-15T05:33:02Z")),
@@ -205,7 +210,7 @@ mod tests {
                     false
                 ),
                 (
-                    "5882781",
+                    "rm-uf6wjk5xxxxxxx",
                     "failed",
                     ts("2019-03-16T05:28:51Z"),
                     None,
