@@ -22,6 +22,7 @@ use crate::config::{
 };
 use crate::fake_api::FakeApi;
 use crate::poller::{self, PollerSettings};
+use crate::products::Product;
 use crate::secret::Secret;
 use crate::server::{Endpoints, ReloadFn};
 use crate::snapshot::Snapshot;
@@ -442,13 +443,16 @@ fn demo_account(config: &Config, endpoint: String) -> AccountConfig {
         rate_limit: config.file_defaults.rate_limit,
         endpoint: Some(endpoint),
         signature_version: config.file_defaults.signature_version,
-        redis: ProductConfig {
-            regions: Regions::List(demo::REGIONS.iter().map(|r| r.to_string()).collect()),
-            static_region: Some(demo::REGION_ID.to_string()),
-            instance_ids: vec![demo::RELEASED.to_string()],
-            discovery: Some(DiscoveryConfig::default()),
-            backup_api: Default::default(),
-        },
+        products: std::collections::BTreeMap::from([(
+            Product::Redis,
+            ProductConfig {
+                regions: Regions::List(demo::REGIONS.iter().map(|r| r.to_string()).collect()),
+                static_region: Some(demo::REGION_ID.to_string()),
+                instance_ids: vec![demo::RELEASED.to_string()],
+                discovery: Some(DiscoveryConfig::default()),
+                backup_api: Default::default(),
+            },
+        )]),
     }
 }
 

@@ -72,6 +72,30 @@ pub struct Cli {
     )]
     pub instance_ids: Vec<String>,
 
+    /// ApsaraDB RDS instance to watch; repeatable and comma-separated.
+    #[arg(
+        long = "rds.instance-id",
+        env = "ALIYUN_BACKUP_EXPORTER_RDS_INSTANCE_ID",
+        value_delimiter = ','
+    )]
+    pub rds_instance_ids: Vec<String>,
+
+    /// ApsaraDB for MongoDB instance to watch; repeatable and comma-separated.
+    #[arg(
+        long = "mongodb.instance-id",
+        env = "ALIYUN_BACKUP_EXPORTER_MONGODB_INSTANCE_ID",
+        value_delimiter = ','
+    )]
+    pub mongodb_instance_ids: Vec<String>,
+
+    /// PolarDB cluster to watch; repeatable and comma-separated.
+    #[arg(
+        long = "polardb.cluster-id",
+        env = "ALIYUN_BACKUP_EXPORTER_POLARDB_CLUSTER_ID",
+        value_delimiter = ','
+    )]
+    pub polardb_cluster_ids: Vec<String>,
+
     /// Time between the starts of two polls of an instance [default: 5m; 15s with --demo].
     #[arg(long = "poll.interval", env = "ALIYUN_BACKUP_EXPORTER_POLL_INTERVAL")]
     pub poll_interval: Option<String>,
@@ -147,6 +171,15 @@ pub struct Cli {
         value_delimiter = ','
     )]
     pub discovery_regions: Vec<String>,
+
+    /// The products --discovery.regions finds instances of: comma-separated redis, rds, mongodb, polardb.
+    #[arg(
+        long = "discovery.products",
+        env = "ALIYUN_BACKUP_EXPORTER_DISCOVERY_PRODUCTS",
+        value_delimiter = ',',
+        default_value = "redis"
+    )]
+    pub discovery_products: Vec<String>,
 
     /// Only instances with this tag (`key=value`); repeatable, every one must match.
     #[arg(

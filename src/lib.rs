@@ -1,5 +1,6 @@
 //! aliyun-backup-exporter: a Prometheus exporter for the backups of Alibaba
-//! Cloud managed databases, starting with ApsaraDB for Redis / Tair.
+//! Cloud managed databases: ApsaraDB for Redis / Tair, RDS, MongoDB and
+//! PolarDB.
 //!
 //! Layout (data flows one way: config → targets → poller → snapshot → /metrics):
 //!
@@ -8,7 +9,8 @@
 //!   (pure: the caller reads the file and the environment).
 //! - `accounts`: each account's runtime: credentials, role, rate limit, clients.
 //! - `targets`: the live set of watched instances: static lists plus
-//!   discovery (DescribeRegions, DescribeInstances) per account and region,
+//!   discovery (DescribeRegions, each product's instance list) per account,
+//!   product and region,
 //!   this replica's shard of them, reloads.
 //! - `poller`: polls each target on its schedule, at most N at once; owns
 //!   all mutable state and publishes snapshots.
@@ -16,9 +18,11 @@
 //! - `aliyun`: the generic Alibaba Cloud RPC client (signing, retries, rate
 //!   limit, errors, streaming and bounded lenient decoding) and the
 //!   credentials chain.
-//! - `products`: one file per database product; `kvstore` (Redis / Tair):
-//!   DescribeBackups, DescribeInstances, DescribeRegions; `backups` and
-//!   `envelopes`: one DescribeBackups decoder for every product, driven by
+//! - `products`: one file per database product behind one seam
+//!   (`ProductApi`: list an instance's backups, discover a region's
+//!   instances, read the backup policy), dispatched by `Product`: `kvstore`
+//!   (Redis / Tair), `rds`, `mongodb` (one call per shard node), `polardb`;
+//!   `common`, `backups` and `envelopes`: the decoders they share, driven by
 //!   a description of each product's answer.
 //! - `model`: product-neutral backup and instance records.
 //! - `snapshot`: pure functions from backups to per-node summaries; the

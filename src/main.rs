@@ -91,15 +91,25 @@ fn check(config: &Config) -> ExitCode {
     let statics: usize = config
         .accounts
         .iter()
-        .map(|a| a.redis.instance_ids.len())
+        .flat_map(|a| a.products.values())
+        .map(|p| p.instance_ids.len())
         .sum();
+    // `account: regions` for Redis (as before), `account/product: regions`
+    // for the others.
     let discovering: Vec<String> = config
         .accounts
         .iter()
-        .filter(|a| a.redis.discovery.is_some())
-        .map(|a| match &a.redis.regions {
-            Regions::All => format!("{}: all regions", a.name),
-            Regions::List(list) => format!("{}: {}", a.name, list.join(",")),
+        .flat_map(|a| a.products.iter().map(move |(product, p)| (a, product, p)))
+        .filter(|(_, _, p)| p.discovery.is_some())
+        .map(|(a, product, p)| {
+            let who = match product {
+                aliyun_backup_exporter::products::Product::Redis => a.name.clone(),
+                other => format!("{}/{other}", a.name),
+            };
+            match &p.regions {
+                Regions::All => format!("{who}: all regions"),
+                Regions::List(list) => format!("{who}: {}", list.join(",")),
+            }
         })
         .collect();
     if config.demo {

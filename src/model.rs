@@ -157,6 +157,10 @@ pub struct InstanceInfo {
     pub shard_count: Option<u32>,
     pub tags: Vec<(String, String)>,
     pub created: Option<DateTime<Utc>>,
+    /// The nodes whose backups are listed one call each: a sharded
+    /// MongoDB cluster's shard `NodeId`s. Empty: the instance is asked for
+    /// as a whole.
+    pub nodes: Vec<String>,
 }
 
 impl InstanceInfo {

@@ -19,9 +19,9 @@ use tokio::time::Instant;
 
 use crate::aliyun::{ApiError, RpcClient};
 use crate::clock::Clock;
-use crate::model::{Backup, BackupApi};
+use crate::model::{Backup, BackupApi, InstanceInfo};
 use crate::policy::{self, BackupPolicy};
-use crate::products::kvstore::{self, Window};
+use crate::products::{self, PollTarget, Window};
 use crate::snapshot::{screen, summarize, Implausible, InstanceView, Snapshot};
 use crate::targets::shard::fnv1a64;
 use crate::targets::{InstanceKey, TargetSet};
@@ -309,8 +309,10 @@ impl State {
             if read_policy {
                 entry.policy_asked = Some(now);
             }
+            let info = self.targets.targets.get(&key).and_then(|t| t.info.clone());
             let handle = self.polls.spawn(poll(
                 key,
+                info,
                 poll_id,
                 entry.client.clone(),
                 entry.api,
@@ -429,8 +431,10 @@ impl State {
 /// One poll: the window up to now, every page, retries included, ending
 /// before the next poll of the instance is due; and its backup policy when
 /// due, at the same time (a policy that cannot be read never fails the poll).
+#[allow(clippy::too_many_arguments)]
 async fn poll(
     key: InstanceKey,
+    info: Option<Arc<InstanceInfo>>,
     poll_id: u64,
     client: Arc<RpcClient>,
     api: BackupApi,
@@ -442,12 +446,13 @@ async fn poll(
     let polled_at = clock.now();
     let window = Window::ending_at(polled_at, settings.lookback);
     let deadline = started + settings.interval;
+    let info = info.as_deref();
     let backups = async {
-        match list_backups(&client, api, &key, &window, deadline).await {
+        match list_backups(&client, api, &key, info, &window, deadline).await {
             // Which call applies is a guess from DescribeInstances: the
             // other one answers if this one says it does not apply.
-            Err(e) if kvstore::is_not_applicable(&e) => (
-                list_backups(&client, api.other(), &key, &window, deadline).await,
+            Err(e) if products::is_not_applicable(key.product, &e) => (
+                list_backups(&client, api.other(), &key, info, &window, deadline).await,
                 api.other(),
                 true,
             ),
@@ -456,7 +461,10 @@ async fn poll(
     };
     let policy = async {
         if read_policy {
-            Some(kvstore::describe_backup_policy(&client, &key.instance_id, deadline).await)
+            Some(
+                products::describe_backup_policy(&client, key.product, &key.instance_id, deadline)
+                    .await,
+            )
         } else {
             None
         }
@@ -487,24 +495,17 @@ async fn list_backups(
     client: &RpcClient,
     api: BackupApi,
     key: &InstanceKey,
+    info: Option<&InstanceInfo>,
     window: &Window,
     deadline: Instant,
 ) -> Result<Vec<Backup>, ApiError> {
-    match api {
-        BackupApi::DescribeBackups => {
-            kvstore::describe_backups(client, &key.instance_id, window, deadline).await
-        }
-        BackupApi::ClusterBackupList => {
-            kvstore::describe_cluster_backups(
-                client,
-                &key.region_id,
-                &key.instance_id,
-                window,
-                deadline,
-            )
-            .await
-        }
-    }
+    let target = PollTarget {
+        instance_id: &key.instance_id,
+        region_id: &key.region_id,
+        api,
+        info,
+    };
+    products::list_backups(client, key.product, &target, window, deadline).await
 }
 
 /// Remembers a switch of call, and says so once per instance.

@@ -187,6 +187,12 @@ impl RpcClient {
         }
     }
 
+    /// The same client for another product's API version.
+    pub fn with_version(mut self, version: &'static str) -> RpcClient {
+        self.settings.version = version;
+        self
+    }
+
     pub fn endpoint(&self) -> &str {
         &self.settings.endpoint
     }

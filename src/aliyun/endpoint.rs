@@ -49,6 +49,20 @@ pub fn kvstore_endpoint(region: &str) -> String {
     format!("https://{}", kvstore_host(region))
 }
 
+/// The base URL of another product's API (`rds`, `dds`, `polardb`) for
+/// `region`: the central `<prefix>.aliyuncs.com` (the reference sheet's
+/// host) in the regions the central R-kvstore host serves, else
+/// `<prefix>.<region>.aliyuncs.com`, the same regional rule as R-kvstore's
+/// (the sheet does not list these products' regional hosts; an account's
+/// `endpoint` overrides it).
+pub fn product_endpoint(prefix: &str, region: &str) -> String {
+    if KVSTORE_CENTRAL_REGIONS.contains(&region) {
+        format!("https://{prefix}.aliyuncs.com")
+    } else {
+        format!("https://{prefix}.{region}.aliyuncs.com")
+    }
+}
+
 /// `r-kvstore.aliyuncs.com`, `r-kvstore.eu-central-1.aliyuncs.com`: lower
 /// case labels of letters, digits and dashes, under `aliyuncs.com`.
 pub fn is_alibaba_host(host: &str) -> bool {
@@ -68,6 +82,18 @@ pub fn is_alibaba_host(host: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn other_products_follow_the_same_regional_rule() {
+        assert_eq!(
+            product_endpoint("rds", "cn-hangzhou"),
+            "https://rds.aliyuncs.com"
+        );
+        assert_eq!(
+            product_endpoint("dds", "eu-central-1"),
+            "https://dds.eu-central-1.aliyuncs.com"
+        );
+    }
 
     #[test]
     fn central_and_regional_hosts() {

@@ -10,6 +10,7 @@ use serde_saphyr::Spanned;
 
 use crate::aliyun::SignatureVersion;
 use crate::model::BackupApi;
+use crate::products::Product;
 
 use super::{
     check_endpoint, check_tags, instance_ids, is_valid_instance_id, rate_limit, regions,
@@ -50,6 +51,21 @@ struct RawAccount {
     endpoint: Option<Spanned<String>>,
     signature_version: Option<Spanned<String>>,
     redis: Option<Spanned<RawProduct>>,
+    rds: Option<Spanned<RawProduct>>,
+    mongodb: Option<Spanned<RawProduct>>,
+    polardb: Option<Spanned<RawProduct>>,
+}
+
+impl RawAccount {
+    /// Each product's section, by product (the key is its label).
+    fn products(&self) -> [(Product, Option<&Spanned<RawProduct>>); 4] {
+        [
+            (Product::Redis, self.redis.as_ref()),
+            (Product::Rds, self.rds.as_ref()),
+            (Product::MongoDb, self.mongodb.as_ref()),
+            (Product::PolarDb, self.polardb.as_ref()),
+        ]
+    }
 }
 
 #[derive(Deserialize)]
@@ -214,12 +230,20 @@ fn account(raw: &RawAccount, defaults: &Defaults) -> Result<AccountConfig, Strin
             .parse()
             .map_err(|m| at(v, format!("signature_version: {m}")))?,
     };
-    let Some(redis) = &raw.redis else {
+    let mut products = BTreeMap::new();
+    for (kind, section) in raw.products() {
+        if let Some(section) = section {
+            products.insert(kind, product(kind, section, defaults)?);
+        }
+    }
+    if products.is_empty() {
         return Err(at(
             &raw.name,
-            format!("account {name:?} watches nothing: give redis.instance_ids or redis.discovery"),
+            format!(
+                "account {name:?} watches nothing: give redis.instance_ids or redis.discovery (or rds, mongodb, polardb)"
+            ),
         ));
-    };
+    }
     Ok(AccountConfig {
         name,
         credentials,
@@ -227,7 +251,7 @@ fn account(raw: &RawAccount, defaults: &Defaults) -> Result<AccountConfig, Strin
         rate_limit,
         endpoint,
         signature_version,
-        redis: product(redis, defaults)?,
+        products,
     })
 }
 
@@ -284,7 +308,11 @@ fn credentials(raw: &Spanned<RawCredentials>) -> Result<AccountCredentials, Stri
     }
 }
 
-fn product(raw: &Spanned<RawProduct>, defaults: &Defaults) -> Result<ProductConfig, String> {
+fn product(
+    kind: Product,
+    raw: &Spanned<RawProduct>,
+    defaults: &Defaults,
+) -> Result<ProductConfig, String> {
     let p = &raw.value;
     let regions = match &p.regions {
         Some(list) => regions(&list.value)
@@ -295,7 +323,7 @@ fn product(raw: &Spanned<RawProduct>, defaults: &Defaults) -> Result<ProductConf
             None => {
                 return Err(at(
                     raw,
-                    "redis.regions is required (or --aliyun.region as the default)",
+                    format!("{kind}.regions is required (or --aliyun.region as the default)"),
                 ))
             }
         },
@@ -326,11 +354,17 @@ fn product(raw: &Spanned<RawProduct>, defaults: &Defaults) -> Result<ProductConf
     if instance_ids.is_empty() && discovery.is_none() {
         return Err(at(
             raw,
-            "redis watches nothing: give instance_ids, or discovery (enabled: true)",
+            format!("{kind} watches nothing: give instance_ids, or discovery (enabled: true)"),
         ));
     }
     let backup_api = match &p.backup_api {
         None => BTreeMap::new(),
+        Some(map) if kind != Product::Redis => {
+            return Err(at(
+                map,
+                format!("backup_api: only redis has two backup calls, {kind} has one"),
+            ))
+        }
         Some(map) => {
             backup_api_overrides(&map.value).map_err(|m| at(map, format!("backup_api: {m}")))?
         }
@@ -437,10 +471,14 @@ mod tests {
         assert_eq!(partner.signature_version, SignatureVersion::V3);
         assert_eq!(sts.signature_version, SignatureVersion::V3);
         assert_eq!(prod.endpoint.as_deref(), Some("http://127.0.0.1:1"));
-        assert_eq!(prod.redis.regions, Regions::All);
-        assert_eq!(prod.redis.static_region, None);
+        assert_eq!(prod.products[&Product::Redis].regions, Regions::All);
+        assert_eq!(prod.products[&Product::Redis].static_region, None);
         assert_eq!(
-            prod.redis.discovery.as_ref().unwrap().tags,
+            prod.products[&Product::Redis]
+                .discovery
+                .as_ref()
+                .unwrap()
+                .tags,
             vec![
                 ("env".to_string(), "prod".to_string()),
                 ("team".to_string(), "payments".to_string())
@@ -462,19 +500,28 @@ mod tests {
         assert_eq!(role.arn, "acs:ram::1234567890123456:role/backup-reader");
         assert_eq!(role.session_name, "backup-exporter");
         assert_eq!(
-            partner.redis.backup_api.get("r-uf6static"),
+            partner.products[&Product::Redis]
+                .backup_api
+                .get("r-uf6static"),
             Some(&BackupApi::ClusterBackupList)
         );
-        assert!(prod.redis.backup_api.is_empty());
+        assert!(prod.products[&Product::Redis].backup_api.is_empty());
         assert_eq!(partner.rate_limit, 7.0);
         // An empty discovery block discovers, with the flags' tags.
         assert_eq!(
-            partner.redis.discovery.as_ref().unwrap().tags,
+            partner.products[&Product::Redis]
+                .discovery
+                .as_ref()
+                .unwrap()
+                .tags,
             vec![("env".to_string(), "flag".to_string())]
         );
-        assert_eq!(partner.redis.static_region, None);
+        assert_eq!(partner.products[&Product::Redis].static_region, None);
         assert_eq!(sts.rate_limit, 0.0);
-        assert_eq!(sts.redis.static_region.as_deref(), Some("eu-central-1"));
+        assert_eq!(
+            sts.products[&Product::Redis].static_region.as_deref(),
+            Some("eu-central-1")
+        );
         assert!(matches!(
             &sts.credentials,
             AccountCredentials::Env { security_token: Some(t), .. } if t == "STS_TOKEN"
@@ -486,7 +533,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            accounts[0].redis.regions,
+            accounts[0].products[&Product::Redis].regions,
             Regions::List(vec!["cn-hangzhou".into()])
         );
         assert_eq!(accounts[0].role, None);

@@ -15,6 +15,7 @@ use crate::aliyun::credentials::Credentials;
 use crate::aliyun::{endpoint, SignatureVersion};
 use crate::cli::Cli;
 use crate::model::BackupApi;
+use crate::products::{self, Product};
 
 /// The most tag pairs DescribeInstances takes (`Tag.1` … `Tag.5`).
 pub const MAX_TAGS: usize = 5;
@@ -95,7 +96,8 @@ pub struct AccountConfig {
     pub endpoint: Option<String>,
     /// How the account's API requests are signed.
     pub signature_version: SignatureVersion,
-    pub redis: ProductConfig,
+    /// What to watch of each product; at least one.
+    pub products: BTreeMap<Product, ProductConfig>,
 }
 
 /// Where an account's base credentials come from.
@@ -462,10 +464,26 @@ impl Config {
             log_format,
         };
 
+        products::parse_list(&cli.discovery_products)
+            .ok()
+            .filter(|list| !list.is_empty())
+            .ok_or_else(|| {
+                bad(
+                    "discovery.products",
+                    format!(
+                        "{:?} is not a comma-separated list of redis, rds, mongodb, polardb",
+                        cli.discovery_products.join(",")
+                    ),
+                )
+            })?;
+
         if cli.demo {
             // The demo builds its own account around its fake API.
             for (given, flag) in [
                 (!cli.instance_ids.is_empty(), "redis.instance-id"),
+                (!cli.rds_instance_ids.is_empty(), "rds.instance-id"),
+                (!cli.mongodb_instance_ids.is_empty(), "mongodb.instance-id"),
+                (!cli.polardb_cluster_ids.is_empty(), "polardb.cluster-id"),
                 (!cli.discovery_regions.is_empty(), "discovery.regions"),
                 (config.config_file.is_some(), "config.file"),
                 (cli.endpoint.is_some(), "aliyun.endpoint"),
@@ -540,10 +558,37 @@ fn flag_account(
     tags: Vec<(String, String)>,
     has_file: bool,
 ) -> Result<Option<AccountConfig>, ConfigError> {
-    let instance_ids = instance_ids(&cli.instance_ids).map_err(|m| bad("redis.instance-id", m))?;
+    let discovery_products =
+        products::parse_list(&cli.discovery_products).map_err(|m| bad("discovery.products", m))?;
+    if discovery_products.is_empty() {
+        return Err(bad(
+            "discovery.products",
+            "name at least one of redis, rds, mongodb, polardb",
+        ));
+    }
+    let mut statics: BTreeMap<Product, Vec<String>> = BTreeMap::new();
+    for (product, flag, raw) in [
+        (Product::Redis, "redis.instance-id", &cli.instance_ids),
+        (Product::Rds, "rds.instance-id", &cli.rds_instance_ids),
+        (
+            Product::MongoDb,
+            "mongodb.instance-id",
+            &cli.mongodb_instance_ids,
+        ),
+        (
+            Product::PolarDb,
+            "polardb.cluster-id",
+            &cli.polardb_cluster_ids,
+        ),
+    ] {
+        let ids = instance_ids(raw).map_err(|m| bad(flag, m))?;
+        if !ids.is_empty() {
+            statics.insert(product, ids);
+        }
+    }
     let discovery_regions =
         regions(&cli.discovery_regions).map_err(|m| bad("discovery.regions", m))?;
-    if instance_ids.is_empty() && discovery_regions.is_none() {
+    if statics.is_empty() && discovery_regions.is_none() {
         // Without a file to be the default for, tags alone filter nothing.
         if !tags.is_empty() && !has_file {
             return Err(bad(
@@ -564,14 +609,30 @@ fn flag_account(
             ))
         }
     };
-    let discovery = discovery_regions
-        .is_some()
-        .then_some(DiscoveryConfig { tags });
-    let regions = match (discovery_regions, &region) {
-        (Some(regions), _) => regions,
+    let regions = match (&discovery_regions, &region) {
+        (Some(regions), _) => regions.clone(),
         (None, Some(region)) => Regions::List(vec![region.clone()]),
         (None, None) => unreachable!("checked above"),
     };
+    // Each product with static IDs, or discovered (`--discovery.products`).
+    let mut products = BTreeMap::new();
+    for product in Product::ALL {
+        let discovered = discovery_regions.is_some() && discovery_products.contains(&product);
+        let instance_ids = statics.remove(&product).unwrap_or_default();
+        if instance_ids.is_empty() && !discovered {
+            continue;
+        }
+        products.insert(
+            product,
+            ProductConfig {
+                regions: regions.clone(),
+                static_region: static_region.clone(),
+                instance_ids,
+                discovery: discovered.then(|| DiscoveryConfig { tags: tags.clone() }),
+                backup_api: Default::default(),
+            },
+        );
+    }
     Ok(Some(AccountConfig {
         name: DEFAULT_ACCOUNT.to_string(),
         credentials: AccountCredentials::Chain,
@@ -579,13 +640,7 @@ fn flag_account(
         rate_limit,
         endpoint,
         signature_version,
-        redis: ProductConfig {
-            regions,
-            static_region,
-            instance_ids,
-            discovery,
-            backup_api: Default::default(),
-        },
+        products,
     }))
 }
 
@@ -867,13 +922,19 @@ mod tests {
         };
         assert_eq!(account.name, "default");
         assert_eq!(account.credentials, AccountCredentials::Chain);
-        assert_eq!(account.redis.instance_ids, vec!["r-a", "r-b"]);
-        assert_eq!(account.redis.static_region.as_deref(), Some("cn-hangzhou"));
         assert_eq!(
-            account.redis.regions,
+            account.products[&Product::Redis].instance_ids,
+            vec!["r-a", "r-b"]
+        );
+        assert_eq!(
+            account.products[&Product::Redis].static_region.as_deref(),
+            Some("cn-hangzhou")
+        );
+        assert_eq!(
+            account.products[&Product::Redis].regions,
             Regions::List(vec!["cn-hangzhou".into()])
         );
-        assert_eq!(account.redis.discovery, None);
+        assert_eq!(account.products[&Product::Redis].discovery, None);
         assert_eq!(account.rate_limit, 20.0);
         assert_eq!(account.endpoint, None);
         assert_eq!(c.listen_address, "0.0.0.0:9817".parse().unwrap());
@@ -932,7 +993,9 @@ mod tests {
         let env = [("ALIBABA_CLOUD_REGION_ID", "eu-central-1")];
         let c = parse(&["--redis.instance-id=r-a"], &env).unwrap();
         assert_eq!(
-            c.accounts[0].redis.static_region.as_deref(),
+            c.accounts[0].products[&Product::Redis]
+                .static_region
+                .as_deref(),
             Some("eu-central-1")
         );
         let c = parse(
@@ -963,7 +1026,7 @@ mod tests {
             &[],
         )
         .unwrap();
-        let redis = &c.accounts[0].redis;
+        let redis = &c.accounts[0].products[&Product::Redis];
         assert_eq!(redis.regions, Regions::All);
         assert_eq!(redis.static_region, None);
         assert_eq!(
@@ -992,7 +1055,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            c.accounts[0].redis.static_region.as_deref(),
+            c.accounts[0].products[&Product::Redis]
+                .static_region
+                .as_deref(),
             Some("cn-shanghai")
         );
         // Several regions: the statics are looked up.
@@ -1004,7 +1069,7 @@ mod tests {
             &[],
         )
         .unwrap();
-        assert_eq!(c.accounts[0].redis.static_region, None);
+        assert_eq!(c.accounts[0].products[&Product::Redis].static_region, None);
     }
 
     #[test]

@@ -823,6 +823,7 @@ fn decode_instance(item: RawInstance, queried_region: &str) -> Result<InstanceIn
         tags,
         // A creation time that cannot be read only leaves out its series.
         created: item.created.ok(),
+        nodes: Vec::new(),
     })
 }
 
@@ -922,6 +923,59 @@ impl<'de> Fields<'de> for RawRegion<'de> {
             _ => return Ok(false),
         }
         Ok(true)
+    }
+}
+
+/// R-kvstore behind the product seam.
+pub struct Kvstore;
+
+impl super::ProductApi for Kvstore {
+    const API_VERSION: &'static str = API_VERSION;
+    const DISCOVERY_ACTION: &'static str = "DescribeInstances";
+
+    fn endpoint(region: &str) -> String {
+        endpoint::kvstore_endpoint(region)
+    }
+
+    /// DescribeBackups, or DescribeClusterBackupList for a cloud-native
+    /// cluster (`target.api`).
+    async fn list_backups(
+        client: &RpcClient,
+        target: &super::PollTarget<'_>,
+        window: &Window,
+        deadline: Instant,
+    ) -> Result<Vec<Backup>, ApiError> {
+        match target.api {
+            crate::model::BackupApi::DescribeBackups => {
+                describe_backups(client, target.instance_id, window, deadline).await
+            }
+            crate::model::BackupApi::ClusterBackupList => {
+                describe_cluster_backups(
+                    client,
+                    target.region_id,
+                    target.instance_id,
+                    window,
+                    deadline,
+                )
+                .await
+            }
+        }
+    }
+
+    async fn describe_instances(
+        client: &RpcClient,
+        query: &InstanceQuery<'_>,
+        deadline: Instant,
+    ) -> Result<Vec<InstanceInfo>, ApiError> {
+        describe_instances(client, query, deadline).await
+    }
+
+    async fn describe_backup_policy(
+        client: &RpcClient,
+        instance_id: &str,
+        deadline: Instant,
+    ) -> Result<BackupPolicy, ApiError> {
+        describe_backup_policy(client, instance_id, deadline).await
     }
 }
 

@@ -12,12 +12,13 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::{Account, AccountState, DiscoveryStatus};
+use super::{Account, AccountState, DiscoveryStatus, ProductState};
 use crate::aliyun::ApiError;
 use crate::clock::Clock;
-use crate::config::Regions;
+use crate::config::{ProductConfig, Regions};
 use crate::model::InstanceInfo;
-use crate::products::kvstore::{self, InstanceQuery, MAX_IDS_PER_CALL};
+use crate::products::kvstore::{self, InstanceQuery, RegionInfo, MAX_IDS_PER_CALL};
+use crate::products::Product;
 
 /// A finished round: the account, the generation of its loop (so that a
 /// late result of a replaced account is ignored), and the new state.
@@ -61,29 +62,87 @@ pub async fn round(
     deadline: Instant,
 ) -> AccountState {
     let started = Instant::now();
-    let config = &account.config.redis;
     let mut next = previous.clone();
     next.rounds += 1;
 
+    // The region list of `all`, asked once for every product that wants it.
+    let any_all = account
+        .config
+        .products
+        .values()
+        .any(|p| matches!(p.regions, Regions::All));
+    if any_all {
+        let result = kvstore::describe_regions(&account.regions_client(), deadline).await;
+        let status = next
+            .region_list
+            .get_or_insert_with(DiscoveryStatus::default);
+        status.record(result.is_ok(), clock.now());
+        match result {
+            Ok(list) => next.all_regions = Some(list),
+            Err(e) => log_failure(account, Product::Redis, "all", "DescribeRegions", &e),
+        }
+    }
+    // A product no longer configured is forgotten, with its instances.
+    next.products
+        .retain(|product, _| account.config.products.contains_key(product));
+    let mut queries = 0usize;
+    for (&product, config) in &account.config.products {
+        let previous_homes = previous
+            .products
+            .get(&product)
+            .map(|p| p.static_homes.clone())
+            .unwrap_or_default();
+        let all_regions = next.all_regions.clone();
+        let state = next.products.entry(product).or_default();
+        queries += product_round(
+            account,
+            product,
+            config,
+            all_regions.as_deref(),
+            &previous_homes,
+            state,
+            clock,
+            deadline,
+        )
+        .await;
+    }
+    let regions = || next.products.values().flat_map(|p| p.regions.values());
+    let instances: usize = regions().map(|r| r.instances.len()).sum();
+    let failed = regions().filter(|r| !r.status.success).count()
+        + usize::from(next.region_list.as_ref().is_some_and(|s| !s.success));
+    tracing::info!(
+        account = %account.name,
+        regions = regions().count(),
+        instances,
+        failed_regions = failed,
+        queries,
+        duration_ms = started.elapsed().as_millis() as u64,
+        "discovery round finished"
+    );
+    next
+}
+
+/// One product's part of a round: its regions, listed when discovery is
+/// on, and its static instances looked up. Returns the calls made.
+#[allow(clippy::too_many_arguments)]
+async fn product_round(
+    account: &Account,
+    product: Product,
+    config: &ProductConfig,
+    all_regions: Option<&[RegionInfo]>,
+    previous_homes: &BTreeMap<String, String>,
+    next: &mut ProductState,
+    clock: &dyn Clock,
+    deadline: Instant,
+) -> usize {
     // The regions to visit, with the endpoint DescribeRegions gave.
     let mut regions: Vec<(String, Option<String>)> = match &config.regions {
         Regions::List(list) => list.iter().map(|r| (r.clone(), None)).collect(),
-        Regions::All => {
-            let result = kvstore::describe_regions(&account.regions_client(), deadline).await;
-            let status = next
-                .region_list
-                .get_or_insert_with(DiscoveryStatus::default);
-            status.record(result.is_ok(), clock.now());
-            match result {
-                Ok(list) => next.all_regions = Some(list),
-                Err(e) => log_failure(account, "all", "DescribeRegions", &e),
-            }
-            next.all_regions
-                .iter()
-                .flatten()
-                .map(|r| (r.region_id.clone(), r.endpoint_host.clone()))
-                .collect()
-        }
+        Regions::All => all_regions
+            .into_iter()
+            .flatten()
+            .map(|r| (r.region_id.clone(), r.endpoint_host.clone()))
+            .collect(),
     };
     if let Some(home) = &config.static_region {
         if !regions.iter().any(|(r, _)| r == home) {
@@ -104,7 +163,7 @@ pub async fn round(
     let mut queries = 0usize;
     let mut found_statics: Vec<&str> = Vec::new();
     for (region, host) in &regions {
-        let client = account.client_for(region, host.as_deref());
+        let client = account.client_for(product, region, host.as_deref());
         let mut found: BTreeMap<String, Arc<InstanceInfo>> = BTreeMap::new();
         let mut ok = true;
         if listed_regions.contains(&region.as_str()) {
@@ -114,14 +173,14 @@ pub async fn round(
                 tags,
             };
             queries += 1;
-            match kvstore::describe_instances(&client, &query, deadline).await {
+            match product.describe_instances(&client, &query, deadline).await {
                 Ok(list) => found.extend(
                     list.into_iter()
                         .map(|i| (i.instance_id.clone(), Arc::new(i))),
                 ),
                 Err(e) => {
                     ok = false;
-                    log_failure(account, region, "DescribeInstances", &e);
+                    log_failure(account, product, region, product.discovery_action(), &e);
                 }
             }
         }
@@ -132,7 +191,7 @@ pub async fn round(
             .instance_ids
             .iter()
             .filter(
-                |id| match (&config.static_region, previous.static_homes.get(*id)) {
+                |id| match (&config.static_region, previous_homes.get(*id)) {
                     (Some(home), _) | (None, Some(home)) => home == region,
                     (None, None) => !found_statics.contains(&id.as_str()),
                 },
@@ -147,7 +206,7 @@ pub async fn round(
                 tags: &[],
             };
             queries += 1;
-            match kvstore::describe_instances(&client, &query, deadline).await {
+            match product.describe_instances(&client, &query, deadline).await {
                 Ok(list) => found.extend(
                     list.into_iter()
                         .filter(|i| chunk.contains(&i.instance_id))
@@ -155,7 +214,7 @@ pub async fn round(
                 ),
                 Err(e) => {
                     ok = false;
-                    log_failure(account, region, "DescribeInstances", &e);
+                    log_failure(account, product, region, product.discovery_action(), &e);
                 }
             }
         }
@@ -184,28 +243,18 @@ pub async fn round(
     if !missing.is_empty() {
         tracing::warn!(
             account = %account.name,
+            product = product.label(),
             instances = ?missing,
-            "static instances not found by DescribeInstances in the account's regions"
+            "static instances not found by discovery in the account's regions"
         );
     }
-    let instances: usize = next.regions.values().map(|r| r.instances.len()).sum();
-    let failed = next.regions.values().filter(|r| !r.status.success).count()
-        + usize::from(next.region_list.as_ref().is_some_and(|s| !s.success));
-    tracing::info!(
-        account = %account.name,
-        regions = next.regions.len(),
-        instances,
-        failed_regions = failed,
-        queries,
-        duration_ms = started.elapsed().as_millis() as u64,
-        "discovery round finished"
-    );
-    next
+    queries
 }
 
-fn log_failure(account: &Account, region: &str, action: &str, error: &ApiError) {
+fn log_failure(account: &Account, product: Product, region: &str, action: &str, error: &ApiError) {
     tracing::warn!(
         account = %account.name,
+        product = product.label(),
         region_id = region,
         action,
         code = %error.code_label(),

@@ -22,9 +22,11 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 
 use crate::aliyun::{endpoint, RpcClient};
-use crate::config::{AccountConfig, Regions};
+use crate::config::{AccountConfig, ProductConfig, Regions};
 use crate::model::{BackupApi, InstanceInfo};
 use crate::products::kvstore::RegionInfo;
+use crate::products::Product;
+#[cfg(test)]
 use crate::products::REDIS;
 pub use shard::Shard;
 
@@ -43,14 +45,15 @@ pub type RegionKey = (Arc<str>, &'static str, Arc<str>);
 /// The `region_id` of the DescribeRegions call of `--discovery.regions=all`.
 pub const ALL_REGIONS: &str = "all";
 
-/// An account at run time: its config and its API clients (one per region,
-/// built once and shared, all with the account's credentials and rate limit).
+/// An account at run time: its config and its API clients (one per product
+/// and region, built once and shared, all with the account's credentials
+/// and rate limit).
 pub struct Account {
     pub name: Arc<str>,
     pub config: AccountConfig,
     /// A client for the account; `for_endpoint` derives the regional ones.
     template: RpcClient,
-    clients: Mutex<HashMap<String, Arc<RpcClient>>>,
+    clients: Mutex<HashMap<(Product, String), Arc<RpcClient>>>,
 }
 
 impl Account {
@@ -63,16 +66,31 @@ impl Account {
         }
     }
 
-    /// The client for `region`, at the account's endpoint override, else
-    /// at the host DescribeRegions named, else at the known table's host.
-    pub fn client_for(&self, region: &str, region_host: Option<&str>) -> Arc<RpcClient> {
-        let endpoint = endpoint_for(self.config.endpoint.as_deref(), region, region_host);
+    /// The client for `product` in `region`, at the account's endpoint
+    /// override, else at the host DescribeRegions named (R-kvstore's
+    /// only), else at the product's host for the region.
+    pub fn client_for(
+        &self,
+        product: Product,
+        region: &str,
+        region_host: Option<&str>,
+    ) -> Arc<RpcClient> {
+        let region_host = region_host.filter(|_| product == Product::Redis);
+        let endpoint = match (self.config.endpoint.as_deref(), region_host) {
+            (None, None) => product.endpoint(region),
+            (url, host) => endpoint_for(url, region, host),
+        };
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(client) = clients.get(region).filter(|c| c.endpoint() == endpoint) {
+        let key = (product, region.to_string());
+        if let Some(client) = clients.get(&key).filter(|c| c.endpoint() == endpoint) {
             return client.clone();
         }
-        let client = Arc::new(self.template.for_endpoint(endpoint, region.into()));
-        clients.insert(region.to_string(), client.clone());
+        let client = Arc::new(
+            self.template
+                .for_endpoint(endpoint, region.into())
+                .with_version(product.api_version()),
+        );
+        clients.insert(key, client.clone());
         client
     }
 
@@ -127,18 +145,25 @@ pub struct RegionState {
     pub instances: BTreeMap<String, Arc<InstanceInfo>>,
 }
 
+/// What discovery knows of one product of an account.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProductState {
+    pub regions: BTreeMap<String, RegionState>,
+    /// Where static instances were found, when their region was not given.
+    pub static_homes: BTreeMap<String, String>,
+}
+
 /// What discovery knows of one account. A plain value: a round takes the
 /// previous one and returns the next.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AccountState {
     /// The regions of `--discovery.regions=all`, from the last successful
-    /// DescribeRegions (with their endpoints).
+    /// DescribeRegions (R-kvstore's, with its endpoints; the list of every
+    /// product whose regions are `all`).
     pub all_regions: Option<Vec<RegionInfo>>,
     /// The DescribeRegions call itself, for `regions: [all]`.
     pub region_list: Option<DiscoveryStatus>,
-    pub regions: BTreeMap<String, RegionState>,
-    /// Where static instances were found, when their region was not given.
-    pub static_homes: BTreeMap<String, String>,
+    pub products: BTreeMap<Product, ProductState>,
     /// Rounds finished (either way).
     pub rounds: u64,
 }
@@ -148,17 +173,36 @@ impl AccountState {
     /// rounds learned that the new config still covers, so that instances
     /// that stay watched keep their series until the first new round.
     pub fn carried_over(&self, config: &AccountConfig) -> AccountState {
-        let wanted = |region: &str| match &config.redis.regions {
+        let any_all = config
+            .products
+            .values()
+            .any(|p| matches!(p.regions, Regions::All));
+        let products = config
+            .products
+            .iter()
+            .filter_map(|(product, wanted)| {
+                let old = self.products.get(product)?;
+                Some((*product, old.carried_over(wanted)))
+            })
+            .collect();
+        AccountState {
+            all_regions: any_all.then(|| self.all_regions.clone()).flatten(),
+            region_list: any_all.then(|| self.region_list.clone()).flatten(),
+            products,
+            // Not a round of the new config: readiness waits for one.
+            rounds: 0,
+        }
+    }
+}
+
+impl ProductState {
+    fn carried_over(&self, config: &ProductConfig) -> ProductState {
+        let wanted = |region: &str| match &config.regions {
             Regions::All => true,
             Regions::List(list) => list.iter().any(|r| r == region),
-        } || config.redis.static_region.as_deref() == Some(region);
-        let statics: BTreeSet<&str> = config
-            .redis
-            .instance_ids
-            .iter()
-            .map(String::as_str)
-            .collect();
-        let tags = config.redis.discovery.as_ref().map(|d| d.tags.as_slice());
+        } || config.static_region.as_deref() == Some(region);
+        let statics: BTreeSet<&str> = config.instance_ids.iter().map(String::as_str).collect();
+        let tags = config.discovery.as_ref().map(|d| d.tags.as_slice());
         let regions = self
             .regions
             .iter()
@@ -179,13 +223,7 @@ impl AccountState {
                 (region.clone(), state)
             })
             .collect();
-        AccountState {
-            all_regions: matches!(config.redis.regions, Regions::All)
-                .then(|| self.all_regions.clone())
-                .flatten(),
-            region_list: matches!(config.redis.regions, Regions::All)
-                .then(|| self.region_list.clone())
-                .flatten(),
+        ProductState {
             regions,
             static_homes: self
                 .static_homes
@@ -193,8 +231,6 @@ impl AccountState {
                 .filter(|(id, _)| statics.contains(id.as_str()))
                 .map(|(id, home)| (id.clone(), home.clone()))
                 .collect(),
-            // Not a round of the new config: readiness waits for one.
-            rounds: 0,
         }
     }
 }
@@ -277,84 +313,110 @@ pub fn assemble(accounts: &[(Arc<Account>, Arc<AccountState>)], shard: Shard) ->
         ..Default::default()
     };
     let mut owners: HashMap<Arc<str>, Arc<str>> = HashMap::new();
+    let empty = ProductState::default();
     for (account, state) in accounts {
-        let redis = &account.config.redis;
-        let host_of = |region: &str| {
-            state
-                .all_regions
-                .as_ref()
-                .and_then(|all| all.iter().find(|r| r.region_id == region))
-                .and_then(|r| r.endpoint_host.clone())
-        };
-        if let Some(status) = &state.region_list {
-            set.discovery.insert(
-                (account.name.clone(), REDIS, ALL_REGIONS.into()),
-                status.clone(),
+        for (&product, config) in &account.config.products {
+            let pstate = state.products.get(&product).unwrap_or(&empty);
+            add_product(
+                &mut set,
+                &mut owners,
+                account,
+                state,
+                product,
+                config,
+                pstate,
             );
-        }
-        let mut add = |region: &str, id: &str, info: Option<Arc<InstanceInfo>>| {
-            if !shard.owns(id) {
-                return;
-            }
-            let id: Arc<str> = id.into();
-            if let Some(owner) = owners.get(&id) {
-                if owner != &account.name {
-                    tracing::warn!(instance_id = %id, account = %account.name, watched_by = %owner, "instance is watched by two accounts; keeping the first");
-                }
-                return;
-            }
-            owners.insert(id.clone(), account.name.clone());
-            let polled = !info.as_ref().is_some_and(|i| i.is_creating());
-            let backup_api = redis
-                .backup_api
-                .get(&*id)
-                .copied()
-                .or_else(|| info.as_ref().map(|i| i.backup_api()))
-                .unwrap_or_default();
-            let key = InstanceKey {
-                account: account.name.clone(),
-                product: REDIS,
-                region_id: region.into(),
-                instance_id: id,
-            };
-            let target = Target {
-                info,
-                polled,
-                client: account.client_for(region, host_of(region).as_deref()),
-                backup_api,
-            };
-            set.targets.insert(key, target);
-        };
-        // Static instances whose region is known are watched from the start.
-        if let Some(region) = &redis.static_region {
-            let found = state.regions.get(region);
-            for id in &redis.instance_ids {
-                let info = found.and_then(|r| r.instances.get(id)).cloned();
-                add(region, id, info);
-            }
-        }
-        for (region, region_state) in &state.regions {
-            set.discovery.insert(
-                (account.name.clone(), REDIS, region.as_str().into()),
-                region_state.status.clone(),
-            );
-            for (id, info) in &region_state.instances {
-                add(region, id, Some(info.clone()));
-            }
-        }
-        // Static instances looked up across regions: watched where found
-        // (and kept there should a later lookup miss them: a released
-        // instance then fails its polls, visibly).
-        if redis.static_region.is_none() {
-            for id in &redis.instance_ids {
-                match state.static_homes.get(id) {
-                    Some(home) => add(home, id, None),
-                    None => set.unresolved.push((account.name.clone(), id.clone())),
-                }
-            }
         }
     }
     set
+}
+
+/// Adds one product of an account to the set (see `assemble`).
+fn add_product(
+    set: &mut TargetSet,
+    owners: &mut HashMap<Arc<str>, Arc<str>>,
+    account: &Arc<Account>,
+    state: &AccountState,
+    product: Product,
+    config: &ProductConfig,
+    pstate: &ProductState,
+) {
+    let label = product.label();
+    let shard = set.shard;
+    let host_of = |region: &str| {
+        state
+            .all_regions
+            .as_ref()
+            .and_then(|all| all.iter().find(|r| r.region_id == region))
+            .and_then(|r| r.endpoint_host.clone())
+    };
+    if let (Some(status), Regions::All) = (&state.region_list, &config.regions) {
+        set.discovery.insert(
+            (account.name.clone(), label, ALL_REGIONS.into()),
+            status.clone(),
+        );
+    }
+    let mut add = |set: &mut TargetSet, region: &str, id: &str, info: Option<Arc<InstanceInfo>>| {
+        if !shard.owns(id) {
+            return;
+        }
+        let id: Arc<str> = id.into();
+        if let Some(owner) = owners.get(&id) {
+            if owner != &account.name {
+                tracing::warn!(instance_id = %id, account = %account.name, watched_by = %owner, "instance is watched by two accounts; keeping the first");
+            }
+            return;
+        }
+        owners.insert(id.clone(), account.name.clone());
+        let polled = !info.as_ref().is_some_and(|i| i.is_creating());
+        let backup_api = config
+            .backup_api
+            .get(&*id)
+            .copied()
+            .or_else(|| info.as_ref().map(|i| i.backup_api()))
+            .unwrap_or_default();
+        let key = InstanceKey {
+            account: account.name.clone(),
+            product: label,
+            region_id: region.into(),
+            instance_id: id,
+        };
+        let target = Target {
+            info,
+            polled,
+            client: account.client_for(product, region, host_of(region).as_deref()),
+            backup_api,
+        };
+        set.targets.insert(key, target);
+    };
+    // Static instances whose region is known are watched from the start.
+    if let Some(region) = &config.static_region {
+        let found = pstate.regions.get(region);
+        for id in &config.instance_ids {
+            let info = found.and_then(|r| r.instances.get(id)).cloned();
+            add(set, region, id, info);
+        }
+    }
+    for (region, region_state) in &pstate.regions {
+        set.discovery.insert(
+            (account.name.clone(), label, region.as_str().into()),
+            region_state.status.clone(),
+        );
+        for (id, info) in &region_state.instances {
+            add(set, region, id, Some(info.clone()));
+        }
+    }
+    // Static instances looked up across regions: watched where found
+    // (and kept there should a later lookup miss them: a released
+    // instance then fails its polls, visibly).
+    if config.static_region.is_none() {
+        for id in &config.instance_ids {
+            match pstate.static_homes.get(id) {
+                Some(home) => add(set, home, id, None),
+                None => set.unresolved.push((account.name.clone(), id.to_string())),
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -393,10 +455,24 @@ mod tests {
                 rate_limit: 0.0,
                 endpoint: None,
                 signature_version: Default::default(),
-                redis,
+                products: BTreeMap::from([(Product::Redis, redis)]),
             },
             template,
         ))
+    }
+
+    /// An account state's products: Redis only.
+    fn redis_only(
+        regions: BTreeMap<String, RegionState>,
+        static_homes: BTreeMap<String, String>,
+    ) -> BTreeMap<Product, ProductState> {
+        BTreeMap::from([(
+            Product::Redis,
+            ProductState {
+                regions,
+                static_homes,
+            },
+        )])
     }
 
     fn info(id: &str, region: &str, status: &str, tags: &[(&str, &str)]) -> Arc<InstanceInfo> {
@@ -471,24 +547,26 @@ mod tests {
                 success: true,
                 last_success: None,
             }),
-            regions: BTreeMap::from([
-                (
-                    "cn-beijing".to_string(),
-                    region(true, &[info("r-new", "cn-beijing", "Creating", &[])]),
-                ),
-                (
-                    "cn-shanghai".to_string(),
-                    region(
-                        false,
-                        &[
-                            info("r-a", "cn-shanghai", "Normal", &[]),
-                            info("r-static", "cn-shanghai", "Normal", &[]),
-                        ],
+            products: redis_only(
+                BTreeMap::from([
+                    (
+                        "cn-beijing".to_string(),
+                        region(true, &[info("r-new", "cn-beijing", "Creating", &[])]),
                     ),
-                ),
-                ("eu-central-1".to_string(), region(true, &[])),
-            ]),
-            static_homes: BTreeMap::from([("r-static".to_string(), "cn-shanghai".to_string())]),
+                    (
+                        "cn-shanghai".to_string(),
+                        region(
+                            false,
+                            &[
+                                info("r-a", "cn-shanghai", "Normal", &[]),
+                                info("r-static", "cn-shanghai", "Normal", &[]),
+                            ],
+                        ),
+                    ),
+                    ("eu-central-1".to_string(), region(true, &[])),
+                ]),
+                BTreeMap::from([("r-static".to_string(), "cn-shanghai".to_string())]),
+            ),
             rounds: 1,
             ..Default::default()
         };
@@ -547,17 +625,20 @@ mod tests {
             },
         );
         let state = AccountState {
-            regions: BTreeMap::from([(
-                "cn-hangzhou".to_string(),
-                region(
-                    true,
-                    &[
-                        cloud_native("r-native"),
-                        cloud_native("r-forced"),
-                        info("r-plain", "cn-hangzhou", "Normal", &[]),
-                    ],
-                ),
-            )]),
+            products: redis_only(
+                BTreeMap::from([(
+                    "cn-hangzhou".to_string(),
+                    region(
+                        true,
+                        &[
+                            cloud_native("r-native"),
+                            cloud_native("r-forced"),
+                            info("r-plain", "cn-hangzhou", "Normal", &[]),
+                        ],
+                    ),
+                )]),
+                BTreeMap::new(),
+            ),
             rounds: 1,
             ..Default::default()
         };
@@ -614,26 +695,29 @@ mod tests {
     #[test]
     fn a_changed_account_keeps_what_it_still_covers() {
         let old = AccountState {
-            regions: BTreeMap::from([
-                (
-                    "cn-hangzhou".to_string(),
-                    region(
-                        true,
-                        &[
-                            info("r-prod", "cn-hangzhou", "Normal", &[("env", "prod")]),
-                            info("r-dev", "cn-hangzhou", "Normal", &[("env", "dev")]),
-                            info("r-static", "cn-hangzhou", "Normal", &[]),
-                        ],
+            products: redis_only(
+                BTreeMap::from([
+                    (
+                        "cn-hangzhou".to_string(),
+                        region(
+                            true,
+                            &[
+                                info("r-prod", "cn-hangzhou", "Normal", &[("env", "prod")]),
+                                info("r-dev", "cn-hangzhou", "Normal", &[("env", "dev")]),
+                                info("r-static", "cn-hangzhou", "Normal", &[]),
+                            ],
+                        ),
                     ),
-                ),
-                (
-                    "cn-beijing".to_string(),
-                    region(
-                        true,
-                        &[info("r-bj", "cn-beijing", "Normal", &[("env", "prod")])],
+                    (
+                        "cn-beijing".to_string(),
+                        region(
+                            true,
+                            &[info("r-bj", "cn-beijing", "Normal", &[("env", "prod")])],
+                        ),
                     ),
-                ),
-            ]),
+                ]),
+                BTreeMap::new(),
+            ),
             rounds: 4,
             ..Default::default()
         };
@@ -644,18 +728,22 @@ mod tests {
             rate_limit: 5.0,
             endpoint: None,
             signature_version: Default::default(),
-            redis: ProductConfig {
-                regions: Regions::List(vec!["cn-hangzhou".into()]),
-                static_region: Some("cn-hangzhou".into()),
-                instance_ids: vec!["r-static".into()],
-                discovery: Some(DiscoveryConfig {
-                    tags: vec![("env".into(), "prod".into())],
-                }),
-                backup_api: Default::default(),
-            },
+            products: BTreeMap::from([(
+                Product::Redis,
+                ProductConfig {
+                    regions: Regions::List(vec!["cn-hangzhou".into()]),
+                    static_region: Some("cn-hangzhou".into()),
+                    instance_ids: vec!["r-static".into()],
+                    discovery: Some(DiscoveryConfig {
+                        tags: vec![("env".into(), "prod".into())],
+                    }),
+                    backup_api: Default::default(),
+                },
+            )]),
         };
         let carried = old.carried_over(&config);
         assert_eq!(carried.rounds, 0);
+        let carried = &carried.products[&Product::Redis];
         assert_eq!(carried.regions.len(), 1);
         let kept: Vec<&String> = carried.regions["cn-hangzhou"].instances.keys().collect();
         assert_eq!(kept, ["r-prod", "r-static"]);

@@ -61,6 +61,7 @@ fn info(id: &str, name: &str, status: &str, tags: &[(&str, &str)]) -> Option<Arc
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         created: Some(at(1, 8, 40, 5)),
+        nodes: Vec::new(),
     }))
 }
 

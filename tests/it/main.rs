@@ -13,5 +13,6 @@ mod fake_products;
 mod fleet;
 mod golden_metrics;
 mod helpers;
+mod products;
 mod transport;
 mod web;
