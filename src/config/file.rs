@@ -412,6 +412,39 @@ mod tests {
     }
 
     #[test]
+    fn each_product_has_its_section() {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/config/good/products.yml"),
+        )
+        .unwrap();
+        let accounts = parse(&text, &defaults()).unwrap();
+        let [prod, rds_only] = &accounts[..] else {
+            panic!("{accounts:?}")
+        };
+        assert_eq!(
+            prod.products.keys().copied().collect::<Vec<_>>(),
+            Product::ALL
+        );
+        let rds = &prod.products[&Product::Rds];
+        assert_eq!(rds.instance_ids, ["rm-uf6wjk5xxxxxxx"]);
+        assert_eq!(rds.static_region, None, "two regions: looked up");
+        assert_eq!(
+            rds.discovery.as_ref().unwrap().tags,
+            [("env".to_string(), "prod".to_string())]
+        );
+        assert_eq!(prod.products[&Product::MongoDb].regions, Regions::All);
+        assert_eq!(
+            prod.products[&Product::PolarDb].static_region.as_deref(),
+            Some("cn-hangzhou")
+        );
+        assert_eq!(
+            rds_only.products.keys().copied().collect::<Vec<_>>(),
+            [Product::Rds]
+        );
+        assert!(rds_only.products[&Product::Rds].discovery.is_some());
+    }
+
+    #[test]
     fn good_files_load() {
         let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/config.yml");
         for path in fixtures("good").into_iter().chain([example]) {

@@ -906,6 +906,82 @@ mod tests {
     }
 
     #[test]
+    fn product_flags_make_one_section_per_product() {
+        let c = parse(
+            &[
+                "--discovery.regions=cn-hangzhou,cn-beijing",
+                "--discovery.products=rds, MongoDB",
+                "--polardb.cluster-id=pc-1,pc-2",
+                "--rds.instance-id=rm-1",
+                "--discovery.tag=env=prod",
+            ],
+            &[],
+        )
+        .unwrap();
+        let products = &c.accounts[0].products;
+        assert_eq!(
+            products.keys().copied().collect::<Vec<_>>(),
+            [Product::Rds, Product::MongoDb, Product::PolarDb],
+            "no Redis: not in --discovery.products and no ID given"
+        );
+        let rds = &products[&Product::Rds];
+        assert_eq!(rds.instance_ids, ["rm-1"]);
+        assert_eq!(
+            rds.discovery.as_ref().unwrap().tags,
+            [("env".to_string(), "prod".to_string())]
+        );
+        assert!(products[&Product::MongoDb].instance_ids.is_empty());
+        assert!(products[&Product::MongoDb].discovery.is_some());
+        // Given IDs only: not discovered.
+        let polardb = &products[&Product::PolarDb];
+        assert_eq!(polardb.instance_ids, ["pc-1", "pc-2"]);
+        assert_eq!(polardb.discovery, None);
+        assert_eq!(
+            polardb.regions,
+            Regions::List(vec!["cn-hangzhou".into(), "cn-beijing".into()])
+        );
+
+        // Static IDs alone, each product in the one region.
+        let c = parse(
+            &["--aliyun.region=cn-hangzhou", "--mongodb.instance-id=dds-1"],
+            &[],
+        )
+        .unwrap();
+        let products = &c.accounts[0].products;
+        assert_eq!(
+            products.keys().copied().collect::<Vec<_>>(),
+            [Product::MongoDb]
+        );
+        assert_eq!(
+            products[&Product::MongoDb].static_region.as_deref(),
+            Some("cn-hangzhou")
+        );
+
+        for (args, flag) in [
+            (
+                &["--discovery.regions=all", "--discovery.products=redis,foo"][..],
+                "--discovery.products (ALIYUN_BACKUP_EXPORTER_DISCOVERY_PRODUCTS)",
+            ),
+            (
+                &["--discovery.regions=all", "--discovery.products=,"][..],
+                "--discovery.products",
+            ),
+            (
+                &["--aliyun.region=cn-hangzhou", "--polardb.cluster-id=pc/1"][..],
+                "--polardb.cluster-id",
+            ),
+            (
+                &["--demo", "--mongodb.instance-id=dds-1"][..],
+                "--mongodb.instance-id",
+            ),
+        ] {
+            let err = parse(args, &[]).unwrap_err().to_string();
+            assert!(err.starts_with(flag), "{args:?}: {err}");
+            assert!(!err.contains('\n'), "{err}");
+        }
+    }
+
+    #[test]
     fn defaults_and_lists() {
         let c = parse(
             &[

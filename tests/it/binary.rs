@@ -94,6 +94,19 @@ fn bad_configuration_exits_2_with_one_line_naming_the_setting() {
         ),
         (
             &[
+                "--discovery.regions=cn-hangzhou",
+                "--discovery.products=redis,mysql",
+            ],
+            CREDS,
+            "--discovery.products",
+        ),
+        (
+            &["--aliyun.region=cn-hangzhou", "--rds.instance-id=rm 1"],
+            CREDS,
+            "--rds.instance-id",
+        ),
+        (
+            &[
                 "--aliyun.region=cn-hangzhou",
                 "--redis.instance-id=r-1",
                 "--aliyun.endpoint=not a url",
