@@ -429,9 +429,11 @@ fn resolve_shard(
     Ok(Shard { index, count })
 }
 
-/// The demo's account: its fake API's key and endpoint; discovery in two
-/// regions, and one static instance that has been released.
+/// The demo's account: its fake API's key and endpoint; discovery of every
+/// product in two regions, and one static Redis instance that has been
+/// released.
 fn demo_account(config: &Config, endpoint: String) -> AccountConfig {
+    let regions = || Regions::List(demo::REGIONS.iter().map(|r| r.to_string()).collect());
     AccountConfig {
         name: DEFAULT_ACCOUNT.to_string(),
         credentials: AccountCredentials::Static(Credentials {
@@ -443,16 +445,27 @@ fn demo_account(config: &Config, endpoint: String) -> AccountConfig {
         rate_limit: config.file_defaults.rate_limit,
         endpoint: Some(endpoint),
         signature_version: config.file_defaults.signature_version,
-        products: std::collections::BTreeMap::from([(
+        products: std::iter::once((
             Product::Redis,
             ProductConfig {
-                regions: Regions::List(demo::REGIONS.iter().map(|r| r.to_string()).collect()),
+                regions: regions(),
                 static_region: Some(demo::REGION_ID.to_string()),
                 instance_ids: vec![demo::RELEASED.to_string()],
                 discovery: Some(DiscoveryConfig::default()),
                 backup_api: Default::default(),
             },
-        )]),
+        ))
+        .chain(demo::OTHER_PRODUCTS.into_iter().map(|product| {
+            let config = ProductConfig {
+                regions: regions(),
+                static_region: None,
+                instance_ids: Vec::new(),
+                discovery: Some(DiscoveryConfig::default()),
+                backup_api: Default::default(),
+            };
+            (product, config)
+        }))
+        .collect(),
     }
 }
 

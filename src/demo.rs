@@ -1,11 +1,16 @@
 //! The sample instances `--demo` serves from the fake API: one of each state
 //! an operator cares about, in two regions, with times relative to the
-//! start of the demo.
+//! start of the demo; and for RDS, MongoDB and PolarDB the fake's product
+//! samples (`scenario::product_samples`: a healthy and a failing instance
+//! of each, the MongoDB one a sharded cluster whose second shard failed).
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::products::Product;
+
+use crate::fake_api::scenario::product_samples;
 use crate::fake_api::{
     FakeApi, FakeBackup, FakeClusterBackup, FakeInfo, FakeInstance, FakeKey, FakePolicy, Fault,
 };
@@ -52,6 +57,9 @@ const INSTANCE_IDS: &[&str] = &[
     YOUNG,
     NATIVE,
 ];
+
+/// The products the demo discovers besides Redis, in `REGIONS`.
+pub const OTHER_PRODUCTS: [Product; 3] = [Product::Rds, Product::MongoDb, Product::PolarDb];
 
 /// Listed by DescribeInstances (status `Creating`), never backed up; not in
 /// `INSTANCE_IDS`.
@@ -316,6 +324,9 @@ pub async fn start_fake_api(now: DateTime<Utc>) -> std::io::Result<FakeApi> {
     for (id, instance) in instances(now) {
         fake.set_instance(id, instance);
     }
+    for (id, instance) in product_samples(now) {
+        fake.set_instance(&id, instance);
+    }
     fake.set_regions(REGIONS.iter().map(|r| r.to_string()).collect());
     Ok(fake)
 }
@@ -337,5 +348,15 @@ mod tests {
             assert!(!instance.info.name.is_empty(), "{id}");
         }
         assert_eq!(late_instance(now).backups.len(), 1);
+        // Two samples of each other product, all in a demo region.
+        let samples = product_samples(now);
+        for product in OTHER_PRODUCTS {
+            let n = samples
+                .iter()
+                .filter(|(_, i)| i.product.version() == product.api_version())
+                .inspect(|(_, i)| assert!(REGIONS.contains(&i.info.region_id.as_str())))
+                .count();
+            assert_eq!(n, 2, "{product}");
+        }
     }
 }

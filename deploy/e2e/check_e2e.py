@@ -15,7 +15,7 @@ waits until discovery has found the instance the demo adds after about a
 minute (r-demo-new), checks facts of the demo's fleet (two regions, an
 instance in Creating that is listed but not polled, discovery working), that
 every query of the dashboard returns data (with its product variable at All and
-at redis, the demo's product) and that the demo's instances raise
+at redis, one of the demo's four products) and that the demo's instances raise
 exactly the expected alerts (pending or firing), and nothing else.
 Exit status 0 when every check passed.
 """
@@ -71,16 +71,37 @@ EXPECTED_ALERTS = {
     # Cloud-native cluster: the newest backup failed on one shard.
     "r-demo-native": {"AliyunBackupLastAttemptFailed"},
     LATE: set(),
+    # The other products (the fake's product samples): daily, a healthy one
+    # and one whose newest backup failed 2h ago (previous success about 26h
+    # ago, < 27h) each; MongoDB's failing one is a sharded cluster whose
+    # second shard failed.
+    "rm-demo-healthy": set(),
+    "rm-demo-failed": {"AliyunBackupLastAttemptFailed"},
+    "dds-demo-replica": set(),
+    "dds-demo-sharded": {"AliyunBackupLastAttemptFailed"},
+    "pc-demo-healthy": set(),
+    "pc-demo-failed": {"AliyunBackupLastAttemptFailed"},
 }
+# The product of each instance (redis unless listed).
+PRODUCT_OF = {
+    "rm-demo-healthy": "rds", "rm-demo-failed": "rds",
+    "dds-demo-replica": "mongodb", "dds-demo-sharded": "mongodb",
+    "pc-demo-healthy": "polardb", "pc-demo-failed": "polardb",
+}
+PRODUCTS = ["redis", "rds", "mongodb", "polardb"]
 # Per-node alerts that must concern only some nodes of their instance.
 EXPECTED_NODES = {
     ("AliyunBackupLastAttemptFailed", "r-demo-native"): {"r-demo-native-db-1"},
+    ("AliyunBackupLastAttemptFailed", "dds-demo-sharded"): {"d-demo-shard-1"},
 }
 REGION_OF = {
     "r-demo-healthy": "cn-hangzhou", "r-demo-cluster": "cn-hangzhou", "r-demo-throttled": "cn-hangzhou",
     "r-demo-released": "cn-hangzhou", "r-demo-twice-weekly": "cn-hangzhou", "r-demo-daily-missed": "cn-hangzhou",
     "r-demo-young": "cn-hangzhou", "r-demo-native": "cn-hangzhou", LATE: "cn-hangzhou",
     "r-demo-failed": "cn-shanghai", "r-demo-stale": "cn-shanghai", "r-demo-all-failed": "cn-shanghai",
+    "rm-demo-healthy": "cn-hangzhou", "rm-demo-failed": "cn-hangzhou",
+    "dds-demo-replica": "cn-hangzhou", "dds-demo-sharded": "cn-hangzhou",
+    "pc-demo-healthy": "cn-hangzhou", "pc-demo-failed": "cn-hangzhou",
 }
 ALL_ALERTS = {"AliyunBackupOverdue", "AliyunBackupNoSuccessInWindow", "AliyunBackupLastAttemptFailed",
               "AliyunBackupPollFailing", "AliyunBackupPollStale", "AliyunBackupExporterDown",
@@ -315,22 +336,30 @@ def check_prometheus(base, dl, dashboard_path):
     ok("the exporter made API calls in the last minute, some of them throttled")
 
     # A few facts of the demo that the alerts and dashboard rely on.
-    demo_facts = [
-        ('count(aliyun_backup_poll_success{product="redis"})', n, "every instance has product=redis"),
-    ]
+    demo_facts = []
+    for product in PRODUCTS:
+        ids = sorted(i for i in EXPECTED_ALERTS if PRODUCT_OF.get(i, "redis") == product)
+        demo_facts += [
+            ('count(aliyun_backup_poll_success{product="%s"})' % product, len(ids),
+             "product=%s: %s" % (product, ", ".join(ids))),
+        ]
     for region in REGIONS:
         ids = sorted(i for i, r in REGION_OF.items() if r == region)
         demo_facts += [
             ('count(aliyun_backup_poll_success{region_id="%s", instance_id=~"%s"})' % (region, "|".join(ids)), len(ids),
              "%s: %s" % (region, ", ".join(ids))),
-            ('aliyun_backup_discovery_success{account="%s", product="redis", region_id="%s"}' % (ACCOUNT, region), 1,
-             "discovery works in %s (aliyun_backup_discovery_success 1)" % region),
-            ('time() - aliyun_backup_discovery_timestamp_seconds{account="%s", region_id="%s"} < 60' % (ACCOUNT, region),
+            ('min(aliyun_backup_discovery_success{account="%s", region_id="%s"})' % (ACCOUNT, region), 1,
+             "discovery of every product works in %s (aliyun_backup_discovery_success 1)" % region),
+            ('count(aliyun_backup_discovery_success{account="%s", region_id="%s"})' % (ACCOUNT, region), len(PRODUCTS),
+             "discovery runs for the %d products in %s" % (len(PRODUCTS), region)),
+            ('max(time() - aliyun_backup_discovery_timestamp_seconds{account="%s", region_id="%s"}) < 60' % (ACCOUNT, region),
              None, "the last successful discovery in %s is less than a minute old" % region),
         ]
     demo_facts += [
-        ('count(aliyun_backup_discovery_success)', len(REGIONS),
-         "aliyun_backup_discovery_success only for the demo's regions (no region_id=\"all\": the regions are listed)"),
+        ('count(aliyun_backup_discovery_success)', len(REGIONS) * len(PRODUCTS),
+         "aliyun_backup_discovery_success only for the demo's regions and products (no region_id=\"all\": the regions are listed)"),
+        ('count(aliyun_backup_last_success_age_seconds{instance_id="dds-demo-sharded"})', 2,
+         "dds-demo-sharded has one last-success series per shard node (2)"),
         ('sum(aliyun_backup_targets{account="%s"})' % ACCOUNT, n,
          "aliyun_backup_targets counts the %d polled instances (not the one in Creating)" % n),
         ('aliyun_backup_instance_info{instance_id="%s", status="Creating", account="%s"}' % (CREATING, ACCOUNT), 1,
@@ -375,8 +404,8 @@ def check_prometheus(base, dl, dashboard_path):
             ok("variable $%s: %s -> %s" % (name, q, ", ".join(values)))
         else:
             fail("variable $%s: %s -> %r, want %r" % (name, q, values, want))
-    # With the product variable at All, then at redis (the demo's only
-    # product): the same data either way.
+    # With the product variable at All, then at redis (one of the demo's
+    # four products): every panel has data either way.
     queries = [(where, check_dashboard.substitute(expr)) for where, expr, _ in check_dashboard.iter_queries(dash)]
     queries += [(where + " (product=redis)", check_dashboard.substitute(expr, {"product": "redis"}))
                 for where, expr, _ in check_dashboard.iter_queries(dash)]

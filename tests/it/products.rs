@@ -11,6 +11,7 @@ use aliyun_backup_exporter::app::Running;
 use aliyun_backup_exporter::fake_api::scenario::product_samples;
 use aliyun_backup_exporter::fake_api::{FakeApi, Fault};
 use chrono::{DateTime, SubsecRound, Utc};
+use clap::Parser;
 
 use crate::helpers::*;
 
@@ -381,5 +382,33 @@ async fn the_config_file_has_a_section_per_product() {
             "pc-demo-failed/pc-demo-failed",
             "rm-demo-healthy/rm-demo-healthy",
         ]
+    );
+}
+
+#[tokio::test]
+async fn the_demo_shows_every_product() {
+    let cli = aliyun_backup_exporter::cli::Cli::try_parse_from([
+        "aliyun-backup-exporter",
+        "--demo",
+        "--web.listen-address=127.0.0.1:0",
+    ])
+    .unwrap();
+    let config = aliyun_backup_exporter::config::Config::from_cli(&cli, |_| None, None).unwrap();
+    let running = start_exporter(config, &[]).await;
+    wait_ready(&running).await;
+    let samples = scrape(&running).await;
+    let attempts = by_node(&samples, "aliyun_backup_last_attempt_success");
+    let mut expected = expected_attempts();
+    expected.retain(|(product, _, _), _| product != "redis");
+    for (node, want) in &expected {
+        assert_eq!(attempts.get(node), Some(want), "{node:?}");
+    }
+    let products: std::collections::BTreeSet<&str> = attempts
+        .keys()
+        .map(|(product, _, _)| product.as_str())
+        .collect();
+    assert_eq!(
+        products.into_iter().collect::<Vec<_>>(),
+        ["mongodb", "polardb", "rds", "redis"]
     );
 }
