@@ -412,3 +412,98 @@ async fn the_demo_shows_every_product() {
         ["mongodb", "polardb", "rds", "redis"]
     );
 }
+
+#[tokio::test]
+async fn tags_filter_every_products_discovery() {
+    let now = Utc::now().trunc_subsecs(0);
+    let fake = fake_with_samples(now).await;
+    // One more of each product, without the samples' env=prod tag.
+    let week = |id: &str| {
+        vec![aliyun_backup_exporter::fake_api::FakeBackup::success(
+            id,
+            now - chrono::Duration::hours(2),
+            std::time::Duration::from_secs(60),
+            1024,
+        )]
+    };
+    use aliyun_backup_exporter::fake_api::FakeInstance;
+    fake.set_instance(
+        "rm-untagged",
+        FakeInstance::rds("cn-hangzhou", week("rm-untagged")),
+    );
+    fake.set_instance(
+        "dds-untagged",
+        FakeInstance::mongodb_replica_set("cn-hangzhou", week("dds-untagged")),
+    );
+    fake.set_instance(
+        "pc-untagged",
+        FakeInstance::polardb("cn-hangzhou", week("pc-untagged")),
+    );
+    let running = start(
+        &fake,
+        &[
+            "--discovery.regions=cn-hangzhou",
+            "--discovery.products=rds,mongodb,polardb",
+            "--discovery.tag=env=prod",
+            "--discovery.tag-labels=env",
+        ],
+    )
+    .await;
+    wait_ready(&running).await;
+    let samples = scrape(&running).await;
+    let mut ids: Vec<(String, String)> = find(&samples, "aliyun_backup_instance_info", &[])
+        .iter()
+        .map(|s| (s.labels["instance_id"].clone(), s.labels["tag_env"].clone()))
+        .collect();
+    ids.sort();
+    let prod = |id: &str| (id.to_string(), "prod".to_string());
+    assert_eq!(
+        ids,
+        [
+            prod("dds-demo-replica"),
+            prod("dds-demo-sharded"),
+            prod("pc-demo-failed"),
+            prod("pc-demo-healthy"),
+            prod("rm-demo-failed"),
+            prod("rm-demo-healthy"),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_broken_answer_fails_only_that_instances_poll() {
+    let now = Utc::now().trunc_subsecs(0);
+    let fake = fake_with_samples(now).await;
+    fake.update_instance("pc-demo-healthy", |i| i.always = Some(Fault::InvalidJson));
+    // A shard that cannot be listed fails its whole cluster's poll.
+    fake.update_instance("dds-demo-sharded", |i| {
+        i.always = Some(Fault::Raw {
+            status: 200,
+            body: r#"{"TotalCount":1,"Backups":{"Backup":[{"BackupStatus":"Success"}]}}"#.into(),
+        })
+    });
+    let running = start(&fake, &["--discovery.regions=cn-hangzhou", ALL_PRODUCTS]).await;
+    wait_ready(&running).await;
+    let samples = scrape(&running).await;
+    let polls = by_node(&samples, "aliyun_backup_poll_success");
+    let failed: Vec<&str> = polls
+        .iter()
+        .filter(|(_, v)| **v == 0.0)
+        .map(|((_, id, _), _)| id.as_str())
+        .collect();
+    assert_eq!(failed, ["dds-demo-sharded", "pc-demo-healthy"]);
+    assert_eq!(polls.len(), 7);
+    // No backup facts for them (never polled successfully), all for the others.
+    let attempts = by_node(&samples, "aliyun_backup_last_attempt_success");
+    let mut expected = expected_attempts();
+    expected
+        .retain(|(_, id, _), _| !["dds-demo-sharded", "pc-demo-healthy"].contains(&id.as_str()));
+    assert_eq!(attempts, expected);
+    assert!(find(
+        &samples,
+        "aliyun_backup_api_requests_total",
+        &[("action", "DescribeBackups"), ("code", "decode")]
+    )
+    .iter()
+    .any(|s| s.value >= 2.0));
+}
