@@ -278,3 +278,26 @@ pub fn parse_list<S: AsRef<str>>(raw: &[S]) -> Result<Vec<Product>, String> {
     }
     Ok(products)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_and_lists() {
+        for product in Product::ALL {
+            assert_eq!(Product::from_label(product.label()), Some(product));
+        }
+        assert_eq!(
+            parse_list(&["RDS", " redis", "rds", ""]),
+            Ok(vec![Product::Rds, Product::Redis])
+        );
+        let err = parse_list(&["redis", "oracle"]).unwrap_err();
+        assert_eq!(err, "\"oracle\" is not one of redis, rds, mongodb, polardb");
+        assert!(of_label("oracle").is_err());
+        assert_eq!(
+            Product::ALL.map(Product::api_version),
+            ["2015-01-01", "2014-08-15", "2015-12-01", "2017-08-01"]
+        );
+    }
+}

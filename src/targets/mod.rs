@@ -750,6 +750,41 @@ mod tests {
     }
 
     #[test]
+    fn each_product_and_region_has_its_own_client_at_its_own_host() {
+        let product = ProductConfig {
+            regions: Regions::List(vec!["cn-hangzhou".into()]),
+            static_region: None,
+            instance_ids: Vec::new(),
+            discovery: None,
+            backup_api: Default::default(),
+        };
+        let a = account("a", product);
+        let rds = a.client_for(Product::Rds, "eu-central-1", None);
+        assert_eq!(rds.endpoint(), "https://rds.eu-central-1.aliyuncs.com");
+        assert!(Arc::ptr_eq(
+            &rds,
+            &a.client_for(Product::Rds, "eu-central-1", None)
+        ));
+        assert_eq!(
+            a.client_for(Product::MongoDb, "cn-hangzhou", None)
+                .endpoint(),
+            "https://dds.aliyuncs.com"
+        );
+        // DescribeRegions' endpoints are R-kvstore's: not for the others.
+        let host = Some("r-kvstore.eu-central-1.aliyuncs.com");
+        assert_eq!(
+            a.client_for(Product::PolarDb, "eu-central-1", host)
+                .endpoint(),
+            "https://polardb.eu-central-1.aliyuncs.com"
+        );
+        assert_eq!(
+            a.client_for(Product::Redis, "eu-central-1", host)
+                .endpoint(),
+            "https://r-kvstore.eu-central-1.aliyuncs.com"
+        );
+    }
+
+    #[test]
     fn the_endpoint_override_wins_over_every_derived_host() {
         assert_eq!(
             endpoint_for(
