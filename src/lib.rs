@@ -47,6 +47,7 @@ pub mod metrics;
 pub mod model;
 pub mod policy;
 pub mod poller;
+pub mod prerender;
 pub mod products;
 pub mod redact;
 pub mod scrape;
