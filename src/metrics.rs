@@ -325,6 +325,7 @@ impl Exposition {
                 ));
                 tracing::debug!(
                     instances = rendered.len(),
+                    bytes = rendered.bytes(),
                     rendered = rendered.fresh(),
                     elapsed = ?started.elapsed(),
                     "instances rendered"

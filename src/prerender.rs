@@ -61,23 +61,6 @@ const POLLED: usize = 16;
 const AGE: usize = 1;
 const FAMILIES: usize = RECORD_FAMILIES.len();
 
-/// One instance's series, without the metric names.
-struct Record {
-    /// The instance's label prefix, then each node's label part, then the
-    /// lines of every family in order.
-    text: Box<str>,
-    /// End of the instance's label prefix in `text`.
-    prefix_end: u32,
-    /// End of each node's label part (`,node_id="…"`), in node order.
-    node_ends: Box<[u32]>,
-    /// `text[lines[f]..lines[f + 1]]` holds family `f`'s lines: a tag char
-    /// (0: the instance's prefix; n: the instance's prefix and node n - 1's
-    /// part) and the rest of the line, through its `\n`.
-    lines: [u32; FAMILIES + 1],
-    /// `last_success_age_seconds`: each node's (index) newest success's end.
-    ages: Box<[(u32, DateTime<Utc>)]>,
-}
-
 /// The tag char of a line whose labels start with node `index`'s.
 fn node_tag(index: usize) -> char {
     let mut code = 1 + index as u32;
@@ -97,71 +80,279 @@ fn tag_node(tag: char) -> Option<usize> {
     }
 }
 
-impl Record {
-    fn prefix(&self) -> &str {
-        &self.text[..self.prefix_end as usize]
-    }
+/// An offset in one of the texts (a rendered fleet is far below 4 GiB).
+fn offset(len: usize) -> u32 {
+    u32::try_from(len).expect("rendered text under 4 GiB")
+}
 
-    fn node_part(&self, index: usize) -> &str {
-        let start = if index == 0 {
-            self.prefix_end
-        } else {
-            self.node_ends[index - 1]
-        };
-        &self.text[start as usize..self.node_ends[index] as usize]
-    }
+/// One instance in a `Rendered`: what its series were made of, and where
+/// its labels are.
+struct Entry {
+    key: InstanceKey,
+    view: Option<Arc<InstanceView>>,
+    info: Option<Arc<InstanceInfo>>,
+    api: BackupApi,
+    /// Its label prefix is `labels[prefix..nodes]`; its nodes' parts
+    /// follow, ending at `node_ends[first_node..last_node]`.
+    prefix: u32,
+    nodes: u32,
+    first_node: u32,
+    last_node: u32,
+}
 
-    fn family(&self, f: usize) -> &str {
-        &self.text[self.lines[f] as usize..self.lines[f + 1] as usize]
-    }
-
-    fn has_samples(&self, f: usize) -> bool {
-        if f == AGE {
-            !self.ages.is_empty()
-        } else {
-            self.lines[f] != self.lines[f + 1]
+impl Entry {
+    fn same_inputs(
+        &self,
+        view: Option<&Arc<InstanceView>>,
+        info: Option<&Arc<InstanceInfo>>,
+        api: BackupApi,
+    ) -> bool {
+        fn same<T>(a: Option<&Arc<T>>, b: Option<&Arc<T>>) -> bool {
+            match (a, b) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            }
         }
+        self.api == api && same(self.view.as_ref(), view) && same(self.info.as_ref(), info)
+    }
+}
+
+/// One family's lines, every instance's in key order: a tag char (0: the
+/// instance's label prefix; n: the prefix and node n - 1's part) and the
+/// rest of the line through its `\n`; `ends[i]` is where instance `i`'s end.
+#[derive(Default)]
+struct Family {
+    text: String,
+    ends: Vec<u32>,
+}
+
+impl Family {
+    fn of(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.text[start as usize..self.ends[i] as usize]
+    }
+}
+
+/// The per-instance series of one snapshot, family by family, each family's
+/// lines contiguous (a scrape reads them in order, as it writes them).
+pub struct Rendered {
+    /// The snapshot they were made from (a weak reference keeps its
+    /// address from being reused while this is cached).
+    source: Weak<Snapshot>,
+    entries: Vec<Entry>,
+    /// Every instance's label prefix and its nodes' parts.
+    labels: String,
+    node_ends: Vec<u32>,
+    families: [Family; FAMILIES],
+    /// `last_success_age_seconds`: each node's (index) newest success's
+    /// end; `age_ends[i]` is where instance `i`'s end.
+    ages: Vec<(u32, DateTime<Utc>)>,
+    age_ends: Vec<u32>,
+    /// Instances rendered (not carried over) when this was made.
+    fresh: usize,
+}
+
+impl Rendered {
+    /// The records of `snapshot`, reusing those of `previous` whose inputs
+    /// did not change.
+    pub fn update(
+        previous: Option<&Rendered>,
+        snapshot: &Snapshot,
+        tag_labels: &[TagLabel],
+    ) -> Rendered {
+        let n = snapshot.targets.targets.len();
+        let mut next = Rendered {
+            source: Weak::new(),
+            entries: Vec::with_capacity(n),
+            labels: String::with_capacity(previous.map_or(0, |p| p.labels.len())),
+            node_ends: Vec::with_capacity(previous.map_or(0, |p| p.node_ends.len())),
+            families: std::array::from_fn(|f| Family {
+                text: String::with_capacity(previous.map_or(0, |p| p.families[f].text.len())),
+                ends: Vec::with_capacity(n),
+            }),
+            ages: Vec::with_capacity(previous.map_or(0, |p| p.ages.len())),
+            age_ends: Vec::with_capacity(n),
+            fresh: 0,
+        };
+        let mut old = previous
+            .map_or(&[][..], |p| &p.entries[..])
+            .iter()
+            .enumerate()
+            .peekable();
+        for (key, view, info, api) in walk(snapshot) {
+            while old.next_if(|(_, e)| e.key < *key).is_some() {}
+            match (old.next_if(|(_, e)| e.key == *key), previous) {
+                (Some((i, e)), Some(previous)) if e.same_inputs(view, info, api) => {
+                    next.copy(previous, i);
+                }
+                _ => {
+                    next.fresh += 1;
+                    next.render(key, view, info, api, tag_labels);
+                }
+            }
+            for family in &mut next.families {
+                family.ends.push(offset(family.text.len()));
+            }
+            next.age_ends.push(offset(next.ages.len()));
+        }
+        // Kept until the next snapshot: no spare room.
+        next.labels.shrink_to_fit();
+        next.node_ends.shrink_to_fit();
+        for family in &mut next.families {
+            family.text.shrink_to_fit();
+        }
+        next.ages.shrink_to_fit();
+        next
+    }
+
+    /// `update` for a snapshot that is shared: `is_of` knows it again.
+    pub fn of(
+        previous: Option<&Rendered>,
+        snapshot: &Arc<Snapshot>,
+        tag_labels: &[TagLabel],
+    ) -> Rendered {
+        Rendered {
+            source: Arc::downgrade(snapshot),
+            ..Rendered::update(previous, snapshot, tag_labels)
+        }
+    }
+
+    /// Made from this very snapshot.
+    pub fn is_of(&self, snapshot: &Arc<Snapshot>) -> bool {
+        std::ptr::eq(self.source.as_ptr(), Arc::as_ptr(snapshot))
+    }
+
+    /// Instances with series.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Instances rendered anew when this was made.
+    pub fn fresh(&self) -> usize {
+        self.fresh
+    }
+
+    /// Bytes of rendered text and offsets kept.
+    pub fn bytes(&self) -> usize {
+        self.labels.len()
+            + self.node_ends.len() * 4
+            + self
+                .families
+                .iter()
+                .map(|f| f.text.len() + f.ends.len() * 4)
+                .sum::<usize>()
+            + self.ages.len() * std::mem::size_of::<(u32, DateTime<Utc>)>()
+            + self.age_ends.len() * 4
+            + self.entries.len() * std::mem::size_of::<Entry>()
+    }
+
+    /// Instance `i`'s label prefix.
+    fn prefix(&self, i: usize) -> &str {
+        let e = &self.entries[i];
+        &self.labels[e.prefix as usize..e.nodes as usize]
+    }
+
+    /// Instance `i`'s node `node`'s label part.
+    fn node_part(&self, i: usize, node: usize) -> &str {
+        let e = &self.entries[i];
+        let at = e.first_node as usize + node;
+        let start = if node == 0 {
+            e.nodes
+        } else {
+            self.node_ends[at - 1]
+        };
+        &self.labels[start as usize..self.node_ends[at] as usize]
+    }
+
+    /// Carries instance `i` of `previous` over as it was.
+    fn copy(&mut self, previous: &Rendered, i: usize) {
+        let e = &previous.entries[i];
+        let prefix = offset(self.labels.len());
+        let shift = |at: u32| at - e.prefix + prefix;
+        let nodes = shift(e.nodes);
+        let first_node = offset(self.node_ends.len());
+        let end = previous.node_ends[e.first_node as usize..e.last_node as usize]
+            .last()
+            .copied()
+            .unwrap_or(e.nodes);
+        self.labels
+            .push_str(&previous.labels[e.prefix as usize..end as usize]);
+        self.node_ends.extend(
+            previous.node_ends[e.first_node as usize..e.last_node as usize]
+                .iter()
+                .map(|at| shift(*at)),
+        );
+        for (to, from) in self.families.iter_mut().zip(&previous.families) {
+            to.text.push_str(from.of(i));
+        }
+        let start = if i == 0 { 0 } else { previous.age_ends[i - 1] };
+        self.ages
+            .extend_from_slice(&previous.ages[start as usize..previous.age_ends[i] as usize]);
+        self.entries.push(Entry {
+            key: e.key.clone(),
+            view: e.view.clone(),
+            info: e.info.clone(),
+            api: e.api,
+            prefix,
+            nodes,
+            first_node,
+            last_node: offset(self.node_ends.len()),
+        });
     }
 
     /// Renders one instance: its view when polled, its info when
     /// discovery knows it.
     fn render(
+        &mut self,
         key: &InstanceKey,
-        view: Option<&InstanceView>,
-        info: Option<&InstanceInfo>,
+        view_arc: Option<&Arc<InstanceView>>,
+        info_arc: Option<&Arc<InstanceInfo>>,
         api: BackupApi,
         tag_labels: &[TagLabel],
-    ) -> Record {
-        let mut text = String::with_capacity(1024);
-        let mut w = Writer::new(&mut text);
+    ) {
+        let (view, info) = (view_arc.map(|v| &**v), info_arc.map(|i| &**i));
+        let prefix = offset(self.labels.len());
+        let mut w = Writer::new(&mut self.labels);
         w.label("product", key.product);
         w.label("region_id", &key.region_id);
         w.label("instance_id", &key.instance_id);
-        let prefix_end = text.len() as u32;
+        let nodes_at = offset(self.labels.len());
+        let first_node = offset(self.node_ends.len());
         let nodes: Vec<(&str, &NodeSummary)> = view
             .iter()
             .flat_map(|v| v.summary.iter())
             .flat_map(|s| s.nodes.iter())
             .collect();
-        let mut node_ends = Vec::with_capacity(nodes.len());
         for (node_id, _) in &nodes {
-            Writer::new(&mut text)
+            Writer::new(&mut self.labels)
                 .continue_labels()
                 .label("node_id", node_id);
-            node_ends.push(text.len() as u32);
+            self.node_ends.push(offset(self.labels.len()));
         }
-        let mut lines = [0u32; FAMILIES + 1];
-        let mut ages = Vec::new();
+        self.entries.push(Entry {
+            key: key.clone(),
+            view: view_arc.cloned(),
+            info: info_arc.cloned(),
+            api,
+            prefix,
+            nodes: nodes_at,
+            first_node,
+            last_node: offset(self.node_ends.len()),
+        });
         let seconds = |t: DateTime<Utc>| t.timestamp_millis() as f64 / 1000.0;
         let millis = |d: chrono::TimeDelta| d.num_milliseconds() as f64 / 1000.0;
         for (f, name) in RECORD_FAMILIES.iter().enumerate() {
-            lines[f] = text.len() as u32;
-            let mut out = Line::new(&mut text);
+            let mut out = Line::new(&mut self.families[f].text);
             match (*name, view) {
                 ("last_success_age_seconds", Some(_)) => {
                     for (i, (_, node)) in nodes.iter().enumerate() {
                         if let Some(s) = &node.last_success {
-                            ages.push((i as u32, s.end));
+                            self.ages.push((i as u32, s.end));
                         }
                     }
                 }
@@ -287,151 +478,6 @@ impl Record {
                 _ => {}
             }
         }
-        lines[FAMILIES] = text.len() as u32;
-        Record {
-            text: text.into_boxed_str(),
-            prefix_end,
-            node_ends: node_ends.into_boxed_slice(),
-            lines,
-            ages: ages.into_boxed_slice(),
-        }
-    }
-}
-
-/// Writes the lines of a record, each after its tag.
-struct Line<'t> {
-    w: Writer<'t, String>,
-}
-
-impl<'t> Line<'t> {
-    fn new(text: &'t mut String) -> Self {
-        Line {
-            w: Writer::new(text),
-        }
-    }
-
-    fn instance(&mut self) -> &mut Writer<'t, String> {
-        self.w.raw('\0');
-        self.w.continue_labels()
-    }
-
-    fn node(&mut self, index: usize) -> &mut Writer<'t, String> {
-        self.w.raw(node_tag(index));
-        self.w.continue_labels()
-    }
-}
-
-/// One instance in a `Rendered`: what its record was made of, and the
-/// record.
-struct Entry {
-    key: InstanceKey,
-    view: Option<Arc<InstanceView>>,
-    info: Option<Arc<InstanceInfo>>,
-    api: BackupApi,
-    record: Arc<Record>,
-}
-
-impl Entry {
-    fn same_inputs(
-        &self,
-        view: Option<&Arc<InstanceView>>,
-        info: Option<&Arc<InstanceInfo>>,
-        api: BackupApi,
-    ) -> bool {
-        fn same<T>(a: Option<&Arc<T>>, b: Option<&Arc<T>>) -> bool {
-            match (a, b) {
-                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-                (None, None) => true,
-                _ => false,
-            }
-        }
-        self.api == api && same(self.view.as_ref(), view) && same(self.info.as_ref(), info)
-    }
-}
-
-/// The records of one snapshot's instances, in key order.
-pub struct Rendered {
-    /// The snapshot they were made from (a weak reference keeps its
-    /// address from being reused while this is cached).
-    source: Weak<Snapshot>,
-    entries: Vec<Entry>,
-    /// Records rendered (not carried over) when this was made (tests).
-    fresh: usize,
-}
-
-impl Rendered {
-    /// The records of `snapshot`, reusing those of `previous` whose inputs
-    /// did not change.
-    pub fn update(
-        previous: Option<&Rendered>,
-        snapshot: &Snapshot,
-        tag_labels: &[TagLabel],
-    ) -> Rendered {
-        let mut old = previous
-            .map_or(&[][..], |p| &p.entries[..])
-            .iter()
-            .peekable();
-        let mut entries = Vec::with_capacity(snapshot.targets.targets.len());
-        let mut fresh = 0;
-        for (key, view, info, api) in walk(snapshot) {
-            while old.next_if(|e| e.key < *key).is_some() {}
-            let record = match old.next_if(|e| e.key == *key) {
-                Some(e) if e.same_inputs(view, info, api) => e.record.clone(),
-                _ => {
-                    fresh += 1;
-                    Arc::new(Record::render(
-                        key,
-                        view.map(|v| &**v),
-                        info.map(|i| &**i),
-                        api,
-                        tag_labels,
-                    ))
-                }
-            };
-            entries.push(Entry {
-                key: key.clone(),
-                view: view.cloned(),
-                info: info.cloned(),
-                api,
-                record,
-            });
-        }
-        Rendered {
-            source: Weak::new(),
-            entries,
-            fresh,
-        }
-    }
-
-    /// `update` for a snapshot that is shared: `is_of` knows it again.
-    pub fn of(
-        previous: Option<&Rendered>,
-        snapshot: &Arc<Snapshot>,
-        tag_labels: &[TagLabel],
-    ) -> Rendered {
-        Rendered {
-            source: Arc::downgrade(snapshot),
-            ..Rendered::update(previous, snapshot, tag_labels)
-        }
-    }
-
-    /// Made from this very snapshot.
-    pub fn is_of(&self, snapshot: &Arc<Snapshot>) -> bool {
-        std::ptr::eq(self.source.as_ptr(), Arc::as_ptr(snapshot))
-    }
-
-    /// Instances with series.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// Records rendered anew when this was made.
-    pub fn fresh(&self) -> usize {
-        self.fresh
     }
 
     /// Writes the snapshot's gauges (`snapshot` is the one this was made
@@ -458,37 +504,45 @@ impl Rendered {
         numbers: &mut Numbers,
     ) {
         let (name, header) = family_header(RECORD_FAMILIES[f]);
+        let family = &self.families[f];
+        let ends = if f == AGE {
+            &self.age_ends
+        } else {
+            &family.ends
+        };
         let mut header_due = true;
         let mut in_block = 0;
-        for entry in &self.entries {
+        let mut start = 0;
+        for (i, (entry, end)) in self.entries.iter().zip(ends).enumerate() {
+            let (start, end) = (std::mem::replace(&mut start, *end as usize), *end as usize);
             if f < POLLED && entry.view.is_none() {
                 continue;
             }
-            let record = &entry.record;
-            if record.has_samples(f) {
+            if start < end {
                 if header_due {
                     out.push(header);
                     header_due = false;
                 }
+                let prefix = self.prefix(i);
                 if f == AGE {
-                    for (node, end) in record.ages.iter() {
+                    for (node, at) in &self.ages[start..end] {
                         out.push(name);
-                        out.push(record.prefix());
-                        out.push(record.node_part(*node as usize));
+                        out.push(prefix);
+                        out.push(self.node_part(i, *node as usize));
                         out.push("} ");
-                        let age = (now - *end).num_milliseconds() as f64 / 1000.0;
+                        let age = (now - *at).num_milliseconds() as f64 / 1000.0;
                         numbers.push(out, age);
                         out.push("\n");
                     }
                 } else {
-                    let mut lines = record.family(f);
+                    let mut lines = &family.text[start..end];
                     while let Some(tag) = lines.chars().next() {
                         let rest = &lines[tag.len_utf8()..];
                         let end = rest.find('\n').map_or(rest.len(), |at| at + 1);
                         out.push(name);
-                        out.push(record.prefix());
+                        out.push(prefix);
                         if let Some(node) = tag_node(tag) {
-                            out.push(record.node_part(node));
+                            out.push(self.node_part(i, node));
                         }
                         out.push(&rest[..end]);
                         lines = &rest[end..];
@@ -502,6 +556,29 @@ impl Rendered {
             }
         }
         out.boundary();
+    }
+}
+
+/// Writes the lines of a record, each after its tag.
+struct Line<'t> {
+    w: Writer<'t, String>,
+}
+
+impl<'t> Line<'t> {
+    fn new(text: &'t mut String) -> Self {
+        Line {
+            w: Writer::new(text),
+        }
+    }
+
+    fn instance(&mut self) -> &mut Writer<'t, String> {
+        self.w.raw('\0');
+        self.w.continue_labels()
+    }
+
+    fn node(&mut self, index: usize) -> &mut Writer<'t, String> {
+        self.w.raw(node_tag(index));
+        self.w.continue_labels()
     }
 }
 
