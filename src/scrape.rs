@@ -104,7 +104,12 @@ impl MemberCache {
             *used = render;
             return member.clone();
         }
-        let member = Bytes::from(deflate.member(block));
+        let mut member = deflate.member(block);
+        // Kept for the next scrapes: without the room made for the
+        // compressor's output (a quarter of the block, for a member about
+        // a twenty-fifth of it).
+        member.shrink_to_fit();
+        let member = Bytes::from(member);
         self.lock().insert(hash, (member.clone(), render));
         member
     }
@@ -136,7 +141,9 @@ impl<'c> GzipSink<'c> {
     pub fn new(out: ChunkSink, cache: &'c MemberCache) -> Self {
         let render = cache.renders.fetch_add(1, Ordering::Relaxed) + 1;
         GzipSink {
-            block: Vec::with_capacity(CHUNK),
+            // A block is a few dozen KiB (BLOCK instances of one family);
+            // it grows if need be.
+            block: Vec::with_capacity(64 * 1024),
             out,
             cache,
             render,
