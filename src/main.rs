@@ -42,17 +42,19 @@ fn main() -> ExitCode {
 /// reused by another: a scrape's buffers, made on whichever blocking
 /// thread renders it, left 2-3 MB behind in each of 8 arenas (a third of
 /// the resident memory at 1,000 instances). Two arenas are enough for the
-/// two async workers and the renders. And a fixed mmap threshold: above
-/// 128 KiB (a scrape's chunks) memory comes from the kernel and goes back
-/// to it when freed, instead of the threshold rising to the largest block
-/// ever freed and such blocks staying in the heap.
+/// two async workers and the renders. And a fixed mmap threshold of 1 MiB:
+/// the rendered series (megabytes, replaced whole) come from the kernel and
+/// go back to it when freed, instead of the threshold rising to the largest
+/// block ever freed and such blocks staying in the heap; a scrape's chunks
+/// (128 KiB) stay below it and are reused from the heap (mapped anew, each
+/// would cost its page faults).
 fn tune_malloc() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets malloc's parameters; called before any
     // other thread exists.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1024 * 1024);
     }
 }
 

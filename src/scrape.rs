@@ -17,8 +17,10 @@ use tokio::sync::mpsc;
 use crate::exposition::Sink;
 
 /// Bytes per chunk handed to the connection: each handover wakes two
-/// threads, so not too small (a 25 MiB body is 100 handovers).
-const CHUNK: usize = 256 * 1024;
+/// threads, so not too small (a 25 MiB body is 200 handovers); each scrape
+/// holds up to `CHUNKS_IN_FLIGHT` + 2 of them, so not too large either
+/// (ten scrapers, 5 MiB).
+const CHUNK: usize = 128 * 1024;
 
 /// Chunks waiting for the connection, per scrape.
 pub const CHUNKS_IN_FLIGHT: usize = 2;
