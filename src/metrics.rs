@@ -308,21 +308,22 @@ impl Exposition {
         String::from_utf8(out).map_err(|e| prometheus::Error::Msg(e.to_string()))
     }
 
-    /// The instances of `snapshot`, rendered: the records of the last
-    /// scrape, with those of the instances that changed since made again
-    /// (while one scrape does that, another waits for it rather than doing
-    /// it twice).
+    /// The instances of `snapshot`, rendered: those of the last scrape,
+    /// with the instances that changed since rendered again (while one
+    /// scrape does that, another waits for it rather than doing it twice).
+    /// The cache gives up its reference first, so that the previous form
+    /// is freed family by family as it is copied when no scrape still
+    /// reads it.
     fn rendered(&self, snapshot: &Arc<Snapshot>) -> Arc<Rendered> {
         let mut cached = self.rendered.lock().unwrap_or_else(|e| e.into_inner());
-        match &*cached {
-            Some(rendered) if rendered.is_of(snapshot) => rendered.clone(),
+        match cached.take() {
+            Some(rendered) if rendered.is_of(snapshot) => {
+                *cached = Some(rendered.clone());
+                rendered
+            }
             previous => {
                 let started = std::time::Instant::now();
-                let rendered = Arc::new(Rendered::of(
-                    previous.as_deref(),
-                    snapshot,
-                    &self.tag_labels,
-                ));
+                let rendered = Arc::new(Rendered::of(previous, snapshot, &self.tag_labels));
                 tracing::debug!(
                     instances = rendered.len(),
                     bytes = rendered.bytes(),

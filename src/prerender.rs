@@ -153,69 +153,203 @@ pub struct Rendered {
     fresh: usize,
 }
 
+/// Where an instance of the next `Rendered` comes from: the previous one,
+/// or the instances rendered for the update.
+#[derive(Clone, Copy)]
+enum Source {
+    Previous(usize),
+    Fresh(usize),
+}
+
+/// The rendered form an update starts from.
+enum Previous<'p> {
+    /// Still read by a scrape: copied from, kept whole.
+    Shared(&'p Rendered),
+    /// No longer read by anyone: each family's memory is given back as soon
+    /// as it has been copied, so that an update holds two copies of one
+    /// family at most, not of everything.
+    Owned(Box<Rendered>),
+}
+
+impl Previous<'_> {
+    fn get(&self) -> &Rendered {
+        match self {
+            Previous::Shared(p) => p,
+            Previous::Owned(p) => p,
+        }
+    }
+
+    fn release(&mut self, f: usize) {
+        if let Previous::Owned(p) = self {
+            p.families[f] = Family::default();
+        }
+    }
+}
+
 impl Rendered {
-    /// The records of `snapshot`, reusing those of `previous` whose inputs
-    /// did not change.
+    fn empty(n: usize) -> Rendered {
+        Rendered {
+            source: Weak::new(),
+            entries: Vec::with_capacity(n),
+            labels: String::new(),
+            node_ends: Vec::new(),
+            families: std::array::from_fn(|_| Family {
+                text: String::new(),
+                ends: Vec::with_capacity(n),
+            }),
+            ages: Vec::new(),
+            age_ends: Vec::with_capacity(n),
+            fresh: 0,
+        }
+    }
+
+    /// The rendered form of `snapshot`, reusing the instances of `previous`
+    /// whose inputs did not change.
     pub fn update(
         previous: Option<&Rendered>,
         snapshot: &Snapshot,
         tag_labels: &[TagLabel],
     ) -> Rendered {
-        let n = snapshot.targets.targets.len();
-        let mut next = Rendered {
-            source: Weak::new(),
-            entries: Vec::with_capacity(n),
-            labels: String::with_capacity(previous.map_or(0, |p| p.labels.len())),
-            node_ends: Vec::with_capacity(previous.map_or(0, |p| p.node_ends.len())),
-            families: std::array::from_fn(|f| Family {
-                text: String::with_capacity(previous.map_or(0, |p| p.families[f].text.len())),
-                ends: Vec::with_capacity(n),
-            }),
-            ages: Vec::with_capacity(previous.map_or(0, |p| p.ages.len())),
-            age_ends: Vec::with_capacity(n),
-            fresh: 0,
-        };
-        let mut old = previous
-            .map_or(&[][..], |p| &p.entries[..])
-            .iter()
-            .enumerate()
-            .peekable();
-        for (key, view, info, api) in walk(snapshot) {
-            while old.next_if(|(_, e)| e.key < *key).is_some() {}
-            match (old.next_if(|(_, e)| e.key == *key), previous) {
-                (Some((i, e)), Some(previous)) if e.same_inputs(view, info, api) => {
-                    next.copy(previous, i);
-                }
-                _ => {
-                    next.fresh += 1;
-                    next.render(key, view, info, api, tag_labels);
-                }
-            }
-            for family in &mut next.families {
-                family.ends.push(offset(family.text.len()));
-            }
-            next.age_ends.push(offset(next.ages.len()));
-        }
-        // Kept until the next snapshot: no spare room.
-        next.labels.shrink_to_fit();
-        next.node_ends.shrink_to_fit();
-        for family in &mut next.families {
-            family.text.shrink_to_fit();
-        }
-        next.ages.shrink_to_fit();
-        next
+        Rendered::assemble(previous.map(Previous::Shared), snapshot, tag_labels)
     }
 
-    /// `update` for a snapshot that is shared: `is_of` knows it again.
+    /// `update` for a snapshot that is shared (`is_of` knows it again),
+    /// from the previous rendered form as cached: when no scrape reads it
+    /// any more, its memory is given back family by family meanwhile.
     pub fn of(
-        previous: Option<&Rendered>,
+        previous: Option<Arc<Rendered>>,
         snapshot: &Arc<Snapshot>,
         tag_labels: &[TagLabel],
     ) -> Rendered {
+        let rendered = match previous.map(Arc::try_unwrap) {
+            None => Rendered::assemble(None, snapshot, tag_labels),
+            Some(Ok(owned)) => {
+                Rendered::assemble(Some(Previous::Owned(Box::new(owned))), snapshot, tag_labels)
+            }
+            Some(Err(shared)) => {
+                Rendered::assemble(Some(Previous::Shared(&shared)), snapshot, tag_labels)
+            }
+        };
         Rendered {
             source: Arc::downgrade(snapshot),
-            ..Rendered::update(previous, snapshot, tag_labels)
+            ..rendered
         }
+    }
+
+    fn assemble(
+        mut previous: Option<Previous>,
+        snapshot: &Snapshot,
+        tag_labels: &[TagLabel],
+    ) -> Rendered {
+        // Which instances are carried over; the others rendered apart.
+        let mut fresh = Rendered::empty(0);
+        let mut sources = Vec::with_capacity(snapshot.targets.targets.len());
+        {
+            let prev = previous.as_ref().map(Previous::get);
+            let mut old = prev
+                .map_or(&[][..], |p| &p.entries[..])
+                .iter()
+                .enumerate()
+                .peekable();
+            for (key, view, info, api) in walk(snapshot) {
+                while old.next_if(|(_, e)| e.key < *key).is_some() {}
+                match old.next_if(|(_, e)| e.key == *key) {
+                    Some((i, e)) if e.same_inputs(view, info, api) => {
+                        sources.push(Source::Previous(i));
+                    }
+                    _ => {
+                        sources.push(Source::Fresh(fresh.entries.len()));
+                        fresh.render(key, view, info, api, tag_labels);
+                        fresh.close();
+                    }
+                }
+            }
+        }
+        let mut next = Rendered::empty(sources.len());
+        next.fresh = fresh.entries.len();
+        {
+            let prev = previous.as_ref().map(Previous::get);
+            let pick = |s: &Source| match *s {
+                Source::Previous(i) => (prev.expect("a previous form"), i),
+                Source::Fresh(j) => (&fresh, j),
+            };
+            let labels: usize = sources
+                .iter()
+                .map(|s| {
+                    let (from, i) = pick(s);
+                    from.labels_of(i).len()
+                })
+                .sum();
+            next.labels.reserve_exact(labels);
+            for s in &sources {
+                let (from, i) = pick(s);
+                next.copy_labels(from, i);
+            }
+            let ages: usize = sources
+                .iter()
+                .map(|s| {
+                    let (from, i) = pick(s);
+                    from.ages_of(i).len()
+                })
+                .sum();
+            next.ages.reserve_exact(ages);
+            for s in &sources {
+                let (from, i) = pick(s);
+                next.ages.extend_from_slice(from.ages_of(i));
+                next.age_ends.push(offset(next.ages.len()));
+            }
+        }
+        for f in 0..FAMILIES {
+            {
+                let prev = previous.as_ref().map(Previous::get);
+                let pick = |s: &Source| match *s {
+                    Source::Previous(i) => (prev.expect("a previous form"), i),
+                    Source::Fresh(j) => (&fresh, j),
+                };
+                let len: usize = sources
+                    .iter()
+                    .map(|s| {
+                        let (from, i) = pick(s);
+                        from.families[f].of(i).len()
+                    })
+                    .sum();
+                let family = &mut next.families[f];
+                family.text.reserve_exact(len);
+                for s in &sources {
+                    let (from, i) = pick(s);
+                    family.text.push_str(from.families[f].of(i));
+                    family.ends.push(offset(family.text.len()));
+                }
+            }
+            if let Some(previous) = previous.as_mut() {
+                previous.release(f);
+            }
+        }
+        next.node_ends.shrink_to_fit();
+        next
+    }
+
+    /// Ends the instance last rendered: where its lines end in each family.
+    fn close(&mut self) {
+        for family in &mut self.families {
+            family.ends.push(offset(family.text.len()));
+        }
+        self.age_ends.push(offset(self.ages.len()));
+    }
+
+    /// Instance `i`'s label prefix and its nodes' parts.
+    fn labels_of(&self, i: usize) -> &str {
+        let e = &self.entries[i];
+        let end = self.node_ends[e.first_node as usize..e.last_node as usize]
+            .last()
+            .copied()
+            .unwrap_or(e.nodes);
+        &self.labels[e.prefix as usize..end as usize]
+    }
+
+    fn ages_of(&self, i: usize) -> &[(u32, DateTime<Utc>)] {
+        let start = if i == 0 { 0 } else { self.age_ends[i - 1] };
+        &self.ages[start as usize..self.age_ends[i] as usize]
     }
 
     /// Made from this very snapshot.
@@ -269,37 +403,26 @@ impl Rendered {
         &self.labels[start as usize..self.node_ends[at] as usize]
     }
 
-    /// Carries instance `i` of `previous` over as it was.
-    fn copy(&mut self, previous: &Rendered, i: usize) {
-        let e = &previous.entries[i];
+    /// Instance `i` of `from` as the next instance: its labels (its lines
+    /// are copied family by family).
+    fn copy_labels(&mut self, from: &Rendered, i: usize) {
+        let e = &from.entries[i];
         let prefix = offset(self.labels.len());
         let shift = |at: u32| at - e.prefix + prefix;
-        let nodes = shift(e.nodes);
         let first_node = offset(self.node_ends.len());
-        let end = previous.node_ends[e.first_node as usize..e.last_node as usize]
-            .last()
-            .copied()
-            .unwrap_or(e.nodes);
-        self.labels
-            .push_str(&previous.labels[e.prefix as usize..end as usize]);
+        self.labels.push_str(from.labels_of(i));
         self.node_ends.extend(
-            previous.node_ends[e.first_node as usize..e.last_node as usize]
+            from.node_ends[e.first_node as usize..e.last_node as usize]
                 .iter()
                 .map(|at| shift(*at)),
         );
-        for (to, from) in self.families.iter_mut().zip(&previous.families) {
-            to.text.push_str(from.of(i));
-        }
-        let start = if i == 0 { 0 } else { previous.age_ends[i - 1] };
-        self.ages
-            .extend_from_slice(&previous.ages[start as usize..previous.age_ends[i] as usize]);
         self.entries.push(Entry {
             key: e.key.clone(),
             view: e.view.clone(),
             info: e.info.clone(),
             api: e.api,
             prefix,
-            nodes,
+            nodes: shift(e.nodes),
             first_node,
             last_node: offset(self.node_ends.len()),
         });
@@ -864,8 +987,24 @@ mod tests {
                 }
             }
             next.targets = Arc::new(targets);
+            let expected = reference(&next, later);
+            // From a previous form still read by a scrape ...
             let updated = Rendered::update(Some(&rendered), &next, &tag_labels());
-            prop_assert_eq!(prerendered(&updated, &next, later), reference(&next, later));
+            prop_assert_eq!(&prerendered(&updated, &next, later), &expected);
+            // ... shared ...
+            let next = Arc::new(next);
+            let shared = Arc::new(rendered);
+            let held = shared.clone();
+            let updated = Rendered::of(Some(shared), &next, &tag_labels());
+            prop_assert_eq!(&prerendered(&updated, &next, later), &expected);
+            // ... and owned, its families given back as they are copied.
+            let updated = Rendered::of(Some(held), &next, &tag_labels());
+            prop_assert!(updated.is_of(&next));
+            prop_assert_eq!(&prerendered(&updated, &next, later), &expected);
+            // Again from the result: nothing changed, nothing rendered.
+            let again = Rendered::of(Some(Arc::new(updated)), &next, &tag_labels());
+            prop_assert_eq!(again.fresh(), 0);
+            prop_assert_eq!(&prerendered(&again, &next, later), &expected);
         }
     }
 
@@ -880,6 +1019,7 @@ mod tests {
         let rendered = Rendered::of(None, &first, &tag_labels());
         assert!(rendered.is_of(&first));
         assert_eq!(rendered.fresh(), rendered.len());
+        let first_len = rendered.len();
         // One view replaced, by an equal value in a new allocation.
         let mut next = (*first).clone();
         let (key, view) = next.instances.iter().next().unwrap();
@@ -887,9 +1027,9 @@ mod tests {
         next.instances.insert(key, view);
         let next = Arc::new(next);
         assert!(!rendered.is_of(&next));
-        let updated = Rendered::of(Some(&rendered), &next, &tag_labels());
+        let updated = Rendered::of(Some(Arc::new(rendered)), &next, &tag_labels());
         assert_eq!(updated.fresh(), 1);
-        assert_eq!(updated.len(), rendered.len());
+        assert_eq!(updated.len(), first_len);
         let now = Utc::now();
         assert_eq!(prerendered(&updated, &next, now), reference(&next, now));
     }
