@@ -265,6 +265,18 @@ impl Rendered {
                 }
             }
         }
+        if fresh.entries.len() == sources.len() {
+            // Every instance rendered anew (the first scrape): in order
+            // already, nothing to copy.
+            fresh.fresh = fresh.entries.len();
+            fresh.labels.shrink_to_fit();
+            fresh.node_ends.shrink_to_fit();
+            for family in &mut fresh.families {
+                family.text.shrink_to_fit();
+            }
+            fresh.ages.shrink_to_fit();
+            return fresh;
+        }
         let mut next = Rendered::empty(sources.len());
         next.fresh = fresh.entries.len();
         {
