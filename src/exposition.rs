@@ -1,18 +1,26 @@
-//! Snapshot → the Prometheus text format, written straight from the
-//! snapshot into a `Sink`, without building metric objects or per-sample
-//! strings: the cost of a scrape is one walk and the bytes it writes. The
-//! backup gauges are written at every scrape (so an instance no longer
-//! watched leaves no series behind, and ages are computed against "now").
+//! Snapshot → the Prometheus text format, into a `Sink`: the families,
+//! their HELP texts, the label and number formatting (`Writer`), and the
+//! series that are not per instance. The per-instance series are rendered
+//! once per change of an instance and kept (`prerender.rs`); a scrape
+//! copies them (so an instance no longer watched leaves no series behind,
+//! and ages are computed against "now").
 //! Each family is cut into blocks of `BLOCK` instances, so that a sink can
 //! reuse what it made of a block that did not change (the gzip members).
 
+#[cfg(test)]
 use std::ops::Range;
+use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 
 use crate::config::TagLabel;
+#[cfg(test)]
 use crate::model::{BackupApi, InstanceInfo};
-use crate::snapshot::{InstanceView, NodeSummary, Snapshot};
+use crate::prerender::Rendered;
+use crate::snapshot::Snapshot;
+#[cfg(test)]
+use crate::snapshot::{InstanceView, NodeSummary};
+#[cfg(test)]
 use crate::targets::InstanceKey;
 
 const NS: &str = "aliyun_backup_";
@@ -63,6 +71,7 @@ const FAMILIES: &[(&str, &str)] = &[
 /// discovery says of it, the backup call in use, where its common labels
 /// (`{product="…",region_id="…",instance_id="…"`) are in the scrape's
 /// label text, and which of the scrape's nodes are its.
+#[cfg(test)]
 struct Row<'s> {
     key: &'s InstanceKey,
     view: Option<&'s InstanceView>,
@@ -74,13 +83,29 @@ struct Row<'s> {
 
 /// One node of a polled instance: where its labels (the instance's and its
 /// `node_id`) are in the label text, and its facts.
+#[cfg(test)]
 struct NodeRow<'s> {
     labels: Range<usize>,
     node: &'s NodeSummary,
 }
 
 /// Writes the snapshot's gauges. Families without samples are left out.
+/// Renders every instance afresh; `/metrics` keeps the rendered instances
+/// between scrapes instead (`metrics::Exposition`).
 pub fn write_snapshot(
+    out: &mut impl Sink,
+    snapshot: &Snapshot,
+    now: DateTime<Utc>,
+    tag_labels: &[TagLabel],
+) {
+    Rendered::update(None, snapshot, tag_labels).write(out, snapshot, now);
+}
+
+/// The straightforward renderer the records replaced, walking the whole
+/// snapshot for every family: the reference the rendered records are
+/// checked against.
+#[cfg(test)]
+pub(crate) fn write_snapshot_reference(
     out: &mut impl Sink,
     snapshot: &Snapshot,
     now: DateTime<Utc>,
@@ -284,12 +309,7 @@ pub fn write_snapshot(
         })
     });
 
-    w.family("poll_cycle_duration_seconds");
-    if let Some(seconds) = snapshot.poll_cycle_seconds {
-        w.start("poll_cycle_duration_seconds");
-        w.end(seconds);
-    }
-    w.family_done();
+    write_poll_cycle(&mut w, snapshot);
 
     // What discovery knows: every watched instance with its info, polled or not.
     w.family("instance_info");
@@ -327,6 +347,23 @@ pub fn write_snapshot(
     }
     w.family_done();
 
+    write_discovery(&mut w, snapshot);
+}
+
+/// `poll_cycle_duration_seconds`, between the polled instances' families
+/// and the info ones.
+pub(crate) fn write_poll_cycle<S: Sink>(w: &mut Writer<S>, snapshot: &Snapshot) {
+    w.family("poll_cycle_duration_seconds");
+    if let Some(seconds) = snapshot.poll_cycle_seconds {
+        w.start("poll_cycle_duration_seconds");
+        w.end(seconds);
+    }
+    w.family_done();
+}
+
+/// The last families: discovery per account and region, and targets.
+pub(crate) fn write_discovery<S: Sink>(w: &mut Writer<S>, snapshot: &Snapshot) {
+    let seconds = |t: DateTime<Utc>| t.timestamp_millis() as f64 / 1000.0;
     let regions = &snapshot.targets.discovery;
     for (name, with_value) in [
         ("discovery_success", true),
@@ -364,6 +401,7 @@ pub fn write_snapshot(
 /// its info and the backup call in use. Both maps are sorted by key, and
 /// views exist only for targets: one walk pairs them, without a lookup per
 /// instance.
+#[cfg(test)]
 fn walk(
     snapshot: &Snapshot,
 ) -> impl Iterator<
@@ -390,11 +428,13 @@ fn walk(
 }
 
 /// One sample's own labels and value.
+#[cfg(test)]
 struct Sample<'a> {
     extra: smallvec3::Extra<'a>,
     value: f64,
 }
 
+#[cfg(test)]
 impl Sample<'_> {
     fn of(value: f64) -> Self {
         Sample {
@@ -405,6 +445,7 @@ impl Sample<'_> {
 }
 
 /// At most three extra label pairs, on the stack.
+#[cfg(test)]
 mod smallvec3 {
     #[derive(Default)]
     pub struct Extra<'a> {
@@ -432,7 +473,7 @@ mod smallvec3 {
     }
 }
 
-fn bool_value(b: bool) -> f64 {
+pub(crate) fn bool_value(b: bool) -> f64 {
     if b {
         1.0
     } else {
@@ -442,7 +483,7 @@ fn bool_value(b: bool) -> f64 {
 
 /// Writes samples label by label; a family's HELP and TYPE go out with its
 /// first sample.
-struct Writer<'o, S: Sink> {
+pub(crate) struct Writer<'o, S: Sink> {
     out: &'o mut S,
     /// The family whose header is due with its first sample.
     pending: Option<&'static str>,
@@ -458,9 +499,48 @@ struct Writer<'o, S: Sink> {
 
 /// Scratch space of the fast number formatters.
 #[derive(Default)]
-struct Numbers {
+pub(crate) struct Numbers {
     int: itoa::Buffer,
     float: ryu::Buffer,
+    /// For the values the fast way does not print.
+    slow: String,
+}
+
+impl Numbers {
+    /// `value` in the text format.
+    pub(crate) fn push(&mut self, out: &mut impl Sink, value: f64) {
+        match format_value(value, self) {
+            Some(text) => out.push(text),
+            None => {
+                let mut slow = std::mem::take(&mut self.slow);
+                slow.clear();
+                write_value(&mut slow, value);
+                out.push(&slow);
+                self.slow = slow;
+            }
+        }
+    }
+}
+
+/// A family's full name (`aliyun_backup_…`) and its HELP and TYPE lines.
+pub(crate) fn family_header(name: &str) -> (&'static str, &'static str) {
+    static HEADERS: LazyLock<Vec<(String, String)>> = LazyLock::new(|| {
+        FAMILIES
+            .iter()
+            .map(|(name, help)| {
+                (
+                    format!("{NS}{name}"),
+                    format!("# HELP {NS}{name} {help}\n# TYPE {NS}{name} gauge\n"),
+                )
+            })
+            .collect()
+    });
+    let at = FAMILIES
+        .iter()
+        .position(|(n, _)| *n == name)
+        .expect("a known family");
+    let (name, header) = &HEADERS[at];
+    (name, header)
 }
 
 /// `value` as the text format prints it, the fast way, when that way is
@@ -493,16 +573,21 @@ fn format_value(value: f64, numbers: &mut Numbers) -> Option<&str> {
 }
 
 impl<'o, S: Sink> Writer<'o, S> {
-    fn new(out: &'o mut S) -> Self {
+    pub(crate) fn new(out: &'o mut S) -> Self {
         Writer {
             out,
             pending: None,
             bare: true,
             in_block: 0,
-            number: String::with_capacity(32),
+            number: String::new(),
             numbers: Numbers::default(),
-            name: String::with_capacity(64),
+            name: String::new(),
         }
+    }
+
+    /// One char, as is (the tags of rendered lines).
+    pub(crate) fn raw(&mut self, c: char) {
+        self.out.push(c.encode_utf8(&mut [0; 4]));
     }
 
     fn family(&mut self, name: &str) {
@@ -544,20 +629,21 @@ impl<'o, S: Sink> Writer<'o, S> {
     }
 
     /// Labels added after others already written (`{a="x"`).
-    fn continue_labels(&mut self) -> &mut Self {
+    pub(crate) fn continue_labels(&mut self) -> &mut Self {
         self.bare = false;
         self
     }
 
     /// A sample whose first labels are `labels`, already in the text
     /// format (`{a="x",b="y"`).
+    #[cfg(test)]
     fn start_with(&mut self, name: &str, labels: &str) {
         self.start(name);
         self.out.push(labels);
         self.bare = labels.is_empty();
     }
 
-    fn label(&mut self, name: &str, value: &str) -> &mut Self {
+    pub(crate) fn label(&mut self, name: &str, value: &str) -> &mut Self {
         self.out.push(if self.bare { "{" } else { "," });
         self.bare = false;
         self.out.push(name);
@@ -582,7 +668,7 @@ impl<'o, S: Sink> Writer<'o, S> {
         self
     }
 
-    fn end(&mut self, value: f64) {
+    pub(crate) fn end(&mut self, value: f64) {
         self.out.push(if self.bare { " " } else { "} " });
         match format_value(value, &mut self.numbers) {
             Some(text) => self.out.push(text),
@@ -595,6 +681,7 @@ impl<'o, S: Sink> Writer<'o, S> {
         self.out.push("\n");
     }
 
+    #[cfg(test)]
     fn instance_done(&mut self) {
         self.in_block += 1;
         if self.in_block == BLOCK {

@@ -27,7 +27,10 @@
 //! - `model`: product-neutral backup and instance records.
 //! - `snapshot`: pure functions from backups to per-node summaries; the
 //!   snapshot the HTTP side reads.
-//! - `metrics`: renders a snapshot as the Prometheus exposition at scrape time.
+//! - `metrics`: the live metrics, and the Prometheus exposition of them and a
+//!   snapshot, at scrape time.
+//! - `exposition`: the text format (families, labels, numbers); `prerender`:
+//!   each instance's series rendered once per change, copied by scrapes.
 //! - `server`: the HTTP endpoints (/metrics, /healthz, /readyz, /, /-/reload).
 //! - `http`: accept loop and graceful shutdown shared by server and fake API.
 //! - `web`: `--web.config.file` (exporter-toolkit format): TLS, client
@@ -55,6 +58,7 @@ pub mod metrics;
 pub mod model;
 pub mod policy;
 pub mod poller;
+pub mod prerender;
 pub mod products;
 pub mod redact;
 pub mod scrape;

@@ -15,8 +15,9 @@ use crate::aliyun::credentials::refresh::RefreshObserver;
 use crate::aliyun::{CallLabels, CallObserver};
 use crate::clock::Clock;
 use crate::config::TagLabel;
-use crate::exposition::{write_snapshot, Sink};
+use crate::exposition::Sink;
 use crate::http::{self, Body};
+use crate::prerender::Rendered;
 use crate::scrape::{ChunkSink, GzipSink, MemberCache, CHUNKS_IN_FLIGHT};
 use crate::snapshot::Snapshot;
 
@@ -275,6 +276,9 @@ pub struct Exposition {
     tag_labels: Vec<TagLabel>,
     gzip_members: MemberCache,
     renders: Arc<tokio::sync::Semaphore>,
+    /// The instances of the latest snapshot scraped, rendered: a scrape
+    /// renders again only the instances that changed since.
+    rendered: std::sync::Mutex<Option<Arc<Rendered>>>,
 }
 
 impl Exposition {
@@ -290,6 +294,7 @@ impl Exposition {
             clock,
             tag_labels,
             gzip_members: MemberCache::default(),
+            rendered: Default::default(),
             renders: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             )),
@@ -303,11 +308,41 @@ impl Exposition {
         String::from_utf8(out).map_err(|e| prometheus::Error::Msg(e.to_string()))
     }
 
+    /// The instances of `snapshot`, rendered: those of the last scrape,
+    /// with the instances that changed since rendered again (while one
+    /// scrape does that, another waits for it rather than doing it twice).
+    /// The cache gives up its reference first, so that the previous form
+    /// is freed family by family as it is copied when no scrape still
+    /// reads it.
+    fn rendered(&self, snapshot: &Arc<Snapshot>) -> Arc<Rendered> {
+        let mut cached = self.rendered.lock().unwrap_or_else(|e| e.into_inner());
+        match cached.take() {
+            Some(rendered) if rendered.is_of(snapshot) => {
+                *cached = Some(rendered.clone());
+                rendered
+            }
+            previous => {
+                let started = std::time::Instant::now();
+                let rendered = Arc::new(Rendered::of(previous, snapshot, &self.tag_labels));
+                tracing::debug!(
+                    instances = rendered.len(),
+                    bytes = rendered.bytes(),
+                    rendered = rendered.fresh(),
+                    elapsed = ?started.elapsed(),
+                    "instances rendered"
+                );
+                *cached = Some(rendered.clone());
+                rendered
+            }
+        }
+    }
+
     /// The whole exposition as one string (tests, the demo's printout).
     pub fn render(&self) -> Result<String, prometheus::Error> {
         let snapshot = self.snapshots.borrow().clone();
         let mut text = self.registry_text()?;
-        write_snapshot(&mut text, &snapshot, self.clock.now(), &self.tag_labels);
+        self.rendered(&snapshot)
+            .write(&mut text, &snapshot, self.clock.now());
         Ok(text)
     }
 
@@ -332,17 +367,18 @@ impl Exposition {
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
+            let rendered = this.rendered(&snapshot);
             let out = ChunkSink::new(tx);
             if gzip {
                 let mut sink = GzipSink::new(out, &this.gzip_members);
                 sink.push(&registry);
                 sink.boundary();
-                write_snapshot(&mut sink, &snapshot, now, &this.tag_labels);
+                rendered.write(&mut sink, &snapshot, now);
                 sink.finish();
             } else {
                 let mut sink = out;
                 sink.push(&registry);
-                write_snapshot(&mut sink, &snapshot, now, &this.tag_labels);
+                rendered.write(&mut sink, &snapshot, now);
                 sink.finish();
             }
             tracing::debug!(gzip, elapsed = ?started.elapsed(), "scrape rendered");

@@ -17,8 +17,10 @@ use tokio::sync::mpsc;
 use crate::exposition::Sink;
 
 /// Bytes per chunk handed to the connection: each handover wakes two
-/// threads, so not too small (a 25 MiB body is 100 handovers).
-const CHUNK: usize = 256 * 1024;
+/// threads, so not too small (a 25 MiB body is 200 handovers); each scrape
+/// holds up to `CHUNKS_IN_FLIGHT` + 2 of them, so not too large either
+/// (ten scrapers, 5 MiB).
+const CHUNK: usize = 128 * 1024;
 
 /// Chunks waiting for the connection, per scrape.
 pub const CHUNKS_IN_FLIGHT: usize = 2;
@@ -104,7 +106,12 @@ impl MemberCache {
             *used = render;
             return member.clone();
         }
-        let member = Bytes::from(deflate.member(block));
+        let mut member = deflate.member(block);
+        // Kept for the next scrapes: without the room made for the
+        // compressor's output (a quarter of the block, for a member about
+        // a twenty-fifth of it).
+        member.shrink_to_fit();
+        let member = Bytes::from(member);
         self.lock().insert(hash, (member.clone(), render));
         member
     }
@@ -136,7 +143,9 @@ impl<'c> GzipSink<'c> {
     pub fn new(out: ChunkSink, cache: &'c MemberCache) -> Self {
         let render = cache.renders.fetch_add(1, Ordering::Relaxed) + 1;
         GzipSink {
-            block: Vec::with_capacity(CHUNK),
+            // A block is a few dozen KiB (BLOCK instances of one family);
+            // it grows if need be.
+            block: Vec::with_capacity(64 * 1024),
             out,
             cache,
             render,

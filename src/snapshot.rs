@@ -27,6 +27,9 @@ pub struct LastSuccess {
 /// `word` without an allocation when it is one of the usual label values.
 fn interned(word: &str) -> Cow<'static, str> {
     const USUAL: &[&str] = &[
+        "success",
+        "failed",
+        "running",
         "full",
         "incremental",
         "automated",
@@ -44,8 +47,9 @@ fn interned(word: &str) -> Cow<'static, str> {
 
 /// A small map sorted by key: an instance has one node or a few, and two or
 /// three statuses; a `BTreeMap` would allocate room for eleven entries each.
+/// The usual keys (`success`, `failed`) are not allocated for every instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SmallMap<V>(Vec<(Box<str>, V)>);
+pub struct SmallMap<V>(Vec<(Cow<'static, str>, V)>);
 
 impl<V> Default for SmallMap<V> {
     fn default() -> Self {
@@ -58,7 +62,7 @@ impl<V: Default> SmallMap<V> {
         let at = match self.0.binary_search_by(|(k, _)| (**k).cmp(key)) {
             Ok(at) => at,
             Err(at) => {
-                self.0.insert(at, (key.into(), V::default()));
+                self.0.insert(at, (interned(key), V::default()));
                 at
             }
         };
