@@ -198,7 +198,7 @@ async fn poll(kind: &str, polls: usize) -> Result<(), String> {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     // As the exporter's main does.
-    aliyun_backup_exporter::memory::give_large_blocks_back();
+    aliyun_backup_exporter::memory::tune_malloc();
     let args = Args::parse();
     let result = if args.serve {
         serve(&args.kind, args.polls).await

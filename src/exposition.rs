@@ -13,9 +13,11 @@ use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 
+#[cfg(test)]
 use crate::config::TagLabel;
 #[cfg(test)]
 use crate::model::{BackupApi, InstanceInfo};
+#[cfg(test)]
 use crate::prerender::Rendered;
 use crate::snapshot::Snapshot;
 #[cfg(test)]
@@ -91,7 +93,8 @@ struct NodeRow<'s> {
 
 /// Writes the snapshot's gauges. Families without samples are left out.
 /// Renders every instance afresh; `/metrics` keeps the rendered instances
-/// between scrapes instead (`metrics::Exposition`).
+/// between scrapes instead (`metrics::Exposition`). Tests.
+#[cfg(test)]
 pub fn write_snapshot(
     out: &mut impl Sink,
     snapshot: &Snapshot,

@@ -14,7 +14,7 @@ use aliyun_backup_exporter::{clock, logging, metrics};
 use clap::Parser;
 
 fn main() -> ExitCode {
-    aliyun_backup_exporter::memory::give_large_blocks_back();
+    aliyun_backup_exporter::memory::tune_malloc();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if e.use_stderr() => {
@@ -34,28 +34,6 @@ fn main() -> ExitCode {
         Ok(config) if cli.config_check => check(&config),
         Ok(config) => serve(config),
         Err(e) => fail(&e),
-    }
-}
-
-/// glibc's malloc, set for a long-running server on few cores, before any
-/// thread starts. By default a thread that finds the arena in use gets one
-/// of its own (up to 8 per core), and what is freed in one arena is never
-/// reused by another: a scrape's buffers, made on whichever blocking
-/// thread renders it, left 2-3 MB behind in each of 8 arenas (a third of
-/// the resident memory at 1,000 instances). Two arenas are enough for the
-/// two async workers and the renders. And a fixed mmap threshold of 1 MiB:
-/// the rendered series (megabytes, replaced whole) come from the kernel and
-/// go back to it when freed, instead of the threshold rising to the largest
-/// block ever freed and such blocks staying in the heap; a scrape's chunks
-/// (128 KiB) stay below it and are reused from the heap (mapped anew, each
-/// would cost its page faults).
-fn tune_malloc() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets malloc's parameters; called before any
-    // other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1024 * 1024);
     }
 }
 
@@ -153,7 +131,6 @@ fn check(config: &Config) -> ExitCode {
 }
 
 fn serve(config: Config) -> ExitCode {
-    tune_malloc();
     logging::init(config.log_level, config.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

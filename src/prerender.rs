@@ -205,6 +205,7 @@ impl Rendered {
 
     /// The rendered form of `snapshot`, reusing the instances of `previous`
     /// whose inputs did not change.
+    #[cfg(test)]
     pub fn update(
         previous: Option<&Rendered>,
         snapshot: &Snapshot,
@@ -878,6 +879,7 @@ mod tests {
             instance_class: word(rng),
             status: ["Normal", "Creating", "Changing"][rng.usize(..3)].into(),
             shard_count: None,
+            nodes: Vec::new(),
             tags: (0..rng.usize(0..3))
                 .map(|_| {
                     (

@@ -121,10 +121,12 @@ impl MemberCache {
     }
 
     /// Members cached now (tests).
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.lock().len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
