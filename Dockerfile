@@ -26,7 +26,7 @@ FROM gcr.io/distroless/cc-debian12:nonroot
 ARG GIT_REVISION=unknown
 LABEL org.opencontainers.image.revision="${GIT_REVISION}" \
       org.opencontainers.image.title="aliyun-backup-exporter" \
-      org.opencontainers.image.description="Prometheus exporter for Alibaba Cloud Redis / Tair backups" \
+      org.opencontainers.image.description="Prometheus exporter for Alibaba Cloud database backups (Redis / Tair, RDS, MongoDB, PolarDB)" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.source="https://github.com/aliyun-backup-exporter/aliyun-backup-exporter"
 COPY --from=builder /out/aliyun-backup-exporter /usr/local/bin/aliyun-backup-exporter

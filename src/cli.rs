@@ -13,7 +13,7 @@ use crate::aliyun::credentials::chain;
 #[command(
     name = "aliyun-backup-exporter",
     version,
-    about = "Prometheus exporter for the backups of Alibaba Cloud ApsaraDB for Redis / Tair",
+    about = "Prometheus exporter for the backups of Alibaba Cloud databases: ApsaraDB for Redis / Tair, RDS, MongoDB and PolarDB",
     after_help = "Credentials: ALIBABA_CLOUD_ACCESS_KEY_ID, ALIBABA_CLOUD_ACCESS_KEY_SECRET and optional ALIBABA_CLOUD_SECURITY_TOKEN, or RRSA, a profile file or the ECS instance role; several accounts through --config.file."
 )]
 pub struct Cli {
