@@ -13,8 +13,8 @@ use serde_json::{json, Value};
 use super::kvstore::{next_backup_time, page, window_and_page};
 use super::scenario::{fake_download_url, time, FakeBackup, FakeInstance, FakeProduct};
 use super::{
-    list_json, list_page, listed, listing_lookup, ok_json, page_of, policy_lookup, product_fail,
-    product_fault_answer, tag_params, FakeKey, Params, Shared,
+    list_json, list_page, listed, listing_lookup, ok_json, page_of, play_fault, policy_lookup,
+    product_fail, tag_params, FakeKey, Params, Shared,
 };
 use crate::http::Response;
 
@@ -80,12 +80,8 @@ pub(super) async fn describe_backups(
         Ok(found) => found,
         Err(answer) => return *answer,
     };
-    if let Some(fault) = fault {
-        if let Some(answer) =
-            product_fault_answer(PRODUCT, fault, "DescribeBackups", request_id).await
-        {
-            return answer;
-        }
+    if let Some(answer) = play_fault(PRODUCT, fault, "DescribeBackups", request_id).await {
+        return answer;
     }
     match (sharded, node) {
         (true, None) => {
@@ -202,12 +198,8 @@ pub(super) async fn describe_backup_policy(
         Ok(found) => found,
         Err(answer) => return *answer,
     };
-    if let Some(fault) = fault {
-        if let Some(answer) =
-            product_fault_answer(PRODUCT, fault, "DescribeBackupPolicy", request_id).await
-        {
-            return answer;
-        }
+    if let Some(answer) = play_fault(PRODUCT, fault, "DescribeBackupPolicy", request_id).await {
+        return answer;
     }
     let body = json!({
         "RequestId": request_id,

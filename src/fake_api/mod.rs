@@ -590,6 +590,51 @@ async fn fault_answer(fault: Fault, action: &str, request_id: &str) -> Option<Re
     fault_answer_at(host_of(action), not_found, fault, action, request_id).await
 }
 
+/// Plays a looked-up instance's fault, if it has one, for `action`: `Some`
+/// is the answer that ends the request (a `Slow` fault only delays it).
+async fn play_fault(
+    product: FakeProduct,
+    fault: Option<Fault>,
+    action: &str,
+    request_id: &str,
+) -> Option<Response> {
+    product_fault_answer(product, fault?, action, request_id).await
+}
+
+/// `DescribeBackups` of RDS and PolarDB: the instance's backups that started
+/// within `[start, end]` (and have `status`, when asked), newest first as the
+/// real APIs list them, each with its index (its backup ID's number), and
+/// whether the instance answers with quirky types; its fault, if any,
+/// already played. `Err` is the answer that ends the request.
+#[allow(clippy::too_many_arguments)]
+async fn backups_in_window(
+    shared: &Shared,
+    key: &FakeKey,
+    product: FakeProduct,
+    instance_id: &str,
+    (start, end): (DateTime<Utc>, DateTime<Utc>),
+    status: Option<&str>,
+    request_id: &str,
+) -> Result<(Vec<(usize, FakeBackup)>, bool), Response> {
+    let (fault, found) = listing_lookup(shared, key, product, instance_id, None, request_id, |i| {
+        let mut backups: Vec<(usize, FakeBackup)> = i
+            .backups
+            .iter()
+            .cloned()
+            .enumerate()
+            .filter(|(_, b)| b.start >= start && b.start <= end)
+            .filter(|(_, b)| status.is_none_or(|s| s.eq_ignore_ascii_case(&b.status)))
+            .collect();
+        backups.sort_by_key(|(_, b)| std::cmp::Reverse(b.start));
+        (backups, i.quirky_types)
+    })
+    .map_err(|answer| *answer)?;
+    match play_fault(product, fault, "DescribeBackups", request_id).await {
+        Some(answer) => Err(answer),
+        None => Ok(found),
+    }
+}
+
 /// The same for an action of `product`: its host and its not-found code.
 async fn product_fault_answer(
     product: FakeProduct,

@@ -10,8 +10,8 @@ use serde_json::{json, Value};
 use super::kvstore::{next_backup_time, window_and_page};
 use super::scenario::{time, FakeBackup, FakeInstance, FakeProduct};
 use super::{
-    list_json, list_page, listed, listing_lookup, ok_json, page_of, policy_lookup, product_fail,
-    product_fault_answer, tag_params, FakeKey, Params, Shared,
+    backups_in_window, list_json, list_page, listed, ok_json, page_of, play_fault, policy_lookup,
+    product_fail, tag_params, FakeKey, Params, Shared,
 };
 use crate::http::Response;
 
@@ -45,30 +45,20 @@ pub(super) async fn describe_backups(
             Err(answer) => return *answer,
         };
     let status = params.get("BackupStatus").filter(|s| !s.is_empty());
-    let looked_up = listing_lookup(shared, key, PRODUCT, cluster_id, None, request_id, |i| {
-        let mut backups: Vec<(usize, FakeBackup)> = i
-            .backups
-            .iter()
-            .cloned()
-            .enumerate()
-            .filter(|(_, b)| b.start >= start && b.start <= end)
-            .filter(|(_, b)| status.is_none_or(|s| s.eq_ignore_ascii_case(&b.status)))
-            .collect();
-        // Newest first, like the real API; the client must not rely on it.
-        backups.sort_by_key(|(_, b)| std::cmp::Reverse(b.start));
-        (backups, i.quirky_types)
-    });
-    let (fault, (backups, quirky)) = match looked_up {
+    let (backups, quirky) = match backups_in_window(
+        shared,
+        key,
+        PRODUCT,
+        cluster_id,
+        (start, end),
+        status,
+        request_id,
+    )
+    .await
+    {
         Ok(found) => found,
-        Err(answer) => return *answer,
+        Err(answer) => return answer,
     };
-    if let Some(fault) = fault {
-        if let Some(answer) =
-            product_fault_answer(PRODUCT, fault, "DescribeBackups", request_id).await
-        {
-            return answer;
-        }
-    }
     let items: Vec<Value> = page_of(&backups, page_number, page_size)
         .iter()
         .map(|(n, b)| render_backup(cluster_id, b, backup_id(cluster_id, *n), quirky))
@@ -150,12 +140,8 @@ pub(super) async fn describe_backup_policy(
         Ok(found) => found,
         Err(answer) => return *answer,
     };
-    if let Some(fault) = fault {
-        if let Some(answer) =
-            product_fault_answer(PRODUCT, fault, "DescribeBackupPolicy", request_id).await
-        {
-            return answer;
-        }
+    if let Some(answer) = play_fault(PRODUCT, fault, "DescribeBackupPolicy", request_id).await {
+        return answer;
     }
     // PolarDB has no `BackupRetentionPeriod` nor `EnableBackupLog`: the
     // retention of level-1 backups is `DataLevel1BackupRetentionPeriod`.
