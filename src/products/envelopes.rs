@@ -3,9 +3,8 @@
 //! field names the node, and the product's status words.
 //!
 //! Sources: the project's API reference sheet (`alibaba-api.md` §1 and §6,
-//! from Alibaba's API reference and SDK models). Only R-kvstore is polled
-//! today; the others are described, and tested against real-shaped answers
-//! in `tests/fixtures/<product>/`, for when they are added.
+//! from Alibaba's API reference and SDK models), each tested against
+//! real-shaped answers in `tests/fixtures/<product>/`.
 
 use super::backups::{BackupsEnvelope, Outcome};
 
