@@ -205,8 +205,28 @@ const MAX_INSTANCE_TAGS: usize = 256;
 const MAX_SHARDS: usize = 128;
 
 /// Label values are bounded: an instance name is the user's free text.
-fn bounded(value: &str) -> String {
+pub(super) fn bounded(value: &str) -> String {
     label_value(value, 256)
+}
+
+/// The ID of a listed instance, under its field `name`: strict, since it
+/// identifies the instance (a missing or malformed one fails the page).
+pub(super) fn listed_id<'t>(name: &str, id: &'t Text) -> Result<&'t str, String> {
+    let id = id.get().ok_or_else(|| format!("{name} is missing"))?;
+    if !crate::config::is_valid_instance_id(id) {
+        return Err(format!("{name} {} is not an instance ID", quoted(id)));
+    }
+    Ok(id)
+}
+
+/// The region a listed instance names, or the one asked about when it
+/// names none (or something that is not a region).
+pub(super) fn listed_region(region: &Text, queried_region: &str) -> String {
+    region
+        .get()
+        .filter(|r| endpoint::is_valid_region(r))
+        .unwrap_or(queried_region)
+        .to_string()
 }
 
 /// Decodes a page of a discovery answer: its instances and total.
@@ -302,19 +322,8 @@ impl<'s> RawInstance<'s, '_> {
 
     fn decode(self, queried_region: &str) -> Result<InstanceInfo, String> {
         let spec = self.spec;
-        let id = self
-            .id
-            .get()
-            .ok_or_else(|| format!("{} is missing", spec.id))?;
-        if !crate::config::is_valid_instance_id(id) {
-            return Err(format!("{} {} is not an instance ID", spec.id, quoted(id)));
-        }
-        let region_id = self
-            .region_id
-            .get()
-            .filter(|r| endpoint::is_valid_region(r))
-            .unwrap_or(queried_region)
-            .to_string();
+        let id = listed_id(spec.id, &self.id)?;
+        let region_id = listed_region(&self.region_id, queried_region);
         let field = |text: &Text| bounded(text.get().unwrap_or_default());
         let mut tags = self.tags;
         tags.shrink_to_fit();

@@ -6,8 +6,8 @@ use serde::de::MapAccess;
 
 use tokio::time::Instant;
 
+use super::common::{bounded, listed_id, listed_region};
 use crate::aliyun::endpoint;
-use crate::aliyun::json::quoted;
 use crate::aliyun::lenient::{self, Fields, Flag, ListSeed, Object, Text, Time, Whole, Within};
 use crate::aliyun::{ApiError, RpcClient};
 use crate::model::{
@@ -639,10 +639,6 @@ pub struct InstancePage {
 }
 
 /// Label values are bounded: an instance name is the user's free text.
-fn bounded(value: &str) -> String {
-    label_value(value, 256)
-}
-
 /// Decodes a DescribeInstances page. Strict about what identifies an
 /// instance (a missing or malformed `InstanceId` fails the page, so the
 /// last known list is kept rather than an instance dropped), lenient about
@@ -793,19 +789,8 @@ impl<'de> Fields<'de> for RawTag<'de> {
 }
 
 fn decode_instance(item: RawInstance, queried_region: &str) -> Result<InstanceInfo, String> {
-    let instance_id = item.instance_id.get().ok_or("InstanceId is missing")?;
-    if !crate::config::is_valid_instance_id(instance_id) {
-        return Err(format!(
-            "InstanceId {} is not an instance ID",
-            quoted(instance_id)
-        ));
-    }
-    let region_id = item
-        .region_id
-        .get()
-        .filter(|r| endpoint::is_valid_region(r))
-        .unwrap_or(queried_region)
-        .to_string();
+    let instance_id = listed_id("InstanceId", &item.instance_id)?;
+    let region_id = listed_region(&item.region_id, queried_region);
     let field = |text: &Text| bounded(text.get().unwrap_or_default());
     let mut tags = item.tags;
     // Kept for as long as the instance is watched: no spare room.
