@@ -43,6 +43,13 @@ impl Sink for String {
     }
 }
 
+impl Sink for Vec<u8> {
+    #[inline]
+    fn push(&mut self, text: &str) {
+        self.extend_from_slice(text.as_bytes());
+    }
+}
+
 /// The HELP texts of the families built from snapshots.
 const FAMILIES: &[(&str, &str)] = &[
     ("last_success_timestamp_seconds", "End time of the newest successful backup in the lookback window (from the exporter's last cached poll)."),

@@ -16,9 +16,11 @@ use crate::aliyun::{CallLabels, CallObserver};
 use crate::clock::Clock;
 use crate::config::TagLabel;
 use crate::exposition::Sink;
+use http_body_util::BodyExt;
+
 use crate::http::{self, Body};
 use crate::prerender::Rendered;
-use crate::scrape::{ChunkSink, GzipSink, MemberCache, CHUNKS_IN_FLIGHT};
+use crate::scrape::{ChunkSink, GzipSink, MemberCache, RenderedBody, CHUNKS_IN_FLIGHT};
 use crate::snapshot::Snapshot;
 
 /// The Prometheus text format's content type.
@@ -324,6 +326,10 @@ impl Exposition {
             previous => {
                 let started = std::time::Instant::now();
                 let rendered = Arc::new(Rendered::of(previous, snapshot, &self.tag_labels));
+                // Counted here, off the async workers, for the scrapes' lengths.
+                rendered.length(snapshot, self.clock.now());
+                // The previous form (megabytes) was freed while copied.
+                crate::memory::give_back();
                 tracing::debug!(
                     instances = rendered.len(),
                     bytes = rendered.bytes(),
@@ -337,6 +343,12 @@ impl Exposition {
         }
     }
 
+    /// The rendered form of `snapshot`, if it is the one cached.
+    fn cached(&self, snapshot: &Arc<Snapshot>) -> Option<Arc<Rendered>> {
+        let cached = self.rendered.lock().unwrap_or_else(|e| e.into_inner());
+        cached.as_ref().filter(|r| r.is_of(snapshot)).cloned()
+    }
+
     /// The whole exposition as one string (tests, the demo's printout).
     pub fn render(&self) -> Result<String, prometheus::Error> {
         let snapshot = self.snapshots.borrow().clone();
@@ -346,14 +358,29 @@ impl Exposition {
         Ok(text)
     }
 
-    /// The exposition as a body written while it is sent (gzip members
-    /// when `gzip`), rendered on a blocking thread: a large fleet's scrape
+    /// The exposition as a body written while it is sent: without
+    /// compression, made chunk by chunk as the connection takes them; with
+    /// gzip, compressed on a blocking thread. Rendering the instances that
+    /// changed is done off the async workers: a large fleet's scrape
     /// neither holds its whole body nor holds up the async workers.
     pub async fn stream(self: &Arc<Self>, gzip: bool) -> Result<Body, prometheus::Error> {
-        // As many renders at once as there are cores: more would only share
-        // the same CPUs, each holding its buffers and compressor meanwhile.
-        // A scraper that stalls is given up on after a while (`scrape.rs`),
-        // so a permit is never held for ever.
+        if !gzip {
+            let registry = self.registry_text()?;
+            let snapshot = self.snapshots.borrow().clone();
+            let now = self.clock.now();
+            let rendered = match self.cached(&snapshot) {
+                Some(rendered) => rendered,
+                None => {
+                    let this = self.clone();
+                    let snapshot = snapshot.clone();
+                    tokio::task::spawn_blocking(move || this.rendered(&snapshot))
+                        .await
+                        .map_err(|e| prometheus::Error::Msg(e.to_string()))?
+                }
+            };
+            let length = registry.len() + rendered.length(&snapshot, now);
+            return Ok(RenderedBody::new(registry, rendered, snapshot, now, length).boxed());
+        }
         let permit = self
             .renders
             .clone()
@@ -368,19 +395,11 @@ impl Exposition {
         tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
             let rendered = this.rendered(&snapshot);
-            let out = ChunkSink::new(tx);
-            if gzip {
-                let mut sink = GzipSink::new(out, &this.gzip_members);
-                sink.push(&registry);
-                sink.boundary();
-                rendered.write(&mut sink, &snapshot, now);
-                sink.finish();
-            } else {
-                let mut sink = out;
-                sink.push(&registry);
-                rendered.write(&mut sink, &snapshot, now);
-                sink.finish();
-            }
+            let mut sink = GzipSink::new(ChunkSink::new(tx), &this.gzip_members);
+            sink.push(&registry);
+            sink.boundary();
+            rendered.write(&mut sink, &snapshot, now);
+            sink.finish();
             tracing::debug!(gzip, elapsed = ?started.elapsed(), "scrape rendered");
             drop(permit);
         });

@@ -43,6 +43,8 @@ pub struct PollerSettings {
 /// a snapshot swap copies the map of all instances, and fresher than this
 /// matters to nobody (Prometheus scrapes every 15 s or more).
 pub const PUBLISH_EVERY: Duration = Duration::from_millis(200);
+/// How often, at most, freed memory is given back while polls finish.
+const GIVE_BACK_EVERY: Duration = Duration::from_secs(1);
 
 /// The result of one poll of one instance.
 struct Outcome {
@@ -129,6 +131,7 @@ pub async fn run(
     state.reconcile(Instant::now());
     publish.send_replace(state.snapshot());
     let mut last_publish = Instant::now();
+    let mut last_give_back = last_publish;
     let mut dirty = false;
 
     loop {
@@ -174,6 +177,12 @@ pub async fn run(
             publish.send_replace(state.snapshot());
             last_publish = Instant::now();
             dirty = false;
+            // The polls' answers are dropped by now: their memory, free
+            // among the instances' state, back to the kernel.
+            if last_publish >= last_give_back + GIVE_BACK_EVERY {
+                last_give_back = last_publish;
+                tokio::task::spawn_blocking(crate::memory::give_back);
+            }
         }
     }
 }

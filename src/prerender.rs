@@ -19,7 +19,7 @@
 //! `aliyun_backup_last_success_age_seconds`, is kept as the end times of the
 //! nodes' newest successes and computed at every scrape.
 
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 
 use chrono::{DateTime, Utc};
 
@@ -60,6 +60,8 @@ const POLLED: usize = 16;
 /// The family computed at scrape time.
 const AGE: usize = 1;
 const FAMILIES: usize = RECORD_FAMILIES.len();
+/// The part of a `Cursor` after the last family: discovery.
+const DISCOVERY: usize = FAMILIES + 1;
 
 /// The tag char of a line whose labels start with node `index`'s.
 fn node_tag(index: usize) -> char {
@@ -151,6 +153,9 @@ pub struct Rendered {
     age_ends: Vec<u32>,
     /// Instances rendered (not carried over) when this was made.
     fresh: usize,
+    /// The bytes each family writes (but the ages, which change with the
+    /// time of the scrape): counted once, for the length of a scrape's body.
+    lengths: OnceLock<[usize; FAMILIES]>,
 }
 
 /// Where an instance of the next `Rendered` comes from: the previous one,
@@ -200,6 +205,7 @@ impl Rendered {
             ages: Vec::new(),
             age_ends: Vec::with_capacity(n),
             fresh: 0,
+            lengths: OnceLock::new(),
         }
     }
 
@@ -621,21 +627,109 @@ impl Rendered {
     /// Families without samples are left out; each family is cut into
     /// blocks of `BLOCK` instances.
     pub fn write(&self, out: &mut impl Sink, snapshot: &Snapshot, now: DateTime<Utc>) {
+        let mut cursor = Cursor::default();
         let mut numbers = Numbers::default();
-        for f in 0..POLLED {
-            self.write_family(out, f, now, &mut numbers);
-        }
-        write_poll_cycle(&mut Writer::new(out), snapshot);
-        for f in POLLED..FAMILIES {
-            self.write_family(out, f, now, &mut numbers);
-        }
-        write_discovery(&mut Writer::new(out), snapshot);
+        while self.write_next(out, snapshot, now, &mut cursor, &mut numbers) {}
     }
 
-    fn write_family(
+    /// How many bytes `write` writes at `now`: the families counted once,
+    /// the ages and the series that are not per instance counted now. The
+    /// first call counts the families (a pass over every instance without
+    /// copying): make it where such work belongs, off the async workers.
+    pub(crate) fn length(&self, snapshot: &Snapshot, now: DateTime<Utc>) -> usize {
+        let mut numbers = Numbers::default();
+        let families = self.lengths.get_or_init(|| {
+            std::array::from_fn(|f| {
+                let mut count = Count(0);
+                if f != AGE {
+                    self.write_block(
+                        &mut count,
+                        f,
+                        0..self.entries.len(),
+                        &mut true,
+                        now,
+                        &mut numbers,
+                    );
+                }
+                count.0
+            })
+        });
+        let mut count = Count(families.iter().sum());
+        self.write_block(
+            &mut count,
+            AGE,
+            0..self.entries.len(),
+            &mut true,
+            now,
+            &mut numbers,
+        );
+        write_poll_cycle(&mut Writer::new(&mut count), snapshot);
+        write_discovery(&mut Writer::new(&mut count), snapshot);
+        count.0
+    }
+
+    /// Writes the next piece of the exposition at `cursor` (a block of one
+    /// family, or a few series that are not per instance; a block is
+    /// `BLOCK` instances unless the cursor says otherwise) and moves the
+    /// cursor past it; false once everything is written. A scrape's body
+    /// is made piece by piece as the connection asks for more.
+    pub(crate) fn write_next(
+        &self,
+        out: &mut impl Sink,
+        snapshot: &Snapshot,
+        now: DateTime<Utc>,
+        cursor: &mut Cursor,
+        numbers: &mut Numbers,
+    ) -> bool {
+        // The parts: the polled families, the poll cycle, the other
+        // families, discovery.
+        let family = match cursor.part {
+            p if p < POLLED => p,
+            POLLED => {
+                write_poll_cycle(&mut Writer::new(out), snapshot);
+                cursor.enter(POLLED + 1);
+                return true;
+            }
+            p if p <= FAMILIES => p - 1,
+            DISCOVERY => {
+                write_discovery(&mut Writer::new(out), snapshot);
+                cursor.enter(DISCOVERY + 1);
+                return true;
+            }
+            _ => return false,
+        };
+        let to = (cursor.next + cursor.step).min(self.entries.len());
+        self.write_block(
+            out,
+            family,
+            cursor.next..to,
+            &mut cursor.header_due,
+            now,
+            numbers,
+        );
+        if to == self.entries.len() {
+            // A family ends with a boundary of its own, even right after a
+            // full block's (the sink sees an empty block).
+            if to % cursor.step == 0 && to > cursor.next {
+                out.boundary();
+            }
+            out.boundary();
+            cursor.enter(cursor.part + 1);
+        } else {
+            out.boundary();
+            cursor.next = to;
+        }
+        true
+    }
+
+    /// Writes the samples of family `f` of the instances `range`, its
+    /// header first if `header_due` and they have any.
+    fn write_block(
         &self,
         out: &mut impl Sink,
         f: usize,
+        range: std::ops::Range<usize>,
+        header_due: &mut bool,
         now: DateTime<Utc>,
         numbers: &mut Numbers,
     ) {
@@ -646,52 +740,100 @@ impl Rendered {
         } else {
             &family.ends
         };
-        let mut header_due = true;
-        let mut in_block = 0;
-        let mut start = 0;
-        for (i, (entry, end)) in self.entries.iter().zip(ends).enumerate() {
-            let (start, end) = (std::mem::replace(&mut start, *end as usize), *end as usize);
-            if f < POLLED && entry.view.is_none() {
+        let mut start = if range.start == 0 {
+            0
+        } else {
+            ends[range.start - 1] as usize
+        };
+        for i in range {
+            let (start, end) = (
+                std::mem::replace(&mut start, ends[i] as usize),
+                ends[i] as usize,
+            );
+            if f < POLLED && self.entries[i].view.is_none() {
                 continue;
             }
-            if start < end {
-                if header_due {
-                    out.push(header);
-                    header_due = false;
-                }
-                let prefix = self.prefix(i);
-                if f == AGE {
-                    for (node, at) in &self.ages[start..end] {
-                        out.push(name);
-                        out.push(prefix);
-                        out.push(self.node_part(i, *node as usize));
-                        out.push("} ");
-                        let age = (now - *at).num_milliseconds() as f64 / 1000.0;
-                        numbers.push(out, age);
-                        out.push("\n");
-                    }
-                } else {
-                    let mut lines = &family.text[start..end];
-                    while let Some(tag) = lines.chars().next() {
-                        let rest = &lines[tag.len_utf8()..];
-                        let end = rest.find('\n').map_or(rest.len(), |at| at + 1);
-                        out.push(name);
-                        out.push(prefix);
-                        if let Some(node) = tag_node(tag) {
-                            out.push(self.node_part(i, node));
-                        }
-                        out.push(&rest[..end]);
-                        lines = &rest[end..];
-                    }
-                }
+            if start == end {
+                continue;
             }
-            in_block += 1;
-            if in_block == BLOCK {
-                in_block = 0;
-                out.boundary();
+            if std::mem::take(header_due) {
+                out.push(header);
+            }
+            let prefix = self.prefix(i);
+            if f == AGE {
+                for (node, at) in &self.ages[start..end] {
+                    out.push(name);
+                    out.push(prefix);
+                    out.push(self.node_part(i, *node as usize));
+                    out.push("} ");
+                    let age = (now - *at).num_milliseconds() as f64 / 1000.0;
+                    numbers.push(out, age);
+                    out.push("\n");
+                }
+            } else {
+                let mut lines = &family.text[start..end];
+                while let Some(tag) = lines.chars().next() {
+                    let rest = &lines[tag.len_utf8()..];
+                    let end = rest.find('\n').map_or(rest.len(), |at| at + 1);
+                    out.push(name);
+                    out.push(prefix);
+                    if let Some(node) = tag_node(tag) {
+                        out.push(self.node_part(i, node));
+                    }
+                    out.push(&rest[..end]);
+                    lines = &rest[end..];
+                }
             }
         }
-        out.boundary();
+    }
+}
+
+/// A sink that only counts bytes.
+struct Count(usize);
+
+impl Sink for Count {
+    #[inline]
+    fn push(&mut self, text: &str) {
+        self.0 += text.len();
+    }
+}
+
+/// Where a scrape is in the exposition (`Rendered::write_next`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Cursor {
+    /// The part being written: see `write_next`.
+    part: usize,
+    /// The first instance of the next block of a family.
+    next: usize,
+    /// The family's HELP and TYPE are still to be written.
+    header_due: bool,
+    /// Instances per block.
+    step: usize,
+}
+
+impl Default for Cursor {
+    fn default() -> Self {
+        Cursor::with_blocks_of(BLOCK)
+    }
+}
+
+impl Cursor {
+    /// A cursor at the start that moves `step` instances at a time (a
+    /// sink that reuses nothing of a block can take smaller ones).
+    pub(crate) fn with_blocks_of(step: usize) -> Self {
+        Cursor {
+            part: 0,
+            next: 0,
+            header_due: true,
+            step: step.max(1),
+        }
+    }
+
+    fn enter(&mut self, part: usize) {
+        *self = Cursor {
+            part,
+            ..Cursor::with_blocks_of(self.step)
+        };
     }
 }
 

@@ -1,7 +1,11 @@
-//! A scrape's body, written while it is sent: the exposition is rendered on
-//! a blocking thread into chunks that go out as they fill, so that ten
-//! concurrent scrapes of a large fleet hold a few chunks each, not ten
-//! whole bodies. With gzip, each block of the exposition becomes a gzip
+//! A scrape's body, written while it is sent, so that ten concurrent
+//! scrapes of a large fleet hold a chunk or a few each, not ten whole
+//! bodies. Without compression (`RenderedBody`), the connection asks for
+//! the next chunk when it has sent the last, and the chunk is made then,
+//! on the connection's own task: copying rendered text is cheap, and no
+//! other thread is woken for it. With gzip, the exposition is written on a
+//! blocking thread into chunks that go out as they fill, and each block of
+//! the exposition becomes a gzip
 //! member of its own (a gzip stream may hold several, and every Prometheus
 //! version reads them), and the member made of a block is kept: a block
 //! whose bytes did not change since the last scrape is not compressed again.
@@ -14,13 +18,64 @@ use bytes::Bytes;
 use flate2::{Compress, Compression, Crc, FlushCompress, Status};
 use tokio::sync::mpsc;
 
-use crate::exposition::Sink;
+use crate::exposition::{Numbers, Sink};
+use crate::prerender::{Cursor, Rendered};
+use crate::snapshot::Snapshot;
 
 /// Bytes per chunk handed to the connection: each handover wakes two
 /// threads, so not too small (a 25 MiB body is 200 handovers); each scrape
 /// holds up to `CHUNKS_IN_FLIGHT` + 2 of them, so not too large either
 /// (ten scrapers, 5 MiB).
 const CHUNK: usize = 128 * 1024;
+
+/// Instances per piece of an identity body: a chunk is filled piece by
+/// piece up to `CHUNK` bytes, and a piece this small (a few KiB) rarely
+/// makes it outgrow its buffer.
+const PIECE: usize = 16;
+
+/// Chunk buffers kept for reuse, at most (1 MiB).
+const POOLED: usize = 8;
+
+/// Chunk buffers the connections have sent, for the next chunks: a chunk
+/// allocated and freed each time costs its page faults each time (malloc
+/// gives a freed block at the top of its heap back to the kernel).
+static POOL: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+
+/// An empty buffer for a chunk, from the pool if it has one.
+fn chunk_buffer() -> Vec<u8> {
+    POOL.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .pop()
+        .unwrap_or_else(|| Vec::with_capacity(CHUNK + 4096))
+}
+
+/// A chunk handed to the connection, its buffer back to the pool when sent.
+struct Pooled(Vec<u8>);
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        let mut buf = std::mem::take(&mut self.0);
+        // A chunk that grew past twice the size (a very large block) is
+        // not kept.
+        if buf.capacity() >= CHUNK && buf.capacity() <= 2 * CHUNK {
+            buf.clear();
+            let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+            if pool.len() < POOLED {
+                pool.push(buf);
+            }
+        }
+    }
+}
+
+fn pooled(buf: Vec<u8>) -> Bytes {
+    Bytes::from_owner(Pooled(buf))
+}
 
 /// Chunks waiting for the connection, per scrape.
 pub const CHUNKS_IN_FLIGHT: usize = 2;
@@ -41,7 +96,7 @@ pub struct ChunkSink {
 impl ChunkSink {
     pub fn new(tx: mpsc::Sender<Bytes>) -> Self {
         ChunkSink {
-            buf: Vec::with_capacity(CHUNK + 4096),
+            buf: chunk_buffer(),
             tx,
             gone: false,
         }
@@ -62,9 +117,9 @@ impl ChunkSink {
         if self.buf.is_empty() || self.gone {
             return;
         }
-        // Handed over as is (no copy); the next chunk gets a fresh buffer.
-        let full = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK + 4096));
-        let chunk = Bytes::from(full);
+        // Handed over as is (no copy); the next chunk gets another buffer.
+        let full = std::mem::replace(&mut self.buf, chunk_buffer());
+        let chunk = pooled(full);
         // Called on a blocking thread, never on an async worker.
         let sent = match tokio::runtime::Handle::try_current() {
             Ok(runtime) => runtime
@@ -83,10 +138,110 @@ impl ChunkSink {
     }
 }
 
+impl Drop for ChunkSink {
+    fn drop(&mut self) {
+        // Its last buffer, unused, back to the pool.
+        drop(Pooled(std::mem::take(&mut self.buf)));
+    }
+}
+
 impl Sink for ChunkSink {
     #[inline]
     fn push(&mut self, text: &str) {
         self.write(text.as_bytes());
+    }
+}
+
+/// An exposition without compression, made chunk by chunk as the
+/// connection asks for it: the live metrics, then the rendered instances
+/// and the few series that are not per instance. Its length is known
+/// beforehand (`Rendered::length`), so it goes out with a Content-Length
+/// rather than chunked: a scraper can read it into one buffer.
+pub struct RenderedBody {
+    /// Bytes still to send.
+    remaining: usize,
+    registry: Option<String>,
+    rendered: std::sync::Arc<Rendered>,
+    snapshot: std::sync::Arc<Snapshot>,
+    now: chrono::DateTime<chrono::Utc>,
+    cursor: Cursor,
+    numbers: Numbers,
+    done: bool,
+}
+
+impl RenderedBody {
+    pub fn new(
+        registry: String,
+        rendered: std::sync::Arc<Rendered>,
+        snapshot: std::sync::Arc<Snapshot>,
+        now: chrono::DateTime<chrono::Utc>,
+        length: usize,
+    ) -> Self {
+        RenderedBody {
+            remaining: length,
+            registry: Some(registry),
+            rendered,
+            snapshot,
+            now,
+            cursor: Cursor::with_blocks_of(PIECE),
+            numbers: Numbers::default(),
+            done: false,
+        }
+    }
+
+    /// The next chunk: whole blocks until `CHUNK` bytes or more; `None` at
+    /// the end.
+    fn next_chunk(&mut self) -> Option<Bytes> {
+        if self.done {
+            return None;
+        }
+        let mut chunk = chunk_buffer();
+        if let Some(registry) = self.registry.take() {
+            chunk.extend_from_slice(registry.as_bytes());
+        }
+        while chunk.len() < CHUNK {
+            if !self.rendered.write_next(
+                &mut chunk,
+                &self.snapshot,
+                self.now,
+                &mut self.cursor,
+                &mut self.numbers,
+            ) {
+                self.done = true;
+                break;
+            }
+        }
+        // Never more than announced (hyper would fail the connection):
+        // were the count wrong, the body ends short rather than long.
+        debug_assert!(
+            chunk.len() <= self.remaining && (!self.done || chunk.len() == self.remaining)
+        );
+        chunk.truncate(self.remaining);
+        self.remaining -= chunk.len();
+        Some(pooled(chunk)).filter(|c| !c.is_empty())
+    }
+}
+
+impl hyper::body::Body for RenderedBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(
+            self.next_chunk()
+                .map(|chunk| Ok(hyper::body::Frame::data(chunk))),
+        )
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done || self.remaining == 0
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.remaining as u64)
     }
 }
 
