@@ -735,12 +735,7 @@ mod tests {
     }
 
     fn key() -> InstanceKey {
-        InstanceKey {
-            account: "default".into(),
-            product: "redis",
-            region_id: "cn-hangzhou".into(),
-            instance_id: "r".into(),
-        }
+        InstanceKey::new("default".into(), "redis", "cn-hangzhou".into(), "r".into())
     }
 
     const EXPECT: crate::config::BackupExpectation = crate::config::BackupExpectation {

@@ -1050,12 +1050,12 @@ mod tests {
         let mut targets = BTreeMap::new();
         let mut instances = BTreeMap::new();
         for i in 0..rng.usize(0..=n) {
-            let key = InstanceKey {
-                account: ["default", "prod"][rng.usize(..2)].into(),
-                product: "redis",
-                region_id: ["cn-hangzhou", "eu-central-1"][rng.usize(..2)].into(),
-                instance_id: format!("r-{i}{}", word(rng)).into(),
-            };
+            let key = InstanceKey::new(
+                ["default", "prod"][rng.usize(..2)].into(),
+                "redis",
+                ["cn-hangzhou", "eu-central-1"][rng.usize(..2)].into(),
+                format!("r-{i}{}", word(rng)).into(),
+            );
             let info = rng
                 .u8(..4)
                 .gt(&0)

@@ -37,12 +37,7 @@ fn backup(node: &str, status: &str, start: DateTime<Utc>, secs: i64, size: Optio
 }
 
 fn key(account: &str, region: &str, id: &str) -> InstanceKey {
-    InstanceKey {
-        account: account.into(),
-        product: "redis",
-        region_id: region.into(),
-        instance_id: id.into(),
-    }
+    InstanceKey::new(account.into(), "redis", region.into(), id.into())
 }
 
 fn info(id: &str, name: &str, status: &str, tags: &[(&str, &str)]) -> Option<Arc<InstanceInfo>> {
