@@ -1101,9 +1101,19 @@ mod tests {
         text
     }
 
+    /// The text `write` gives, checked against what a scrape's body is
+    /// made of: the length counted beforehand, and the same text written
+    /// in pieces of 1, 2, 3 or 16 instances.
     fn prerendered(rendered: &Rendered, snapshot: &Snapshot, now: DateTime<Utc>) -> String {
         let mut text = String::new();
         rendered.write(&mut text, snapshot, now);
+        assert_eq!(rendered.length(snapshot, now), text.len());
+        for step in [1, 2, 3, 16] {
+            let (mut cursor, mut numbers) = (Cursor::with_blocks_of(step), Numbers::default());
+            let mut pieces = Vec::new();
+            while rendered.write_next(&mut pieces, snapshot, now, &mut cursor, &mut numbers) {}
+            assert!(pieces == text.as_bytes(), "pieces of {step}");
+        }
         text
     }
 

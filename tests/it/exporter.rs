@@ -465,7 +465,16 @@ async fn http_endpoints_answer_as_documented() {
     let plain = client.get(url("/metrics")).send().await.unwrap();
     assert!(plain.headers().get("content-encoding").is_none());
     assert_eq!(plain.headers()["vary"], "Accept-Encoding");
+    // Counted before it is sent: a Content-Length, not chunks, and exact.
+    assert!(plain.headers().get("transfer-encoding").is_none());
+    let length: usize = plain.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let plain = plain.text().await.unwrap();
+    assert_eq!(plain.len(), length);
+    assert!(plain.ends_with('\n') && plain.contains("aliyun_backup_targets"));
     for accept in ["gzip", "deflate, gzip;q=0.5", "*", "GZIP"] {
         let zipped = client
             .get(url("/metrics"))
