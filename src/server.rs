@@ -222,7 +222,7 @@ impl Endpoints {
             for (key, target) in members {
                 let view = snapshot.instances.get(*key);
                 let name = target.info.as_ref().map_or("", |i| i.name.as_str());
-                let status = target.info.as_ref().map_or("-", |i| i.status.as_str());
+                let status = target.info.as_ref().map_or("-", |i| &*i.status);
                 let (age, poll) = describe_view(view.map(|v| v.as_ref()), target.polled, now);
                 let _ = writeln!(
                     rows,

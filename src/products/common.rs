@@ -15,7 +15,7 @@ use crate::aliyun::endpoint;
 use crate::aliyun::json::quoted;
 use crate::aliyun::lenient::{self, Fields, Flag, ListSeed, Object, Text, Time, Whole, Within};
 use crate::aliyun::{ApiError, RpcClient};
-use crate::model::{label_value, Backup, InstanceInfo};
+use crate::model::{interned, label_value, Backup, InstanceInfo};
 use crate::policy::{BackupPolicy, Weekdays};
 
 /// A runaway total must not make us loop for ever.
@@ -331,13 +331,13 @@ impl<'s> RawInstance<'s, '_> {
         nodes.shrink_to_fit();
         Ok(InstanceInfo {
             instance_id: id.to_string(),
-            region_id,
+            region_id: interned(&region_id),
             name: field(&self.name),
-            zone_id: field(&self.zone_id),
-            engine_version: field(&self.engine_version),
-            architecture: field(&self.architecture).to_ascii_lowercase(),
-            instance_class: field(&self.class),
-            status: field(&self.status),
+            zone_id: interned(&field(&self.zone_id)),
+            engine_version: interned(&field(&self.engine_version)),
+            architecture: interned(&field(&self.architecture).to_ascii_lowercase()),
+            instance_class: interned(&field(&self.class)),
+            status: interned(&field(&self.status)),
             shard_count: (!nodes.is_empty())
                 .then(|| u32::try_from(nodes.len()).unwrap_or(u32::MAX)),
             tags,

@@ -11,7 +11,8 @@ use crate::aliyun::endpoint;
 use crate::aliyun::lenient::{self, Fields, Flag, ListSeed, Object, Text, Time, Whole, Within};
 use crate::aliyun::{ApiError, RpcClient};
 use crate::model::{
-    label_value, normalize_backup_type, normalize_word, Backup, BackupStatus, InstanceInfo,
+    interned, label_value, normalize_backup_type, normalize_word, Backup, BackupStatus,
+    InstanceInfo,
 };
 use crate::policy::{BackupPolicy, Weekdays};
 
@@ -797,13 +798,13 @@ fn decode_instance(item: RawInstance, queried_region: &str) -> Result<InstanceIn
     tags.shrink_to_fit();
     Ok(InstanceInfo {
         instance_id: instance_id.to_string(),
-        region_id,
+        region_id: interned(&region_id),
         name: field(&item.name),
-        zone_id: field(&item.zone_id),
-        engine_version: field(&item.engine_version),
-        architecture: field(&item.architecture).to_ascii_lowercase(),
-        instance_class: field(&item.instance_class),
-        status: field(&item.status),
+        zone_id: interned(&field(&item.zone_id)),
+        engine_version: interned(&field(&item.engine_version)),
+        architecture: interned(&field(&item.architecture).to_ascii_lowercase()),
+        instance_class: interned(&field(&item.instance_class)),
+        status: interned(&field(&item.status)),
         shard_count: item.shard_count.value().and_then(|n| u32::try_from(n).ok()),
         tags,
         // A creation time that cannot be read only leaves out its series.
@@ -1502,9 +1503,9 @@ mod tests {
         let [a, b] = &page.instances[..] else {
             panic!()
         };
-        assert_eq!(a.region_id, "cn-shanghai");
-        assert_eq!(a.engine_version, "5");
-        assert_eq!(a.architecture, "cluster");
+        assert_eq!(&*a.region_id, "cn-shanghai");
+        assert_eq!(&*a.engine_version, "5");
+        assert_eq!(&*a.architecture, "cluster");
         assert_eq!(a.shard_count, Some(2));
         assert_eq!(
             a.tags,
@@ -1514,7 +1515,7 @@ mod tests {
         assert!(a.has_tags(&[("env".into(), "prod".into())]));
         assert!(!a.has_tags(&[("env".into(), "dev".into())]));
         // Fields left out: the queried region, empty labels, no created time.
-        assert_eq!(b.region_id, "cn-hangzhou");
+        assert_eq!(&*b.region_id, "cn-hangzhou");
         assert!(b.is_creating());
         assert_eq!((b.name.as_str(), b.created), ("", None));
         // A single object instead of a list, and an empty answer.

@@ -160,7 +160,7 @@ mod tests {
             common::decode_instances(body.as_bytes(), &INSTANCES, "cn-hangzhou").unwrap();
         assert_eq!(total, Some(2));
         assert!(list[0].nodes.is_empty());
-        assert_eq!(list[0].architecture, "replicate");
+        assert_eq!(&*list[0].architecture, "replicate");
         assert!(list[0].created.is_some());
         assert_eq!(list[1].nodes, ["d-1", "d-2"], "mongos nodes hold no data");
         assert_eq!(list[1].shard_count, Some(2));

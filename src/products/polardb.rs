@@ -109,10 +109,7 @@ mod tests {
             (c.instance_id.as_str(), c.name.as_str()),
             ("pc-1", "ledger")
         );
-        assert_eq!(
-            (c.engine_version.as_str(), c.architecture.as_str()),
-            ("8.0", "normal")
-        );
+        assert_eq!((&*c.engine_version, &*c.architecture), ("8.0", "normal"));
         assert_eq!(c.tags, vec![("env".to_string(), "prod".to_string())]);
         assert!(c.nodes.is_empty(), "DB nodes are not backup nodes");
 

@@ -112,11 +112,11 @@ mod tests {
         assert_eq!(total, Some(1));
         let i = &list[0];
         assert_eq!(
-            (i.instance_id.as_str(), i.name.as_str(), i.status.as_str()),
+            (i.instance_id.as_str(), i.name.as_str(), &*i.status),
             ("rm-1", "orders", "Running")
         );
-        assert_eq!(i.architecture, "primary");
-        assert_eq!(i.instance_class, "mysql.n2.medium.2c");
+        assert_eq!(&*i.architecture, "primary");
+        assert_eq!(&*i.instance_class, "mysql.n2.medium.2c");
         assert!(i.created.is_some() && i.nodes.is_empty());
 
         let policy = FakePolicy::default();

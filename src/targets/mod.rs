@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 
 use crate::aliyun::{endpoint, RpcClient};
 use crate::config::{AccountConfig, ProductConfig, Regions};
-use crate::model::{BackupApi, InstanceInfo};
+use crate::model::{interned, BackupApi, InstanceInfo};
 use crate::products::kvstore::RegionInfo;
 use crate::products::Product;
 #[cfg(test)]
@@ -406,7 +406,7 @@ fn add_product(
             .copied()
             .or_else(|| info.as_ref().map(|i| i.backup_api()))
             .unwrap_or_default();
-        let key = InstanceKey::new(account.name.clone(), label, region.into(), id);
+        let key = InstanceKey::new(account.name.clone(), label, interned(region), id);
         let target = Target {
             info,
             polled,

@@ -464,12 +464,12 @@ fn check_instances(
                     id
                 );
                 prop_assert!(
-                    i.region_id == queried || is_region(&i.region_id),
+                    &*i.region_id == queried || is_region(&i.region_id),
                     "region_id {:?}",
                     i.region_id
                 );
                 for (what, v) in [
-                    ("name", &i.name),
+                    ("name", i.name.as_str()),
                     ("zone_id", &i.zone_id),
                     ("engine_version", &i.engine_version),
                     ("architecture", &i.architecture),
