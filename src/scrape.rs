@@ -26,7 +26,7 @@ use crate::snapshot::Snapshot;
 /// threads, so not too small (a 25 MiB body is 200 handovers); each scrape
 /// holds up to `CHUNKS_IN_FLIGHT` + 2 of them, so not too large either
 /// (ten scrapers, 5 MiB).
-const CHUNK: usize = 128 * 1024;
+const CHUNK: usize = 64 * 1024;
 
 /// Instances per piece of an identity body: a chunk is filled piece by
 /// piece up to `CHUNK` bytes, and a piece this small (a few KiB) rarely
@@ -255,13 +255,13 @@ pub struct MemberCache {
 }
 
 impl MemberCache {
-    fn get_or_compress(&self, block: &[u8], render: u64, deflate: &mut Deflate) -> Bytes {
+    fn get_or_compress(&self, block: &[u8], render: u64, deflate: &mut Option<Deflate>) -> Bytes {
         let hash = xxhash_rust::xxh3::xxh3_128(block);
         if let Some((member, used)) = self.lock().get_mut(&hash) {
             *used = render;
             return member.clone();
         }
-        let mut member = deflate.member(block);
+        let mut member = deflate.get_or_insert_with(Deflate::new).member(block);
         // Kept for the next scrapes: without the room made for the
         // compressor's output (a quarter of the block, for a member about
         // a twenty-fifth of it).
@@ -293,7 +293,9 @@ pub struct GzipSink<'c> {
     out: ChunkSink,
     cache: &'c MemberCache,
     render: u64,
-    deflate: Deflate,
+    /// Made at the first block not cached (a compressor is a few hundred
+    /// KiB, and a scrape of an unchanged exposition needs none).
+    deflate: Option<Deflate>,
 }
 
 impl<'c> GzipSink<'c> {
@@ -306,7 +308,7 @@ impl<'c> GzipSink<'c> {
             out,
             cache,
             render,
-            deflate: Deflate::new(),
+            deflate: None,
         }
     }
 
