@@ -2,12 +2,14 @@
 //! successful backup may be before one is overdue. Pure functions; the
 //! decoding of `DescribeBackupPolicy` lives with the product.
 
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const DAY: u64 = 24 * 3600;
 
 /// Days of the week, Monday first (bit 0) to Sunday (bit 6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct Weekdays(u8);
 
 const NAMES: [(&str, &str); 7] = [
@@ -90,7 +92,7 @@ pub fn window_length(raw: &str) -> Option<Duration> {
 
 /// What `DescribeBackupPolicy` says, as far as it could be read; every field
 /// may be missing.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct BackupPolicy {
     pub days: Weekdays,
     /// As the API gives it, bounded in length (it becomes a label).
@@ -99,7 +101,27 @@ pub struct BackupPolicy {
     pub log_backup_enabled: Option<bool>,
 }
 
+/// Distinct policies kept for sharing, at most; past this, policies are
+/// no longer shared.
+const SHARED_POLICIES: usize = 4096;
+
 impl BackupPolicy {
+    /// This policy, shared with every instance that has the same: most of
+    /// a fleet has a handful of policies, and 10,000 copies were a
+    /// megabyte.
+    pub fn shared(self) -> Arc<BackupPolicy> {
+        static POLICIES: Mutex<BTreeSet<Arc<BackupPolicy>>> = Mutex::new(BTreeSet::new());
+        let mut policies = POLICIES.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(shared) = policies.get(&self) {
+            return shared.clone();
+        }
+        let policy = Arc::new(self);
+        if policies.len() < SHARED_POLICIES {
+            policies.insert(policy.clone());
+        }
+        policy
+    }
+
     /// Longest time between two scheduled backups; `None` when the policy
     /// names no day.
     pub fn max_interval(&self) -> Option<Duration> {

@@ -613,7 +613,7 @@ fn apply(
         implausible,
     } = polled;
     let policy = policy
-        .map(Arc::new)
+        .map(BackupPolicy::shared)
         .or_else(|| previous.and_then(|p| p.policy.clone()));
     let (expected_max_age, expected_source) =
         policy::expected_max_age(policy.as_deref(), expectation.grace, expectation.max_age);
