@@ -19,6 +19,7 @@
 //! `aliyun_backup_last_success_age_seconds`, is kept as the end times of the
 //! nodes' newest successes and computed at every scrape.
 
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, Weak};
 
 use chrono::{DateTime, Utc};
@@ -120,19 +121,63 @@ impl Entry {
     }
 }
 
-/// One family's lines, every instance's in key order: a tag char (0: the
-/// instance's label prefix; n: the prefix and node n - 1's part) and the
-/// rest of the line through its `\n`; `ends[i]` is where instance `i`'s end.
+/// One family's lines, instance by instance: `spans[i]` is where instance
+/// `i`'s are in `text` (each line a tag char, 0 for the instance's label
+/// prefix, n for the prefix and node n - 1's part, then the rest of the
+/// line through its `\n`). Instances whose lines are the very same text
+/// share it: most of a fleet has the same backup kind, policy, status
+/// counts, and their lines are kept once.
 #[derive(Default)]
 struct Family {
     text: String,
-    ends: Vec<u32>,
+    spans: Vec<(u32, u32)>,
+    /// Where the lines of the instance being rendered start.
+    open: usize,
+    /// While the family is made: the texts kept, by their hash.
+    seen: HashMap<u64, (u32, u32)>,
 }
 
 impl Family {
     fn of(&self, i: usize) -> &str {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.text[start as usize..self.ends[i] as usize]
+        let (start, end) = self.spans[i];
+        &self.text[start as usize..end as usize]
+    }
+
+    /// Ends the instance whose lines were appended since the last: they
+    /// are shared with an earlier instance that has the same.
+    fn close(&mut self) {
+        let (start, end) = (self.open, self.text.len());
+        let span = if start == end {
+            (offset(start), offset(end))
+        } else {
+            let hash = xxhash_rust::xxh3::xxh3_64(&self.text.as_bytes()[start..]);
+            match self.seen.get(&hash) {
+                Some(&(s, e)) if self.text[s as usize..e as usize] == self.text[start..] => {
+                    self.text.truncate(start);
+                    (s, e)
+                }
+                Some(_) => (offset(start), offset(end)),
+                None => {
+                    self.seen.insert(hash, (offset(start), offset(end)));
+                    (offset(start), offset(end))
+                }
+            }
+        };
+        self.spans.push(span);
+        self.open = self.text.len();
+    }
+
+    /// Appends `lines` as the next instance's.
+    fn push(&mut self, lines: &str) {
+        self.text.push_str(lines);
+        self.close();
+    }
+
+    /// Made: no spare room, and no more lookups.
+    fn done(&mut self) {
+        self.seen = HashMap::new();
+        self.text.shrink_to_fit();
+        self.spans.shrink_to_fit();
     }
 }
 
@@ -199,8 +244,8 @@ impl Rendered {
             labels: String::new(),
             node_ends: Vec::new(),
             families: std::array::from_fn(|_| Family {
-                text: String::new(),
-                ends: Vec::with_capacity(n),
+                spans: Vec::with_capacity(n),
+                ..Family::default()
             }),
             ages: Vec::new(),
             age_ends: Vec::with_capacity(n),
@@ -279,7 +324,7 @@ impl Rendered {
             fresh.labels.shrink_to_fit();
             fresh.node_ends.shrink_to_fit();
             for family in &mut fresh.families {
-                family.text.shrink_to_fit();
+                family.done();
             }
             fresh.ages.shrink_to_fit();
             return fresh;
@@ -333,12 +378,13 @@ impl Rendered {
                     })
                     .sum();
                 let family = &mut next.families[f];
+                // At most this much: less when instances share their lines.
                 family.text.reserve_exact(len);
                 for s in &sources {
                     let (from, i) = pick(s);
-                    family.text.push_str(from.families[f].of(i));
-                    family.ends.push(offset(family.text.len()));
+                    family.push(from.families[f].of(i));
                 }
+                family.done();
             }
             if let Some(previous) = previous.as_mut() {
                 previous.release(f);
@@ -351,7 +397,7 @@ impl Rendered {
     /// Ends the instance last rendered: where its lines end in each family.
     fn close(&mut self) {
         for family in &mut self.families {
-            family.ends.push(offset(family.text.len()));
+            family.close();
         }
         self.age_ends.push(offset(self.ages.len()));
     }
@@ -397,7 +443,7 @@ impl Rendered {
             + self
                 .families
                 .iter()
-                .map(|f| f.text.len() + f.ends.len() * 4)
+                .map(|f| f.text.len() + f.spans.len() * 8)
                 .sum::<usize>()
             + self.ages.len() * std::mem::size_of::<(u32, DateTime<Utc>)>()
             + self.age_ends.len() * 4
@@ -710,7 +756,7 @@ impl Rendered {
         if to == self.entries.len() {
             // A family ends with a boundary of its own, even right after a
             // full block's (the sink sees an empty block).
-            if to % cursor.step == 0 && to > cursor.next {
+            if to.is_multiple_of(cursor.step) && to > cursor.next {
                 out.boundary();
             }
             out.boundary();
@@ -735,21 +781,14 @@ impl Rendered {
     ) {
         let (name, header) = family_header(RECORD_FAMILIES[f]);
         let family = &self.families[f];
-        let ends = if f == AGE {
-            &self.age_ends
-        } else {
-            &family.ends
-        };
-        let mut start = if range.start == 0 {
-            0
-        } else {
-            ends[range.start - 1] as usize
-        };
         for i in range {
-            let (start, end) = (
-                std::mem::replace(&mut start, ends[i] as usize),
-                ends[i] as usize,
-            );
+            let (start, end) = if f == AGE {
+                let start = if i == 0 { 0 } else { self.age_ends[i - 1] };
+                (start as usize, self.age_ends[i] as usize)
+            } else {
+                let (start, end) = family.spans[i];
+                (start as usize, end as usize)
+            };
             if f < POLLED && self.entries[i].view.is_none() {
                 continue;
             }
@@ -1198,6 +1237,21 @@ mod tests {
         assert_eq!(updated.len(), first_len);
         let now = Utc::now();
         assert_eq!(prerendered(&updated, &next, now), reference(&next, now));
+    }
+
+    #[test]
+    fn instances_with_the_same_lines_share_them() {
+        let mut family = Family::default();
+        for lines in ["\0} 1\n", "\0} 2\n", "\0} 1\n", "", "\u{1}} 2\n\0} 1\n"] {
+            family.push(lines);
+        }
+        family.done();
+        assert_eq!(family.text, "\0} 1\n\0} 2\n\u{1}} 2\n\0} 1\n");
+        let lines: Vec<&str> = (0..5).map(|i| family.of(i)).collect();
+        assert_eq!(
+            lines,
+            ["\0} 1\n", "\0} 2\n", "\0} 1\n", "", "\u{1}} 2\n\0} 1\n"]
+        );
     }
 
     #[test]
