@@ -17,12 +17,17 @@ no rate limit, discovery in cn-hangzhou and --poll.interval=1h (one pass):
   ready), DescribeBackups calls per instance, and what the fake saw;
 - the exporter's CPU (utime + stime from /proc) from start to ready, in all
   and per API call;
-- peak RSS (VmHWM) at ready and after 10 concurrent scrapers;
+- peak RSS (VmHWM) at ready (and how much of the resident memory then is
+  pages of files: the binary and its libraries) and after 10 concurrent
+  scrapers;
 - /metrics: BENCH_SCRAPES sequential scrapes without Accept-Encoding
   (identity) and with Accept-Encoding: gzip, p50/p99 client-side (request
   sent to last byte), body sizes, CPU per scrape, and whether the gzip
   body, decompressed, has the same series (names and labels) as an identity
-  scrape taken just before it; then 10 threads, each with its own
+  scrape taken just before it; the floor: the same client getting as many
+  bytes from a static server (a Python process that only sendall()s a
+  prepared answer with a Content-Length), which is what the client and the
+  kernel cost without the exporter; then 10 threads, each with its own
   connection, scraping for BENCH_CONCURRENT_SECONDS, alternating identity
   and gzip.
 
@@ -189,6 +194,56 @@ def burst(times, rate, bucket):
     return worst, most_in(1.0), most_in(0.1)
 
 
+# A server that sends a fixed body of N bytes with a Content-Length, as fast
+# as the kernel takes it: what the same client needs for the same number of
+# bytes when the server does nothing else (the floor under a scrape's time).
+FLOOR_SERVER = r"""
+import socket, sys
+size = int(sys.argv[1])
+line = b"x" * 99 + b"\n"
+body = line * (size // 100) + b"x" * (size % 100)
+answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+server = socket.socket()
+server.bind(("127.0.0.1", 0))
+server.listen()
+print(server.getsockname()[1], flush=True)
+while True:
+    conn, _ = server.accept()
+    requests = conn.makefile("rb")
+    try:
+        while True:
+            while True:
+                head = requests.readline()
+                if not head:
+                    raise EOFError
+                if head in (b"\r\n", b"\n"):
+                    break
+            conn.sendall(answer)
+    except (EOFError, OSError):
+        pass
+    conn.close()
+"""
+
+
+def floor(size, n):
+    """p50 and p99 of `n` GETs of a `size`-byte body from FLOOR_SERVER."""
+    server = subprocess.Popen([sys.executable, "-c", FLOOR_SERVER, str(size)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(server.stdout.readline())
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        times = []
+        for _ in range(n):
+            status, _, body, dt = get(conn, "/")
+            assert status == 200 and len(body) == size, (status, len(body))
+            times.append(dt * 1000)
+        conn.close()
+        return statistics.median(times), pct(times, 0.99)
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
 class Run:
     """A fake API and an exporter pointed at it, until closed."""
 
@@ -254,6 +309,8 @@ class Run:
         f["start -> ready, wall (s)"] = self.wait_ready(self.progress if self.rate_limited else None)
         f["CPU start -> ready (s)"] = cpu_seconds(self.pid)
         f["peak RSS at ready (MB)"] = proc_status(self.pid, "VmHWM") / MB
+        # Of which pages of files (the binary and its libraries: fixed).
+        f["  of it file-backed at ready (MB)"] = proc_status(self.pid, "RssFile") / MB
         while True:  # the cycle metric appears with the first complete pass
             body = self.metrics()
             cycle = metric(body, "aliyun_backup_poll_cycle_duration_seconds")
@@ -297,6 +354,8 @@ class Run:
         f["series"] = len(series(body))
         f["identity p50 (ms)"] = statistics.median(ident)
         f["identity p99 (ms)"] = pct(ident, 0.99)
+        f["floor: same bytes, static server, p50 (ms)"], f["floor: same bytes, static server, p99 (ms)"] = \
+            floor(len(body), n)
         _, encoding, zbody, _ = get(self.conn, "/metrics", gzip_=True)
         self.gzip = encoding == "gzip"
         if self.gzip:
