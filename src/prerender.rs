@@ -201,6 +201,9 @@ pub struct Rendered {
     /// The bytes each family writes (but the ages, which change with the
     /// time of the scrape): counted once, for the length of a scrape's body.
     lengths: OnceLock<[usize; FAMILIES]>,
+    /// The series that are not per instance (the poll cycle; discovery and
+    /// targets), which depend on the snapshot alone: written once.
+    shared_parts: OnceLock<(String, String)>,
 }
 
 /// Where an instance of the next `Rendered` comes from: the previous one,
@@ -251,6 +254,7 @@ impl Rendered {
             age_ends: Vec::with_capacity(n),
             fresh: 0,
             lengths: OnceLock::new(),
+            shared_parts: OnceLock::new(),
         }
     }
 
@@ -678,6 +682,17 @@ impl Rendered {
         while self.write_next(out, snapshot, now, &mut cursor, &mut numbers) {}
     }
 
+    /// The text of the poll cycle and of discovery (`snapshot` is the one
+    /// this was made from).
+    fn shared_parts(&self, snapshot: &Snapshot) -> &(String, String) {
+        self.shared_parts.get_or_init(|| {
+            let (mut poll_cycle, mut discovery) = (String::new(), String::new());
+            write_poll_cycle(&mut Writer::new(&mut poll_cycle), snapshot);
+            write_discovery(&mut Writer::new(&mut discovery), snapshot);
+            (poll_cycle, discovery)
+        })
+    }
+
     /// How many bytes `write` writes at `now`: the families counted once,
     /// the ages and the series that are not per instance counted now. The
     /// first call counts the families (a pass over every instance without
@@ -709,9 +724,8 @@ impl Rendered {
             now,
             &mut numbers,
         );
-        write_poll_cycle(&mut Writer::new(&mut count), snapshot);
-        write_discovery(&mut Writer::new(&mut count), snapshot);
-        count.0
+        let (poll_cycle, discovery) = self.shared_parts(snapshot);
+        count.0 + poll_cycle.len() + discovery.len()
     }
 
     /// Writes the next piece of the exposition at `cursor` (a block of one
@@ -732,13 +746,13 @@ impl Rendered {
         let family = match cursor.part {
             p if p < POLLED => p,
             POLLED => {
-                write_poll_cycle(&mut Writer::new(out), snapshot);
+                out.push(&self.shared_parts(snapshot).0);
                 cursor.enter(POLLED + 1);
                 return true;
             }
             p if p <= FAMILIES => p - 1,
             DISCOVERY => {
-                write_discovery(&mut Writer::new(out), snapshot);
+                out.push(&self.shared_parts(snapshot).1);
                 cursor.enter(DISCOVERY + 1);
                 return true;
             }
