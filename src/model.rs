@@ -167,7 +167,8 @@ pub fn interned(value: &str) -> Arc<str> {
 /// in length when decoded.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct InstanceInfo {
-    pub instance_id: String,
+    /// Shared with discovery's map and the instance's key.
+    pub instance_id: Arc<str>,
     pub name: String,
     // The values most instances share are shared (`interned`).
     pub region_id: Arc<str>,

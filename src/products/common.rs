@@ -330,7 +330,7 @@ impl<'s> RawInstance<'s, '_> {
         let mut nodes = self.shards;
         nodes.shrink_to_fit();
         Ok(InstanceInfo {
-            instance_id: id.to_string(),
+            instance_id: id.into(),
             region_id: interned(&region_id),
             name: field(&self.name),
             zone_id: interned(&field(&self.zone_id)),

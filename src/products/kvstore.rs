@@ -797,7 +797,7 @@ fn decode_instance(item: RawInstance, queried_region: &str) -> Result<InstanceIn
     // Kept for as long as the instance is watched: no spare room.
     tags.shrink_to_fit();
     Ok(InstanceInfo {
-        instance_id: instance_id.to_string(),
+        instance_id: instance_id.into(),
         region_id: interned(&region_id),
         name: field(&item.name),
         zone_id: interned(&field(&item.zone_id)),

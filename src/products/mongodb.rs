@@ -140,7 +140,7 @@ async fn look_up(
     let found = MongoDb::describe_instances(client, &query, deadline).await?;
     Ok(found
         .into_iter()
-        .find(|i| i.instance_id == target.instance_id)
+        .find(|i| *i.instance_id == *target.instance_id)
         .unwrap_or_default())
 }
 

@@ -105,10 +105,7 @@ mod tests {
         let (list, total) = common::decode_instances(body.as_bytes(), &CLUSTERS, "x").unwrap();
         assert_eq!(total, Some(1));
         let c = &list[0];
-        assert_eq!(
-            (c.instance_id.as_str(), c.name.as_str()),
-            ("pc-1", "ledger")
-        );
+        assert_eq!((&*c.instance_id, c.name.as_str()), ("pc-1", "ledger"));
         assert_eq!((&*c.engine_version, &*c.architecture), ("8.0", "normal"));
         assert_eq!(c.tags, vec![("env".to_string(), "prod".to_string())]);
         assert!(c.nodes.is_empty(), "DB nodes are not backup nodes");

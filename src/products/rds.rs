@@ -112,7 +112,7 @@ mod tests {
         assert_eq!(total, Some(1));
         let i = &list[0];
         assert_eq!(
-            (i.instance_id.as_str(), i.name.as_str(), &*i.status),
+            (&*i.instance_id, i.name.as_str(), &*i.status),
             ("rm-1", "orders", "Running")
         );
         assert_eq!(&*i.architecture, "primary");

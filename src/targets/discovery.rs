@@ -164,7 +164,7 @@ async fn product_round(
     let mut found_statics: Vec<&str> = Vec::new();
     for (region, host) in &regions {
         let client = account.client_for(product, region, host.as_deref());
-        let mut found: BTreeMap<String, Arc<InstanceInfo>> = BTreeMap::new();
+        let mut found: BTreeMap<Arc<str>, Arc<InstanceInfo>> = BTreeMap::new();
         let mut ok = true;
         if listed_regions.contains(&region.as_str()) {
             let query = InstanceQuery {
@@ -209,7 +209,7 @@ async fn product_round(
             match product.describe_instances(&client, &query, deadline).await {
                 Ok(list) => found.extend(
                     list.into_iter()
-                        .filter(|i| chunk.contains(&i.instance_id))
+                        .filter(|i| chunk.iter().any(|c| **c == *i.instance_id))
                         .map(|i| (i.instance_id.clone(), Arc::new(i))),
                 ),
                 Err(e) => {
@@ -219,7 +219,7 @@ async fn product_round(
             }
         }
         for id in &config.instance_ids {
-            if found.contains_key(id) {
+            if found.contains_key(id.as_str()) {
                 found_statics.push(id);
                 if config.static_region.is_none() {
                     next.static_homes.insert(id.clone(), region.clone());

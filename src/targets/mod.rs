@@ -173,7 +173,7 @@ pub struct RegionState {
     pub status: DiscoveryStatus,
     /// The instances last found here (discovered, or static ones looked
     /// up), by instance ID; kept through failed rounds.
-    pub instances: BTreeMap<String, Arc<InstanceInfo>>,
+    pub instances: BTreeMap<Arc<str>, Arc<InstanceInfo>>,
 }
 
 /// What discovery knows of one product of an account.
@@ -243,7 +243,7 @@ impl ProductState {
                     .instances
                     .iter()
                     .filter(|(id, info)| {
-                        statics.contains(id.as_str()) || tags.is_some_and(|t| info.has_tags(t))
+                        statics.contains(&**id as &str) || tags.is_some_and(|t| info.has_tags(t))
                     })
                     .map(|(id, info)| (id.clone(), info.clone()))
                     .collect();
@@ -387,11 +387,15 @@ fn add_product(
             status.clone(),
         );
     }
-    let mut add = |set: &mut TargetSet, region: &str, id: &str, info: Option<Arc<InstanceInfo>>| {
-        if !shard.owns(id) {
+    // The ID is discovery's own (shared with its map and the instance's
+    // info), or a static instance's.
+    let mut add = |set: &mut TargetSet,
+                   region: &str,
+                   id: Arc<str>,
+                   info: Option<Arc<InstanceInfo>>| {
+        if !shard.owns(&id) {
             return;
         }
-        let id: Arc<str> = id.into();
         if let Some(owner) = owners.get(&id) {
             if owner != &account.name {
                 tracing::warn!(instance_id = %id, account = %account.name, watched_by = %owner, "instance is watched by two accounts; keeping the first");
@@ -419,8 +423,8 @@ fn add_product(
     if let Some(region) = &config.static_region {
         let found = pstate.regions.get(region);
         for id in &config.instance_ids {
-            let info = found.and_then(|r| r.instances.get(id)).cloned();
-            add(set, region, id, info);
+            let info = found.and_then(|r| r.instances.get(id.as_str())).cloned();
+            add(set, region, id.as_str().into(), info);
         }
     }
     for (region, region_state) in &pstate.regions {
@@ -429,7 +433,7 @@ fn add_product(
             region_state.status.clone(),
         );
         for (id, info) in &region_state.instances {
-            add(set, region, id, Some(info.clone()));
+            add(set, region, id.clone(), Some(info.clone()));
         }
     }
     // Static instances looked up across regions: watched where found
@@ -438,7 +442,7 @@ fn add_product(
     if config.static_region.is_none() {
         for id in &config.instance_ids {
             match pstate.static_homes.get(id) {
-                Some(home) => add(set, home, id, None),
+                Some(home) => add(set, home, id.as_str().into(), None),
                 None => set.unresolved.push((account.name.clone(), id.to_string())),
             }
         }
@@ -606,7 +610,7 @@ mod tests {
             ]
         );
         let creating = set.targets.values().find(|t| !t.polled).unwrap();
-        assert_eq!(creating.info.as_ref().unwrap().instance_id, "r-new");
+        assert_eq!(&*creating.info.as_ref().unwrap().instance_id, "r-new");
         assert_eq!(set.unresolved, vec![("prod".into(), "r-lost".to_string())]);
         assert!(set.initial_round_done);
         let counts: Vec<(String, usize)> = set
@@ -771,7 +775,11 @@ mod tests {
         assert_eq!(carried.rounds, 0);
         let carried = &carried.products[&Product::Redis];
         assert_eq!(carried.regions.len(), 1);
-        let kept: Vec<&String> = carried.regions["cn-hangzhou"].instances.keys().collect();
+        let kept: Vec<&str> = carried.regions["cn-hangzhou"]
+            .instances
+            .keys()
+            .map(|k| &**k)
+            .collect();
         assert_eq!(kept, ["r-prod", "r-static"]);
     }
 
