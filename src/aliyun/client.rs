@@ -130,9 +130,6 @@ struct Attempt<T> {
     retry_after: Option<Duration>,
 }
 
-/// Idle connections kept per API host.
-const IDLE_CONNECTIONS_PER_HOST: usize = 8;
-
 impl RpcClient {
     pub fn new(
         settings: ClientSettings,
@@ -148,10 +145,6 @@ impl RpcClient {
             ))
             // The API never redirects; a redirect would take the signed request elsewhere.
             .redirect(reqwest::redirect::Policy::none())
-            // A first pass opens as many connections as polls run at once
-            // (--poll.concurrency); afterwards polls trickle in, and each
-            // idle connection kept holds its buffers (tens of KiB).
-            .pool_max_idle_per_host(IDLE_CONNECTIONS_PER_HOST)
             .build()
             .map_err(|e| ApiError::Transport(describe_reqwest_error(&e)))?;
         Ok(RpcClient {
