@@ -15,17 +15,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use bytes::Bytes;
-use flate2::{Compress, Compression, Crc, FlushCompress, Status};
+use flate2::{Compress, Compression, FlushCompress};
 use tokio::sync::mpsc;
 
 use crate::exposition::{Numbers, Sink};
 use crate::prerender::{Cursor, Rendered};
 use crate::snapshot::Snapshot;
 
-/// Bytes per chunk handed to the connection: each handover wakes two
-/// threads, so not too small (a 25 MiB body is 200 handovers); each scrape
-/// holds up to `CHUNKS_IN_FLIGHT` + 2 of them, so not too large either
-/// (ten scrapers, 5 MiB).
+/// Bytes per chunk handed to the connection: each is a write to the
+/// socket (and, for gzip, a handover between two threads), so not too
+/// small; each scrape holds one or two (gzip: up to `CHUNKS_IN_FLIGHT` +
+/// 2), so not too large either. 128 KiB cost no less CPU and 1 MB more
+/// with ten scrapers at 10,000 instances.
 const CHUNK: usize = 64 * 1024;
 
 /// Instances per piece of an identity body: a chunk is filled piece by
@@ -33,7 +34,7 @@ const CHUNK: usize = 64 * 1024;
 /// makes it outgrow its buffer.
 const PIECE: usize = 16;
 
-/// Chunk buffers kept for reuse, at most (1 MiB).
+/// Chunk buffers kept for reuse, at most (half a MiB).
 const POOLED: usize = 8;
 
 /// Chunk buffers the connections have sent, for the next chunks: a chunk
@@ -245,37 +246,63 @@ impl hyper::body::Body for RenderedBody {
     }
 }
 
-/// Gzip members made of blocks, by the blocks' content (a 128-bit hash),
-/// shared by every gzip scrape. Members no scrape used in the last two
-/// renders are dropped, so the cache holds about one compressed body.
+/// One gzip member made of blocks compressed apart: each block is a raw
+/// deflate fragment ending in a full flush (no final bit, no reference to
+/// what came before), so fragments compressed at different times follow
+/// each other in one deflate stream; the stream ends with an empty final
+/// block, and the trailer's CRC-32 is the blocks' CRCs combined. One member,
+/// not one per block: every gzip reader reads it (curl's `--compressed`
+/// stops after a first member), and a block whose bytes did not change is
+/// not compressed again.
+#[derive(Clone)]
+struct Fragment {
+    deflate: Bytes,
+    crc: u32,
+    len: u64,
+}
+
+/// Fragments by their block's content (a 128-bit hash), shared by every
+/// gzip scrape. Fragments no scrape used in the last two renders are
+/// dropped, so the cache holds about one compressed body.
 #[derive(Default)]
 pub struct MemberCache {
-    members: Mutex<HashMap<u128, (Bytes, u64)>>,
+    fragments: Mutex<HashMap<u128, (Fragment, u64)>>,
     renders: AtomicU64,
 }
 
 impl MemberCache {
-    fn get_or_compress(&self, block: &[u8], render: u64, deflate: &mut Option<Deflate>) -> Bytes {
+    fn get_or_compress(
+        &self,
+        block: &[u8],
+        render: u64,
+        deflate: &mut Option<Deflate>,
+    ) -> Fragment {
         let hash = xxhash_rust::xxh3::xxh3_128(block);
-        if let Some((member, used)) = self.lock().get_mut(&hash) {
+        if let Some((fragment, used)) = self.lock().get_mut(&hash) {
             *used = render;
-            return member.clone();
+            return fragment.clone();
         }
-        let mut member = deflate.get_or_insert_with(Deflate::new).member(block);
+        let mut compressed = deflate.get_or_insert_with(Deflate::new).fragment(block);
         // Kept for the next scrapes: without the room made for the
-        // compressor's output (a quarter of the block, for a member about
+        // compressor's output (a quarter of the block, for a fragment about
         // a twenty-fifth of it).
-        member.shrink_to_fit();
-        let member = Bytes::from(member);
-        self.lock().insert(hash, (member.clone(), render));
-        member
+        compressed.shrink_to_fit();
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(block);
+        let fragment = Fragment {
+            deflate: Bytes::from(compressed),
+            crc: crc.finalize(),
+            len: block.len() as u64,
+        };
+        self.lock().insert(hash, (fragment.clone(), render));
+        fragment
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u128, (Bytes, u64)>> {
-        self.members.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u128, (Fragment, u64)>> {
+        self.fragments.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Members cached now (tests).
+    /// Fragments cached now (tests).
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.lock().len()
@@ -287,7 +314,14 @@ impl MemberCache {
     }
 }
 
-/// Writes the exposition as gzip members, one per block.
+/// The gzip header: magic, deflate, no flags, no mtime, no extra flags, OS
+/// unknown (RFC 1952).
+const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+/// A final, empty deflate block (fixed Huffman codes: BFINAL, BTYPE 01,
+/// end of block), as zlib ends a stream after a flush.
+const FINAL_EMPTY_BLOCK: [u8; 2] = [0x03, 0x00];
+
+/// Writes the exposition as one gzip member, block by block.
 pub struct GzipSink<'c> {
     block: Vec<u8>,
     out: ChunkSink,
@@ -296,11 +330,15 @@ pub struct GzipSink<'c> {
     /// Made at the first block not cached (a compressor is a few hundred
     /// KiB, and a scrape of an unchanged exposition needs none).
     deflate: Option<Deflate>,
+    /// The CRC-32 and length of what was written so far.
+    crc: crc32fast::Hasher,
+    len: u64,
 }
 
 impl<'c> GzipSink<'c> {
-    pub fn new(out: ChunkSink, cache: &'c MemberCache) -> Self {
+    pub fn new(mut out: ChunkSink, cache: &'c MemberCache) -> Self {
         let render = cache.renders.fetch_add(1, Ordering::Relaxed) + 1;
+        out.write(&GZIP_HEADER);
         GzipSink {
             // A block is a few dozen KiB (BLOCK instances of one family);
             // it grows if need be.
@@ -309,6 +347,8 @@ impl<'c> GzipSink<'c> {
             cache,
             render,
             deflate: None,
+            crc: crc32fast::Hasher::new(),
+            len: 0,
         }
     }
 
@@ -317,6 +357,11 @@ impl<'c> GzipSink<'c> {
         self.cache
             .lock()
             .retain(|_, (_, used)| *used + 1 >= self.render);
+        self.out.write(&FINAL_EMPTY_BLOCK);
+        let crc = std::mem::take(&mut self.crc).finalize();
+        self.out.write(&crc.to_le_bytes());
+        // ISIZE: the length modulo 2^32 (RFC 1952).
+        self.out.write(&(self.len as u32).to_le_bytes());
         self.out.finish();
     }
 }
@@ -331,16 +376,21 @@ impl Sink for GzipSink<'_> {
             self.block.clear();
             return;
         }
-        let member = self
+        let fragment = self
             .cache
             .get_or_compress(&self.block, self.render, &mut self.deflate);
         self.block.clear();
-        self.out.write(&member);
+        self.crc.combine(&crc32fast::Hasher::new_with_initial_len(
+            fragment.crc,
+            fragment.len,
+        ));
+        self.len += fragment.len;
+        self.out.write(&fragment.deflate);
     }
 }
 
-/// One deflate compressor, reset for each member (its tables are large:
-/// allocating one per member would cost more than the compression).
+/// One deflate compressor, reset for each block (its tables are large:
+/// allocating one per block would cost more than the compression).
 pub struct Deflate(Compress);
 
 impl Default for Deflate {
@@ -352,35 +402,50 @@ impl Default for Deflate {
 impl Deflate {
     pub fn new() -> Self {
         // Level 1: the exposition is repetitive text; higher levels cost
-        // far more time for a few percent.
+        // far more time for a few percent. Raw deflate: the gzip framing
+        // is the sink's.
         Deflate(Compress::new(Compression::fast(), false))
     }
 
-    /// A whole gzip member (RFC 1952) holding `data`.
-    pub fn member(&mut self, data: &[u8]) -> Vec<u8> {
-        // Header: magic, deflate, no flags, no mtime, no extra flags, OS unknown.
+    /// `data` as raw deflate blocks ending in a full flush: not final, and
+    /// referring to nothing before it, so it can follow any such fragment.
+    fn fragment(&mut self, data: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(data.len() / 4 + 64);
-        out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
         self.0.reset();
         let mut input = data;
         loop {
             if out.capacity() - out.len() < 1024 {
                 out.reserve(out.capacity().max(4096));
             }
-            let before_in = self.0.total_in();
-            let status = self
-                .0
-                .compress_vec(input, &mut out, FlushCompress::Finish)
-                .unwrap_or(Status::StreamEnd);
+            let (before_in, before_out) = (self.0.total_in(), out.len());
+            let status = self.0.compress_vec(input, &mut out, FlushCompress::Full);
             let consumed = (self.0.total_in() - before_in) as usize;
             input = &input[consumed..];
-            if status == Status::StreamEnd {
-                break;
+            // Done when all is in and the flush stopped short of the end of
+            // the room it had (a full buffer may have more to come).
+            let room_left = out.len() < out.capacity();
+            let stuck = consumed == 0 && out.len() == before_out && !input.is_empty();
+            match status {
+                Ok(_) if input.is_empty() && room_left => break,
+                // Neither can happen with a valid compressor and room to
+                // write; what was made is still a valid fragment.
+                Err(_) => break,
+                Ok(_) if stuck => break,
+                Ok(_) => {}
             }
         }
-        let mut crc = Crc::new();
+        out
+    }
+
+    /// A whole gzip member (RFC 1952) holding `data`: a fragment framed.
+    #[cfg(test)]
+    pub fn member(&mut self, data: &[u8]) -> Vec<u8> {
+        let mut out = GZIP_HEADER.to_vec();
+        out.extend(self.fragment(data));
+        out.extend_from_slice(&FINAL_EMPTY_BLOCK);
+        let mut crc = crc32fast::Hasher::new();
         crc.update(data);
-        out.extend_from_slice(&crc.sum().to_le_bytes());
+        out.extend_from_slice(&crc.finalize().to_le_bytes());
         out.extend_from_slice(&(data.len() as u32).to_le_bytes());
         out
     }
@@ -391,23 +456,24 @@ mod tests {
     use super::*;
     use std::io::Read;
 
-    fn gunzip_all(data: &[u8]) -> String {
+    /// The one gzip member at the start of `data` (a reader that stops
+    /// after a first member, as curl's does), and what follows it.
+    fn gunzip_one(data: &[u8]) -> (String, usize) {
+        let mut decoder = flate2::read::GzDecoder::new(data);
         let mut out = String::new();
-        flate2::read::MultiGzDecoder::new(data)
-            .read_to_string(&mut out)
-            .unwrap();
-        out
+        decoder.read_to_string(&mut out).unwrap();
+        (out, decoder.into_inner().len())
     }
 
     #[test]
-    fn members_are_valid_gzip_and_concatenate() {
+    fn a_member_is_valid_gzip_and_compresses() {
         let mut deflate = Deflate::new();
         let big = "aliyun_backup_x{a=\"b\"} 1\n".repeat(20_000);
-        let mut stream = deflate.member(b"hello ");
-        stream.extend(deflate.member(big.as_bytes()));
-        stream.extend(deflate.member(b""));
-        assert_eq!(gunzip_all(&stream), format!("hello {big}"));
-        assert!(stream.len() * 20 < big.len(), "{}", stream.len());
+        for data in ["", "hello", big.as_str()] {
+            let member = deflate.member(data.as_bytes());
+            assert_eq!(gunzip_one(&member), (data.to_string(), 0));
+        }
+        assert!(deflate.member(big.as_bytes()).len() * 20 < big.len());
     }
 
     fn render(cache: &MemberCache, blocks: &[&str]) -> Vec<u8> {
@@ -426,18 +492,37 @@ mod tests {
     }
 
     #[test]
-    fn unchanged_blocks_reuse_their_member_and_stale_ones_go() {
+    fn a_body_is_one_member_whatever_its_blocks() {
+        let cache = MemberCache::default();
+        let mut rng = fastrand::Rng::with_seed(11);
+        for _ in 0..50 {
+            let blocks: Vec<String> = (0..rng.usize(0..6))
+                .map(|_| {
+                    let line = ["a 1\n", "é{x=\"\\n\"} 2\n", ""][rng.usize(..3)];
+                    line.repeat(rng.usize(0..5000))
+                })
+                .collect();
+            let blocks: Vec<&str> = blocks.iter().map(String::as_str).collect();
+            let body = render(&cache, &blocks);
+            // Read whole by a reader of one member, with nothing after it:
+            // the CRC and the length in the trailer are checked.
+            assert_eq!(gunzip_one(&body), (blocks.concat(), 0));
+        }
+    }
+
+    #[test]
+    fn unchanged_blocks_reuse_their_fragment_and_stale_ones_go() {
         let cache = MemberCache::default();
         let first = render(&cache, &["a 1\n", "b 2\n", "c 3\n"]);
-        assert_eq!(gunzip_all(&first), "a 1\nb 2\nc 3\n");
+        assert_eq!(gunzip_one(&first).0, "a 1\nb 2\nc 3\n");
         assert_eq!(cache.len(), 3);
-        // One block changed: one more member; the unchanged ones are the
+        // One block changed: one more fragment; the unchanged ones are the
         // very same bytes.
         let second = render(&cache, &["a 1\n", "b 9\n", "c 3\n"]);
-        assert_eq!(gunzip_all(&second), "a 1\nb 9\nc 3\n");
+        assert_eq!(gunzip_one(&second).0, "a 1\nb 9\nc 3\n");
         assert_eq!(cache.len(), 4);
-        assert_eq!(&second[..20], &first[..20]);
-        // Members unused for two renders are dropped.
+        assert_eq!(&second[..16], &first[..16]);
+        // Fragments unused for two renders are dropped.
         render(&cache, &["a 1\n"]);
         render(&cache, &["a 1\n"]);
         assert_eq!(cache.len(), 1);
