@@ -13,7 +13,7 @@
 //!   16 MiB answer kept ~17 MiB it no longer used, and the rendered series
 //!   (megabytes, replaced whole) stayed in the heap. Fixed, every block of a
 //!   megabyte or more goes back to the kernel when freed, while a scrape's
-//!   chunks (128 KiB) stay below it and are reused from the heap (mapped
+//!   chunks (64 KiB) stay below it and are reused from the heap (mapped
 //!   anew, each would cost its page faults).
 
 //! - Freed memory given back. What a long-running process frees in the
