@@ -46,6 +46,9 @@ pub struct Limits {
     /// Bytes of a request head (hyper's default is about 400 KiB, which
     /// let 200 unfinished heads hold 63 MiB); a longer head gets a 431.
     pub max_head_bytes: usize,
+    /// A connection whose peer reads nothing of a response for this long
+    /// is closed (see `stall`).
+    pub write_stall: Duration,
 }
 
 impl Default for Limits {
@@ -55,6 +58,8 @@ impl Default for Limits {
             max_connections: 512,
             // Prometheus's scrape requests are a few hundred bytes.
             max_head_bytes: 16 * 1024,
+            // Longer than any scrape timeout worth having.
+            write_stall: Duration::from_secs(30),
         }
     }
 }
@@ -201,7 +206,10 @@ async fn serve_connection<I, H, F>(
         .header_read_timeout(Duration::from_secs(30))
         // hyper refuses less than 8 KiB.
         .max_buf_size(limits.max_head_bytes.max(8192))
-        .serve_connection(TokioIo::new(io), service);
+        .serve_connection(
+            TokioIo::new(crate::stall::WriteStall::new(io, limits.write_stall)),
+            service,
+        );
     if let Err(e) = watcher.watch(conn).await {
         tracing::debug!(error = %e, "connection ended with an error");
     }

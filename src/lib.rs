@@ -65,6 +65,7 @@ pub mod scrape;
 pub mod secret;
 pub mod server;
 pub mod snapshot;
+pub mod stall;
 pub mod targets;
 pub mod web;
 

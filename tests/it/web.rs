@@ -1094,3 +1094,57 @@ async fn the_rate_limit_answers_429_before_auth_and_spares_the_probes() {
     );
     running.stop().await;
 }
+
+/// A scraper that stops reading mid-body is cut off after
+/// `Limits::write_stall` (its connection would otherwise hold the body's
+/// source for as long as it stays open), and others are served meanwhile.
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off_and_others_are_served() {
+    use aliyun_backup_exporter::http::{respond, serve_with, Limits, Request};
+    use std::time::Duration;
+    const BODY: usize = 32 * 1024 * 1024; // far more than socket buffers hold
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limits = Limits {
+        write_stall: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let body = bytes::Bytes::from(vec![b'x'; BODY]);
+    tokio::spawn(serve_with(
+        listener,
+        limits,
+        move |_: Request| {
+            let body = body.clone();
+            async move { respond(200, "text/plain", body) }
+        },
+        None,
+        std::future::pending(),
+    ));
+    // Asks, then reads nothing for well past the limit.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket.connect(addr).await.unwrap();
+    stalled
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // Meanwhile another client gets the whole body.
+    let whole = reqwest::get(format!("http://{addr}/"))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(whole.len(), BODY);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The server gave up on it: what is left to read ends far short.
+    let (mut got, mut buf) = (0, vec![0; 64 * 1024]);
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), stalled.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => got += n,
+            Err(_) => panic!("the connection is still open after {got} bytes"),
+        }
+    }
+    assert!(got < BODY / 2, "{got} bytes");
+}
