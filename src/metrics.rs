@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use http_body_util::BodyExt;
 use prometheus::{
     Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec,
     Opts, Registry, TextEncoder,
@@ -16,8 +17,6 @@ use crate::aliyun::{CallLabels, CallObserver};
 use crate::clock::Clock;
 use crate::config::TagLabel;
 use crate::exposition::Sink;
-use http_body_util::BodyExt;
-
 use crate::http::{self, Body};
 use crate::prerender::Rendered;
 use crate::scrape::{ChunkSink, GzipSink, MemberCache, RenderedBody, CHUNKS_IN_FLIGHT};
@@ -381,6 +380,10 @@ impl Exposition {
             let length = registry.len() + rendered.length(&snapshot, now);
             return Ok(RenderedBody::new(registry, rendered, snapshot, now, length).boxed());
         }
+        // As many gzip renders at once as there are cores: more would only
+        // share the same CPUs, each holding its buffers and compressor
+        // meanwhile. A scraper that stalls is given up on after a while
+        // (`scrape.rs`), so a permit is never held for ever.
         let permit = self
             .renders
             .clone()
@@ -400,7 +403,7 @@ impl Exposition {
             sink.boundary();
             rendered.write(&mut sink, &snapshot, now);
             sink.finish();
-            tracing::debug!(gzip, elapsed = ?started.elapsed(), "scrape rendered");
+            tracing::debug!(elapsed = ?started.elapsed(), "gzip scrape rendered");
             drop(permit);
         });
         Ok(http::streamed(rx))

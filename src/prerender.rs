@@ -1,23 +1,27 @@
 //! The snapshot's per-instance series, rendered once per change of an
 //! instance instead of at every scrape.
 //!
-//! Each watched instance gets a `Record`: its label text (`{product="…",
+//! Each watched instance has its label text (`{product="…",
 //! region_id="…",instance_id="…"` and each node's `,node_id="…"`) once, and
 //! then, per metric family, its sample lines without the metric name and
 //! without the label prefix: a tag naming the prefix (the instance's, or
 //! one node's) followed by the rest of the line (`,status="success"} 3\n`).
-//! `Rendered` holds the records of one snapshot, in key order. When a new
-//! snapshot comes, `Rendered::update` walks it beside the previous
-//! `Rendered` and keeps every record whose inputs are the very same
-//! allocations (`Arc::ptr_eq` of the instance's view and info, same backup
-//! call): only the instances polled or rediscovered since are rendered
-//! again. A scrape then writes, per family, the header and each instance's
-//! lines: the metric name, the prefix and the stored rest, which are copies
-//! of contiguous bytes.
+//! A family keeps every instance's lines in one text, in key order, and
+//! instances whose lines are the same text share them. `Rendered` holds
+//! them for one snapshot. When a new snapshot comes, `Rendered::of` walks
+//! it beside the previous `Rendered` and keeps every instance whose inputs
+//! are the very same allocations (`Arc::ptr_eq` of the instance's view and
+//! info, same backup call): only the instances polled or rediscovered since
+//! are rendered again. A scrape then writes, per family, the header and
+//! each instance's lines: the metric name, the prefix and the stored rest,
+//! which are copies of contiguous bytes; piece by piece (`write_next`), as
+//! the connection takes them, with the length counted beforehand
+//! (`length`).
 //!
 //! The one series that depends on the time of the scrape,
 //! `aliyun_backup_last_success_age_seconds`, is kept as the end times of the
-//! nodes' newest successes and computed at every scrape.
+//! nodes' newest successes and computed at every scrape; the series that
+//! are not per instance are written once per snapshot.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, Weak};
