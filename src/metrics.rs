@@ -267,6 +267,15 @@ pub fn registry(process: bool) -> Result<Live, prometheus::Error> {
     })
 }
 
+/// A scrape renders a newer snapshot than the cached form's only if that
+/// form is at least this old. The poller publishes a snapshot every 200 ms
+/// while polls finish; scrapes that overlap (an HA pair, several
+/// Prometheus servers, a slow reader) then share one rendered form instead
+/// of each keeping its own alive (megabytes at 10,000 instances). A scrape
+/// may so miss the polls of the last second, which nobody scraping every
+/// 15 s or more can tell.
+const RENDER_EVERY: Duration = Duration::from_secs(1);
+
 /// Everything `/metrics` shows: the live metrics of the registry, then the
 /// backup gauges of the current snapshot.
 pub struct Exposition {
@@ -315,10 +324,12 @@ impl Exposition {
     /// The cache gives up its reference first, so that the previous form
     /// is freed family by family as it is copied when no scrape still
     /// reads it.
-    fn rendered(&self, snapshot: &Arc<Snapshot>) -> Arc<Rendered> {
+    /// With `reuse`, a form made less than `RENDER_EVERY` ago is taken
+    /// even if a newer snapshot came since.
+    fn rendered(&self, snapshot: &Arc<Snapshot>, reuse: Duration) -> Arc<Rendered> {
         let mut cached = self.rendered.lock().unwrap_or_else(|e| e.into_inner());
         match cached.take() {
-            Some(rendered) if rendered.is_of(snapshot) => {
+            Some(rendered) if rendered.is_of(snapshot) || rendered.age() < reuse => {
                 *cached = Some(rendered.clone());
                 rendered
             }
@@ -342,17 +353,20 @@ impl Exposition {
         }
     }
 
-    /// The rendered form of `snapshot`, if it is the one cached.
+    /// The cached form, if `rendered(snapshot, RENDER_EVERY)` would take it.
     fn cached(&self, snapshot: &Arc<Snapshot>) -> Option<Arc<Rendered>> {
         let cached = self.rendered.lock().unwrap_or_else(|e| e.into_inner());
-        cached.as_ref().filter(|r| r.is_of(snapshot)).cloned()
+        cached
+            .as_ref()
+            .filter(|r| r.is_of(snapshot) || r.age() < RENDER_EVERY)
+            .cloned()
     }
 
     /// The whole exposition as one string (tests, the demo's printout).
     pub fn render(&self) -> Result<String, prometheus::Error> {
         let snapshot = self.snapshots.borrow().clone();
         let mut text = self.registry_text()?;
-        self.rendered(&snapshot)
+        self.rendered(&snapshot, Duration::ZERO)
             .write(&mut text, &snapshot, self.clock.now());
         Ok(text)
     }
@@ -372,11 +386,14 @@ impl Exposition {
                 None => {
                     let this = self.clone();
                     let snapshot = snapshot.clone();
-                    tokio::task::spawn_blocking(move || this.rendered(&snapshot))
+                    tokio::task::spawn_blocking(move || this.rendered(&snapshot, RENDER_EVERY))
                         .await
                         .map_err(|e| prometheus::Error::Msg(e.to_string()))?
                 }
             };
+            // The form may be of an earlier snapshot (`RENDER_EVERY`): the
+            // series that are not per instance come from the same one.
+            let snapshot = rendered.snapshot().cloned().unwrap_or(snapshot);
             let length = registry.len() + rendered.length(&snapshot, now);
             return Ok(RenderedBody::new(registry, rendered, snapshot, now, length).boxed());
         }
@@ -397,7 +414,8 @@ impl Exposition {
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
-            let rendered = this.rendered(&snapshot);
+            let rendered = this.rendered(&snapshot, RENDER_EVERY);
+            let snapshot = rendered.snapshot().cloned().unwrap_or(snapshot);
             let mut sink = GzipSink::new(ChunkSink::new(tx), &this.gzip_members);
             sink.push(&registry);
             sink.boundary();

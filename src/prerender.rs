@@ -24,7 +24,7 @@
 //! are not per instance are written once per snapshot.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
 
@@ -188,9 +188,12 @@ impl Family {
 /// The per-instance series of one snapshot, family by family, each family's
 /// lines contiguous (a scrape reads them in order, as it writes them).
 pub struct Rendered {
-    /// The snapshot they were made from (a weak reference keeps its
-    /// address from being reused while this is cached).
-    source: Weak<Snapshot>,
+    /// The snapshot they were made from: a scrape writes the series that
+    /// are not per instance from it, and may be handed this form after a
+    /// newer snapshot came (`metrics::Exposition`).
+    source: Option<Arc<Snapshot>>,
+    /// When this was made.
+    made: std::time::Instant,
     entries: Vec<Entry>,
     /// Every instance's label prefix and its nodes' parts.
     labels: String,
@@ -246,7 +249,8 @@ impl Previous<'_> {
 impl Rendered {
     fn empty(n: usize) -> Rendered {
         Rendered {
-            source: Weak::new(),
+            source: None,
+            made: std::time::Instant::now(),
             entries: Vec::with_capacity(n),
             labels: String::new(),
             node_ends: Vec::new(),
@@ -291,7 +295,8 @@ impl Rendered {
             }
         };
         Rendered {
-            source: Arc::downgrade(snapshot),
+            source: Some(snapshot.clone()),
+            made: std::time::Instant::now(),
             ..rendered
         }
     }
@@ -427,7 +432,19 @@ impl Rendered {
 
     /// Made from this very snapshot.
     pub fn is_of(&self, snapshot: &Arc<Snapshot>) -> bool {
-        std::ptr::eq(self.source.as_ptr(), Arc::as_ptr(snapshot))
+        self.source
+            .as_ref()
+            .is_some_and(|s| Arc::ptr_eq(s, snapshot))
+    }
+
+    /// The snapshot this was made from (`of`).
+    pub fn snapshot(&self) -> Option<&Arc<Snapshot>> {
+        self.source.as_ref()
+    }
+
+    /// How long ago this was made.
+    pub fn age(&self) -> std::time::Duration {
+        self.made.elapsed()
     }
 
     /// Instances with series.

@@ -327,3 +327,68 @@ async fn metrics_body_matches_the_golden_file() {
         "the /metrics body changed; if intended, UPDATE_GOLDEN=1 and review"
     );
 }
+
+/// Scrapes within a second of a rendered form share it (the poller may
+/// publish a snapshot every 200 ms), the per-instance series and the
+/// families that are not per instance alike, all from one snapshot; a
+/// scrape after that renders the newest snapshot.
+#[tokio::test]
+async fn scrapes_within_a_second_share_one_snapshot_and_later_ones_see_the_next() {
+    let (tx, rx) = watch::channel(Arc::new(fixed_snapshot()));
+    let clock = Arc::new(ManualClock::new(at(26, 6, 30, 0)));
+    let exposition = Arc::new(metrics::Exposition::new(
+        metrics::registry(false).unwrap().registry,
+        rx,
+        clock,
+        Vec::new(),
+    ));
+    let scrape = |gzip: bool| {
+        let exposition = exposition.clone();
+        async move {
+            let body = collect(exposition.stream(gzip).await.unwrap()).await;
+            let text = if gzip {
+                let mut text = String::new();
+                std::io::Read::read_to_string(
+                    &mut flate2::read::GzDecoder::new(&body[..]),
+                    &mut text,
+                )
+                .unwrap();
+                text
+            } else {
+                String::from_utf8(body).unwrap()
+            };
+            // What comes from snapshots, not the live registry.
+            text.lines()
+                .filter(|l| l.contains("r-std") || l.starts_with("aliyun_backup_poll_cycle"))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        }
+    };
+    let std_polled = |lines: &[String]| {
+        lines
+            .iter()
+            .any(|l| l.starts_with("aliyun_backup_poll_success{") && l.contains("r-std"))
+    };
+    let first = scrape(false).await;
+    assert!(std_polled(&first), "{first:?}");
+    assert!(first.contains(&"aliyun_backup_poll_cycle_duration_seconds 1.25".to_string()));
+    // A newer snapshot: r-std's poll results gone, another poll cycle.
+    let mut next = fixed_snapshot();
+    next.instances
+        .remove(&key("default", "cn-hangzhou", "r-std"));
+    next.poll_cycle_seconds = Some(42.0);
+    tx.send_replace(Arc::new(next));
+    for gzip in [false, true] {
+        assert_eq!(
+            scrape(gzip).await,
+            first,
+            "within the second (gzip: {gzip})"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for gzip in [false, true] {
+        let later = scrape(gzip).await;
+        assert!(!std_polled(&later), "{later:?}");
+        assert!(later.contains(&"aliyun_backup_poll_cycle_duration_seconds 42".to_string()));
+    }
+}
