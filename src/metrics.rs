@@ -276,6 +276,12 @@ pub fn registry(process: bool) -> Result<Live, prometheus::Error> {
 /// 15 s or more can tell.
 const RENDER_EVERY: Duration = Duration::from_secs(1);
 
+/// `rendered` may be written for a scrape of `snapshot`: made from it, or
+/// less than `reuse` ago.
+fn serves(rendered: &Rendered, snapshot: &Arc<Snapshot>, reuse: Duration) -> bool {
+    rendered.is_of(snapshot) || rendered.age() < reuse
+}
+
 /// Everything `/metrics` shows: the live metrics of the registry, then the
 /// backup gauges of the current snapshot.
 pub struct Exposition {
@@ -329,7 +335,7 @@ impl Exposition {
     fn rendered(&self, snapshot: &Arc<Snapshot>, reuse: Duration) -> Arc<Rendered> {
         let mut cached = self.rendered.lock().unwrap_or_else(|e| e.into_inner());
         match cached.take() {
-            Some(rendered) if rendered.is_of(snapshot) || rendered.age() < reuse => {
+            Some(rendered) if serves(&rendered, snapshot, reuse) => {
                 *cached = Some(rendered.clone());
                 rendered
             }
@@ -358,7 +364,7 @@ impl Exposition {
         let cached = self.rendered.lock().unwrap_or_else(|e| e.into_inner());
         cached
             .as_ref()
-            .filter(|r| r.is_of(snapshot) || r.age() < RENDER_EVERY)
+            .filter(|r| serves(r, snapshot, RENDER_EVERY))
             .cloned()
     }
 
