@@ -31,10 +31,16 @@ no rate limit, discovery in cn-hangzhou and --poll.interval=1h (one pass):
   connection, scraping for BENCH_CONCURRENT_SECONDS, alternating identity
   and gzip.
 
-Then the ratios of the medians between consecutive sizes, a rate-limited
-pass (--aliyun.rate-limit=100) at BENCH_RATE_LIMITED_SIZE instances (default
+Then the ratios of the medians between consecutive sizes; a fleet that
+changes while it is scraped: BENCH_CHURN_SIZE instances (default 10,000; 0
+skips it) polled every BENCH_CHURN_INTERVAL (default 20 s: the poller never
+idle, a new snapshot every 200 ms), from the start of the second round of
+polls (an interval after the start), BENCH_CHURN_SCRAPES sequential scrapes
+alternating identity and gzip, then 10 concurrent scrapers for
+BENCH_CHURN_SECONDS, peak RSS after each; a rate-limited pass
+(--aliyun.rate-limit=100) at BENCH_RATE_LIMITED_SIZE instances (default
 10,000; 0 skips it) with a burst check on the times the fake logged each
-request, and the machine and date.
+request; and the machine and date.
 
 Targets are printed next to the figures with PASS or MISS (on the median;
 "worst run MISS" when a single run missed). Figures, not assertions: these
@@ -46,6 +52,8 @@ Env:   BENCH_RUNS=3 BENCH_SIZES=100,1000,10000 BENCH_RATE_LIMITED_SIZE=10000
        BENCH_RATE_LIMITED_RUNS=$BENCH_RUNS BENCH_SCRAPES=200
        BENCH_CONCURRENT_SECONDS=5 BENCH_LATENCY_MS=50 BENCH_CONCURRENCY=32
        BENCH_CLUSTER_EVERY=10 BENCH_JSON=FILE (every run's figures)
+       BENCH_CHURN_SIZE=10000 BENCH_CHURN_RUNS=$BENCH_RUNS BENCH_CHURN_INTERVAL=20 (s)
+       BENCH_CHURN_SCRAPES=150 BENCH_CHURN_SECONDS=10
 """
 import gzip
 import http.client
@@ -74,6 +82,11 @@ CONCURRENT_SECONDS = float(os.environ.get("BENCH_CONCURRENT_SECONDS", "5"))
 LATENCY_MS = float(os.environ.get("BENCH_LATENCY_MS", "50"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "32"))
 CLUSTER_EVERY = int(os.environ.get("BENCH_CLUSTER_EVERY", "10"))
+CHURN_SIZE = int(os.environ.get("BENCH_CHURN_SIZE", "10000"))
+CHURN_RUNS = int(os.environ.get("BENCH_CHURN_RUNS", str(RUNS)))
+CHURN_INTERVAL = float(os.environ.get("BENCH_CHURN_INTERVAL", "20"))  # seconds
+CHURN_SCRAPES = int(os.environ.get("BENCH_CHURN_SCRAPES", "150"))
+CHURN_SECONDS = float(os.environ.get("BENCH_CHURN_SECONDS", "10"))
 SCRAPERS = 10
 JITTER = 0.005  # s: how much earlier a request may arrive, relative to others, than its token allows
 RATE = 100  # the rate-limited pass: --aliyun.rate-limit, tokens a second and bucket size
@@ -247,7 +260,7 @@ def floor(size, n):
 class Run:
     """A fake API and an exporter pointed at it, until closed."""
 
-    def __init__(self, instances, rate_limit):
+    def __init__(self, instances, rate_limit, interval="1h"):
         self.instances = instances
         self.tmp = tempfile.mkdtemp(prefix="abe-growth-")
         self.request_log = os.path.join(self.tmp, "requests.log")
@@ -266,7 +279,7 @@ class Run:
             "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true",
         }
         args = [EXPORTER, f"--aliyun.endpoint=http://127.0.0.1:{fake_port}",
-                f"--web.listen-address=127.0.0.1:{self.port}", "--poll.interval=1h",
+                f"--web.listen-address=127.0.0.1:{self.port}", f"--poll.interval={interval}",
                 f"--poll.concurrency={CONCURRENCY}", f"--aliyun.rate-limit={rate_limit}",
                 "--discovery.regions=cn-hangzhou", "--log.level=info"]
         with open(self.exporter_log, "w") as f:
@@ -372,9 +385,9 @@ class Run:
             f["gzip p99 (ms)"] = pct(gz, 0.99)
             f["gzip series = identity series"] = 1.0 if same else 0.0
 
-    def concurrent(self, f):
+    def concurrent(self, f, seconds=CONCURRENT_SECONDS):
         latencies, errors = [], []
-        stop = time.perf_counter() + CONCURRENT_SECONDS
+        stop = time.perf_counter() + seconds
 
         def scraper(k):
             conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
@@ -432,6 +445,39 @@ def growth_run(instances):
         return f, run.gzip
     finally:
         run.close()
+
+
+def churn_run(instances):
+    """A fleet polled every CHURN_INTERVAL: scrapes while polls finish."""
+    run = Run(instances, rate_limit=0, interval=f"{CHURN_INTERVAL:g}s")
+    try:
+        f = {"start -> ready, wall (s)": run.wait_ready()}
+        f["peak RSS at ready (MB)"] = proc_status(run.pid, "VmHWM") / MB
+        # Each instance's second poll is due an interval and its offset (up
+        # to another interval) after the start: from then on polls never stop.
+        time.sleep(max(0.0, run.started + 1.1 * CHURN_INTERVAL - time.perf_counter()))
+        lat = {False: [], True: []}
+        cpu, calls, started = cpu_seconds(run.pid), api_total(run.metrics()), time.perf_counter()
+        for i in range(CHURN_SCRAPES):
+            status, _, _, dt = get(run.conn, "/metrics", gzip_=i % 2 == 1)
+            assert status == 200, status
+            lat[i % 2 == 1].append(dt * 1000)
+        wall = time.perf_counter() - started
+        f["API calls / s while scraped"] = (api_total(run.metrics()) - calls) / wall
+        f["CPU / s while scraped (s)"] = (cpu_seconds(run.pid) - cpu) / wall
+        for gz, name in ((False, "identity"), (True, "gzip")):
+            f[f"{name} p50 (ms)"] = statistics.median(lat[gz])
+            f[f"{name} p99 (ms)"] = pct(lat[gz], 0.99)
+        f[f"peak RSS after {CHURN_SCRAPES} sequential (MB)"] = proc_status(run.pid, "VmHWM") / MB
+        run.gzip = True
+        run.concurrent(f, CHURN_SECONDS)
+        return f
+    finally:
+        run.close()
+
+
+def api_total(body):
+    return sum(api_calls(body).values())
 
 
 class RateLimitedRun(Run):
@@ -615,6 +661,15 @@ def main():
         if not gzip_ok[size]:
             print("  gzip: not supported (no Content-Encoding: gzip in the answer)")
     ratios(results)
+    if CHURN_SIZE > 0:
+        runs = []
+        for k in range(CHURN_RUNS):
+            log(f"churn, {CHURN_SIZE:,} instances, run {k + 1}/{CHURN_RUNS}")
+            runs.append(churn_run(CHURN_SIZE))
+        dump["churn"] = runs
+        table(f"A fleet that changes while it is scraped: {CHURN_SIZE:,} instances, "
+              f"--poll.interval={CHURN_INTERVAL:g}s, {CHURN_SCRAPES} sequential scrapes (identity and "
+              f"gzip in turn), then {SCRAPERS} concurrent scrapers for {CHURN_SECONDS:g} s", runs, {})
     if RATE_LIMITED_SIZE > 0:
         runs = []
         for k in range(RATE_LIMITED_RUNS):
