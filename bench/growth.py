@@ -641,6 +641,15 @@ def machine():
             f"{f' ({model})' if model else ''}, {platform.platform()}")
 
 
+def repeat(what, n, run):
+    """The figures of n runs of a scenario, each announced on stderr."""
+    runs = []
+    for k in range(n):
+        log(f"{what}, run {k + 1}/{n}")
+        runs.append(run())
+    return runs
+
+
 def main():
     started = time.perf_counter()
     print(f"Growth benchmark: fake API answering after {LATENCY_MS:g} ms, every {CLUSTER_EVERY}th "
@@ -662,19 +671,14 @@ def main():
             print("  gzip: not supported (no Content-Encoding: gzip in the answer)")
     ratios(results)
     if CHURN_SIZE > 0:
-        runs = []
-        for k in range(CHURN_RUNS):
-            log(f"churn, {CHURN_SIZE:,} instances, run {k + 1}/{CHURN_RUNS}")
-            runs.append(churn_run(CHURN_SIZE))
+        runs = repeat(f"churn, {CHURN_SIZE:,} instances", CHURN_RUNS, lambda: churn_run(CHURN_SIZE))
         dump["churn"] = runs
         table(f"A fleet that changes while it is scraped: {CHURN_SIZE:,} instances, "
               f"--poll.interval={CHURN_INTERVAL:g}s, {CHURN_SCRAPES} sequential scrapes (identity and "
               f"gzip in turn), then {SCRAPERS} concurrent scrapers for {CHURN_SECONDS:g} s", runs, {})
     if RATE_LIMITED_SIZE > 0:
-        runs = []
-        for k in range(RATE_LIMITED_RUNS):
-            log(f"rate-limited pass, {RATE_LIMITED_SIZE:,} instances, run {k + 1}/{RATE_LIMITED_RUNS}")
-            runs.append(rate_limited_run(RATE_LIMITED_SIZE))
+        runs = repeat(f"rate-limited pass, {RATE_LIMITED_SIZE:,} instances", RATE_LIMITED_RUNS,
+                      lambda: rate_limited_run(RATE_LIMITED_SIZE))
         dump["rate-limited"] = runs
         cycle_ok = lambda r: (r["first pass: poll cycle (s)"] is not None and
                               abs(r["first pass: poll cycle (s)"] / r["pass bound: calls / rate (s)"] - 1) <= 0.05)
