@@ -5,7 +5,7 @@
 //! copies them (so an instance no longer watched leaves no series behind,
 //! and ages are computed against "now").
 //! Each family is cut into blocks of `BLOCK` instances, so that a sink can
-//! reuse what it made of a block that did not change (the gzip members).
+//! reuse what it made of a block that did not change (the gzip fragments).
 
 #[cfg(test)]
 use std::ops::Range;

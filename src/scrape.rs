@@ -4,11 +4,10 @@
 //! the next chunk when it has sent the last, and the chunk is made then,
 //! on the connection's own task: copying rendered text is cheap, and no
 //! other thread is woken for it. With gzip, the exposition is written on a
-//! blocking thread into chunks that go out as they fill, and each block of
-//! the exposition becomes a gzip
-//! member of its own (a gzip stream may hold several, and every Prometheus
-//! version reads them), and the member made of a block is kept: a block
-//! whose bytes did not change since the last scrape is not compressed again.
+//! blocking thread into chunks that go out as they fill, as one gzip member
+//! whose deflate stream is made of one fragment per block of the
+//! exposition; the fragment made of a block is kept, so a block whose bytes
+//! did not change since the last scrape is not compressed again.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
