@@ -225,9 +225,10 @@ enum Source {
 enum Previous<'p> {
     /// Still read by a scrape: copied from, kept whole.
     Shared(&'p Rendered),
-    /// No longer read by anyone: each family's memory is given back as soon
-    /// as it has been copied, so that an update holds two copies of one
-    /// family at most, not of everything.
+    /// No longer read by anyone: its labels, ages and entries are given
+    /// back once copied, and each family's memory as soon as it has been
+    /// copied, so that an update holds two copies of one family at most,
+    /// not of everything.
     Owned(Box<Rendered>),
 }
 
@@ -242,6 +243,18 @@ impl Previous<'_> {
     fn release(&mut self, f: usize) {
         if let Previous::Owned(p) = self {
             p.families[f] = Family::default();
+        }
+    }
+
+    /// Gives back what is copied before the families (labels, ages,
+    /// entries): the families are copied from their texts alone.
+    fn release_instances(&mut self) {
+        if let Previous::Owned(p) = self {
+            p.entries = Vec::new();
+            p.labels = String::new();
+            p.node_ends = Vec::new();
+            p.ages = Vec::new();
+            p.age_ends = Vec::new();
         }
     }
 }
@@ -375,6 +388,9 @@ impl Rendered {
                 next.ages.extend_from_slice(from.ages_of(i));
                 next.age_ends.push(offset(next.ages.len()));
             }
+        }
+        if let Some(previous) = previous.as_mut() {
+            previous.release_instances();
         }
         for f in 0..FAMILIES {
             {
