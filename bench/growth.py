@@ -36,7 +36,9 @@ changes while it is scraped: BENCH_CHURN_SIZE instances (default 10,000; 0
 skips it) polled every BENCH_CHURN_INTERVAL (default 20 s: the poller never
 idle, a new snapshot every 200 ms), from the start of the second round of
 polls (an interval after the start), BENCH_CHURN_SCRAPES sequential scrapes
-alternating identity and gzip, then 10 concurrent scrapers for
+alternating identity and gzip (the RSS sampled every millisecond meanwhile:
+its median, and its highest sample while each kind of scrape was in flight),
+then 10 concurrent scrapers for
 BENCH_CHURN_SECONDS, peak RSS after each; a rate-limited pass
 (--aliyun.rate-limit=100) at BENCH_RATE_LIMITED_SIZE instances (default
 10,000; 0 skips it) with a burst check on the times the fake logged each
@@ -113,6 +115,28 @@ def proc_status(pid, field):
                 parts = line.split()
                 return int(parts[1]) * (1024 if parts[-1] == "kB" else 1)
     return 0
+
+
+class RssSampler:
+    """VmRSS every millisecond in a thread, between start and stop, each
+    sample under the label set last (what is being done then): a peak
+    that lasts a few milliseconds (an update of the rendered form) shows
+    above the usual level."""
+
+    def __init__(self, pid):
+        self.pid, self.samples, self.running, self.label = pid, [], True, None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while self.running:
+            self.samples.append((self.label, proc_status(self.pid, "VmRSS")))
+            time.sleep(0.001)
+
+    def stop(self):
+        self.running = False
+        self.thread.join()
+        return self.samples
 
 
 def cpu_seconds(pid):
@@ -458,11 +482,18 @@ def churn_run(instances):
         time.sleep(max(0.0, run.started + 1.1 * CHURN_INTERVAL - time.perf_counter()))
         lat = {False: [], True: []}
         cpu, calls, started = cpu_seconds(run.pid), api_total(run.metrics()), time.perf_counter()
+        sampler = RssSampler(run.pid)
         for i in range(CHURN_SCRAPES):
+            sampler.label = i % 2 == 1
             status, _, _, dt = get(run.conn, "/metrics", gzip_=i % 2 == 1)
             assert status == 200, status
             lat[i % 2 == 1].append(dt * 1000)
         wall = time.perf_counter() - started
+        rss = sampler.stop()
+        f["RSS while scraped: median (MB)"] = statistics.median(r for _, r in rss) / MB
+        for gz, name in ((False, "identity"), (True, "gzip")):
+            f[f"RSS: highest sample, {name} scrapes (MB)"] = max(
+                (r for label, r in rss if label == gz), default=0) / MB
         f["API calls / s while scraped"] = (api_total(run.metrics()) - calls) / wall
         f["CPU / s while scraped (s)"] = (cpu_seconds(run.pid) - cpu) / wall
         for gz, name in ((False, "identity"), (True, "gzip")):
