@@ -3,14 +3,16 @@
 //! bodies. Without compression (`RenderedBody`), the connection asks for
 //! the next chunk when it has sent the last, and the chunk is made then,
 //! on the connection's own task: copying rendered text is cheap, and no
-//! other thread is woken for it. With gzip, the exposition is written on a
+//! other thread is woken for it. A scrape alone gets chunks of a
+//! megabyte (fewer writes cost the kernel less); several at once get
+//! 64 KiB each. With gzip, the exposition is written on a
 //! blocking thread into chunks that go out as they fill, as one gzip member
 //! whose deflate stream is made of one fragment per block of the
 //! exposition; the fragment made of a block is kept, so a block whose bytes
 //! did not change since the last scrape is not compressed again.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use bytes::Bytes;
@@ -21,32 +23,94 @@ use crate::exposition::{Numbers, Sink};
 use crate::prerender::{Cursor, Rendered};
 use crate::snapshot::Snapshot;
 
-/// Bytes per chunk handed to the connection: each is a write to the
-/// socket (and, for gzip, a handover between two threads), so not too
-/// small; each scrape holds one or two (gzip: up to `CHUNKS_IN_FLIGHT` +
-/// 2), so not too large either. 128 KiB cost no less CPU and 1 MB more
-/// with ten scrapers at 10,000 instances.
+/// Bytes per chunk of a gzip body (compressed: a megabyte at 10,000
+/// instances), and the least an identity chunk is. Each chunk is a write
+/// to the socket (and, for gzip, a handover between two threads), so not
+/// too small; each scrape holds one or two (gzip: up to
+/// `CHUNKS_IN_FLIGHT` + 2), so not too large either.
 const CHUNK: usize = 64 * 1024;
 
+/// An identity chunk when the scrape is the only one being sent. On
+/// loopback the kernel's cost is per write as much as per byte (a write
+/// also runs the receiver's side and wakes it): a 26 MB body took 15.5 ms
+/// of CPU in 64 KiB chunks and 12.5 ms in 1 MiB ones, and the scrape's
+/// p50 went from 17 to 12.5 ms. Several scrapes at once get `CHUNK` each,
+/// so that ten hold no more than before.
+const LONE_CHUNK: usize = 1024 * 1024;
+
+/// Room past a chunk's size: it is filled piece by piece, and the last
+/// piece may go past it.
+const SLACK: usize = 4096;
+
 /// Instances per piece of an identity body: a chunk is filled piece by
-/// piece up to `CHUNK` bytes, and a piece this small (a few KiB) rarely
-/// makes it outgrow its buffer.
+/// piece up to its size, and a piece this small (a few KiB) rarely makes
+/// it outgrow its buffer.
 const PIECE: usize = 16;
 
-/// Chunk buffers kept for reuse, at most (half a MiB).
+/// Chunk buffers kept for reuse, at most: of `CHUNK` (half a MiB), and of
+/// `LONE_CHUNK` (a lone scraper's two take turns: one is sent while the
+/// next is filled).
 const POOLED: usize = 8;
+const POOLED_LONE: usize = 1;
 
 /// Chunk buffers the connections have sent, for the next chunks: a chunk
-/// allocated and freed each time costs its page faults each time (malloc
-/// gives a freed block at the top of its heap back to the kernel).
+/// allocated and freed each time costs its page faults each time (a block
+/// of 64 KiB or more is a mapping of its own, `memory`).
 static POOL: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 
-/// An empty buffer for a chunk, from the pool if it has one.
-fn chunk_buffer() -> Vec<u8> {
-    POOL.lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .pop()
-        .unwrap_or_else(|| Vec::with_capacity(CHUNK + 4096))
+/// Bodies being made or sent now, identity or gzip (`InFlight`).
+static SCRAPES: AtomicUsize = AtomicUsize::new(0);
+
+/// A body being made or sent: counted in `SCRAPES` while it lives.
+struct InFlight(());
+
+impl InFlight {
+    /// Counts a body in; `identity`: one without compression.
+    fn new(identity: bool) -> Self {
+        if SCRAPES.fetch_add(1, Ordering::Relaxed) >= 1 || !identity {
+            // No lone identity scrape now: the large buffers kept for one
+            // are freed now rather than when one comes again.
+            POOL.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|b| !fits(b.capacity(), LONE_CHUNK));
+        }
+        InFlight(())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        SCRAPES.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The size of the next identity chunk while `scrapes` bodies are being
+/// made or sent (0: counted before the body exists).
+fn identity_chunk(scrapes: usize) -> usize {
+    if scrapes <= 1 {
+        LONE_CHUNK
+    } else {
+        CHUNK
+    }
+}
+
+/// Whether a buffer of `capacity` serves chunks of `size` (a buffer made
+/// for them, or one that grew a little past it).
+fn fits(capacity: usize, size: usize) -> bool {
+    (size + SLACK..=2 * size + SLACK).contains(&capacity)
+}
+
+/// An empty buffer for a chunk of `size` bytes, from the pool if it has
+/// one that fits.
+fn chunk_buffer(size: usize) -> Vec<u8> {
+    let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    match pool.iter().rposition(|b| fits(b.capacity(), size)) {
+        Some(at) => pool.swap_remove(at),
+        None => {
+            drop(pool);
+            Vec::with_capacity(size + SLACK)
+        }
+    }
 }
 
 /// A chunk handed to the connection, its buffer back to the pool when sent.
@@ -61,15 +125,29 @@ impl AsRef<[u8]> for Pooled {
 impl Drop for Pooled {
     fn drop(&mut self) {
         let mut buf = std::mem::take(&mut self.0);
-        // A chunk that grew past twice the size (a very large block) is
-        // not kept.
-        if buf.capacity() >= CHUNK && buf.capacity() <= 2 * CHUNK {
+        let scrapes = SCRAPES.load(Ordering::Relaxed);
+        let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+        if worth_keeping(buf.capacity(), scrapes, &pool) {
             buf.clear();
-            let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
-            if pool.len() < POOLED {
-                pool.push(buf);
-            }
+            pool.push(buf);
         }
+    }
+}
+
+/// Whether a sent chunk's buffer of `capacity` goes back to `pool` while
+/// `scrapes` bodies are being made or sent: only if the next chunks are
+/// of its size, and the pool has fewer of that size than it keeps. A lone
+/// scraper's megabyte buffers are so freed (unmapped) once several scrape
+/// at once, and a buffer that grew past twice its chunk (a very large
+/// block) is never kept.
+fn worth_keeping(capacity: usize, scrapes: usize, pool: &[Vec<u8>]) -> bool {
+    let kept = |size| pool.iter().filter(|b| fits(b.capacity(), size)).count();
+    if fits(capacity, CHUNK) {
+        kept(CHUNK) < POOLED
+    } else {
+        identity_chunk(scrapes) == LONE_CHUNK
+            && fits(capacity, LONE_CHUNK)
+            && kept(LONE_CHUNK) < POOLED_LONE
     }
 }
 
@@ -91,12 +169,14 @@ pub struct ChunkSink {
     buf: Vec<u8>,
     tx: mpsc::Sender<Bytes>,
     gone: bool,
+    _in_flight: InFlight,
 }
 
 impl ChunkSink {
     pub fn new(tx: mpsc::Sender<Bytes>) -> Self {
         ChunkSink {
-            buf: chunk_buffer(),
+            _in_flight: InFlight::new(false),
+            buf: chunk_buffer(CHUNK),
             tx,
             gone: false,
         }
@@ -118,7 +198,7 @@ impl ChunkSink {
             return;
         }
         // Handed over as is (no copy); the next chunk gets another buffer.
-        let full = std::mem::replace(&mut self.buf, chunk_buffer());
+        let full = std::mem::replace(&mut self.buf, chunk_buffer(CHUNK));
         let chunk = pooled(full);
         // Called on a blocking thread, never on an async worker.
         let sent = match tokio::runtime::Handle::try_current() {
@@ -167,6 +247,7 @@ pub struct RenderedBody {
     cursor: Cursor,
     numbers: Numbers,
     done: bool,
+    _in_flight: InFlight,
 }
 
 impl RenderedBody {
@@ -178,6 +259,7 @@ impl RenderedBody {
         length: usize,
     ) -> Self {
         RenderedBody {
+            _in_flight: InFlight::new(true),
             remaining: length,
             registry: Some(registry),
             rendered,
@@ -189,17 +271,23 @@ impl RenderedBody {
         }
     }
 
-    /// The next chunk: whole blocks until `CHUNK` bytes or more; `None` at
-    /// the end.
+    /// The next chunk: whole pieces until its size (`identity_chunk`) or
+    /// more; `None` at the end.
     fn next_chunk(&mut self) -> Option<Bytes> {
         if self.done {
             return None;
         }
-        let mut chunk = chunk_buffer();
+        // The first chunk is small: scrapers that come together (at every
+        // interval) each find themselves alone at first.
+        let size = match self.registry {
+            Some(_) => CHUNK,
+            None => identity_chunk(SCRAPES.load(Ordering::Relaxed)),
+        };
+        let mut chunk = chunk_buffer(size);
         if let Some(registry) = self.registry.take() {
             chunk.extend_from_slice(registry.as_bytes());
         }
-        while chunk.len() < CHUNK {
+        while chunk.len() < size {
             if !self.rendered.write_next(
                 &mut chunk,
                 &self.snapshot,
@@ -462,6 +550,48 @@ mod tests {
         let mut out = String::new();
         decoder.read_to_string(&mut out).unwrap();
         (out, decoder.into_inner().len())
+    }
+
+    #[test]
+    fn a_lone_identity_scrape_gets_large_chunks_and_several_small_ones() {
+        assert_eq!(identity_chunk(0), LONE_CHUNK);
+        assert_eq!(identity_chunk(1), LONE_CHUNK);
+        assert_eq!(identity_chunk(2), CHUNK);
+        assert_eq!(identity_chunk(10), CHUNK);
+    }
+
+    #[test]
+    fn the_pool_keeps_what_the_next_chunks_need_and_no_more() {
+        let lone = || Vec::<u8>::with_capacity(LONE_CHUNK + SLACK);
+        let small = || Vec::<u8>::with_capacity(CHUNK + SLACK);
+        let (lone_cap, small_cap) = (lone().capacity(), small().capacity());
+        // A lone scraper's megabyte buffer is kept, once.
+        assert!(worth_keeping(lone_cap, 1, &[]));
+        assert!(!worth_keeping(lone_cap, 1, &[lone()]));
+        // Not while several scrape at once: it is freed.
+        assert!(!worth_keeping(lone_cap, 2, &[]));
+        // Small buffers, for gzip and for several scrapes, up to `POOLED`,
+        // whatever else the pool holds.
+        let mut pool = vec![lone()];
+        for _ in 0..POOLED {
+            assert!(worth_keeping(small_cap, 3, &pool));
+            assert!(worth_keeping(small_cap, 1, &pool));
+            pool.push(small());
+        }
+        assert!(!worth_keeping(small_cap, 3, &pool));
+        // A buffer that grew past twice its chunk, or a tiny one: never.
+        assert!(!worth_keeping(2 * LONE_CHUNK + SLACK + 1, 0, &[]));
+        assert!(!worth_keeping(CHUNK - 1, 1, &[]));
+        assert!(!worth_keeping(3 * CHUNK, 5, &[]));
+    }
+
+    #[test]
+    fn a_buffer_fits_chunks_of_its_own_size_only() {
+        assert!(fits(CHUNK + SLACK, CHUNK));
+        assert!(fits(2 * CHUNK + SLACK, CHUNK));
+        assert!(!fits(LONE_CHUNK + SLACK, CHUNK));
+        assert!(!fits(CHUNK + SLACK, LONE_CHUNK));
+        assert!(fits(LONE_CHUNK + SLACK, LONE_CHUNK));
     }
 
     #[test]
