@@ -18,7 +18,9 @@
 //!   allocated 2.7 MB of their own but grew the heap by about 5 MB). The
 //!   chunks most often needed are kept by the scrape's pool instead of
 //!   being mapped anew. Measured against 1 MiB: peak with ten scrapers
-//!   38.58 against 39.05 MB at 10,000 instances, no more CPU per scrape.
+//!   38.58 against 39.05 MB at 10,000 instances, no more CPU per identity
+//!   scrape; a gzip scrape that compresses maps its compressor (a few
+//!   hundred KiB) anew each time: 1.45 against 0.95 ms of CPU at 1,000.
 
 //! - Freed memory given back. What a long-running process frees in the
 //!   middle of its heap stays resident until malloc is told to look for
