@@ -151,13 +151,18 @@ def get(conn, path, gzip_=False):
     Content-Encoding, body, seconds from sending to the last byte. For the
     bodies the benchmark reads (not for timing scrapes: see Scraper)."""
     t = time.perf_counter()
+    resp = request(conn, path, gzip_)
+    body = resp.read()
+    return resp.status, resp.getheader("Content-Encoding"), body, time.perf_counter() - t
+
+
+def request(conn, path, gzip_):
+    """Sends a GET (no Accept-Encoding at all unless gzip_); its response."""
     conn.putrequest("GET", path, skip_accept_encoding=True)
     if gzip_:
         conn.putheader("Accept-Encoding", "gzip")
     conn.endheaders()
-    resp = conn.getresponse()
-    body = resp.read()
-    return resp.status, resp.getheader("Content-Encoding"), body, time.perf_counter() - t
+    return conn.getresponse()
 
 
 PAGE = 4096
@@ -191,11 +196,7 @@ class Scraper:
         """One GET, as get(); returns status, Content-Encoding, the body's
         length and the seconds from sending to the last byte."""
         t = time.perf_counter()
-        self.conn.putrequest("GET", path, skip_accept_encoding=True)
-        if gzip_:
-            self.conn.putheader("Accept-Encoding", "gzip")
-        self.conn.endheaders()
-        resp = self.conn.getresponse()
+        resp = request(self.conn, path, gzip_)
         n = 0
         while True:
             if n == len(self.buf):  # outgrown: a copy, inside the timing
