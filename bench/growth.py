@@ -366,6 +366,7 @@ class Run:
             self.exporter = subprocess.Popen(args, env=env, stderr=f, stdout=subprocess.DEVNULL)
         self.pid = self.exporter.pid
         self.conn = None
+        self.files_at_ready = None
 
     def wait_ready(self, progress=None):
         """Polls /readyz (every 1 % of the time so far, 5-100 ms) until 200;
@@ -407,7 +408,8 @@ class Run:
         f["CPU start -> ready (s)"] = cpu_seconds(self.pid)
         f["peak RSS at ready (MB)"] = proc_status(self.pid, "VmHWM") / MB
         # Of which pages of files (the binary and its libraries: fixed).
-        f["  of it file-backed at ready (MB)"] = proc_status(self.pid, "RssFile") / MB
+        self.files_at_ready = proc_status(self.pid, "RssFile")
+        f["  of it file-backed at ready (MB)"] = self.files_at_ready / MB
         while True:  # the cycle metric appears with the first complete pass
             body = self.metrics()
             cycle = metric(body, "aliyun_backup_poll_cycle_duration_seconds")
@@ -504,7 +506,13 @@ class Run:
         f[f"{SCRAPERS} scrapers: scrapes / s"] = len(latencies) / wall
         f[f"{SCRAPERS} scrapers: p50 (ms)"] = statistics.median(latencies) if latencies else None
         f[f"{SCRAPERS} scrapers: p99 (ms)"] = pct(latencies, 0.99)
-        f[f"peak RSS after {SCRAPERS} scrapers (MB)"] = proc_status(self.pid, "VmHWM") / MB
+        peak = proc_status(self.pid, "VmHWM")
+        f[f"peak RSS after {SCRAPERS} scrapers (MB)"] = peak / MB
+        # The anonymous memory at the peak, at most (pages of files only
+        # grow after ready): what the process made, not the binary's and
+        # the libraries' pages.
+        if self.files_at_ready:
+            f["  of it past the file pages at ready (MB)"] = (peak - self.files_at_ready) / MB
         f[f"threads after {SCRAPERS} scrapers"] = proc_status(self.pid, "Threads")
 
     def close(self):
