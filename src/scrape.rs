@@ -3,9 +3,10 @@
 //! bodies. Without compression (`RenderedBody`), the connection asks for
 //! the next chunk when it has sent the last, and the chunk is made then,
 //! on the connection's own task: copying rendered text is cheap, and no
-//! other thread is woken for it. A scrape alone gets chunks of a
-//! megabyte (fewer writes cost the kernel less); several at once get
-//! 64 KiB each. With gzip, the exposition is written on a
+//! other thread is woken for it. A scrape alone gets larger chunks, an
+//! eighth of the body up to a megabyte (fewer writes cost the kernel
+//! less); several at once get 64 KiB each. With gzip, the exposition is
+//! written on a
 //! blocking thread into chunks that go out as they fill, as one gzip member
 //! whose deflate stream is made of one fragment per block of the
 //! exposition; the fragment made of a block is kept, so a block whose bytes
@@ -30,13 +31,20 @@ use crate::snapshot::Snapshot;
 /// `CHUNKS_IN_FLIGHT` + 2), so not too large either.
 const CHUNK: usize = 64 * 1024;
 
-/// An identity chunk when the scrape is the only one being sent. On
-/// loopback the kernel's cost is per write as much as per byte (a write
-/// also runs the receiver's side and wakes it): a 26 MB body took 15.5 ms
-/// of CPU in 64 KiB chunks and 12.5 ms in 1 MiB ones, and the scrape's
-/// p50 went from 17 to 12.5 ms. Several scrapes at once get `CHUNK` each,
-/// so that ten hold no more than before.
+/// The largest identity chunk, when the scrape is the only one being sent
+/// (`lone_chunk`). On loopback the kernel's cost is per write as much as
+/// per byte (a write also runs the receiver's side and wakes it): a 26 MB
+/// body took 15.5 ms of CPU in 64 KiB chunks and 12.5 ms in 1 MiB ones,
+/// and the scrape's p50 went from 17 to 12.5 ms. Several scrapes at once
+/// get `CHUNK` each, so that ten hold no more than before.
 const LONE_CHUNK: usize = 1024 * 1024;
+
+/// A lone scrape's chunks are about this fraction of its body: a few
+/// writes, and the two buffers it uses (one sent while the next is filled)
+/// hold a quarter of the body at most, not a megabyte each: 1,000
+/// instances' 2.65 MB went out in three 1 MiB chunks (now in about six of
+/// 512 KiB).
+const LONE_PARTS: usize = 8;
 
 /// Room past a chunk's size: it is filled piece by piece, and the last
 /// piece may go past it.
@@ -47,9 +55,9 @@ const SLACK: usize = 4096;
 /// it outgrow its buffer.
 const PIECE: usize = 16;
 
-/// Chunk buffers kept for reuse, at most: of `CHUNK` (half a MiB), and of
-/// `LONE_CHUNK` (a lone scraper's two take turns: one is sent while the
-/// next is filled).
+/// Chunk buffers kept for reuse, at most: of `CHUNK` (half a MiB), and
+/// larger ones for a lone scrape (`lone_chunk`; its two take turns: one is
+/// sent while the next is filled).
 const POOLED: usize = 8;
 const POOLED_LONE: usize = 1;
 
@@ -72,7 +80,7 @@ impl InFlight {
             // are freed now rather than when one comes again.
             POOL.lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .retain(|b| !fits(b.capacity(), LONE_CHUNK));
+                .retain(|b| !is_large(b.capacity()));
         }
         InFlight(())
     }
@@ -84,14 +92,30 @@ impl Drop for InFlight {
     }
 }
 
-/// The size of the next identity chunk while `scrapes` bodies are being
-/// made or sent (0: counted before the body exists).
-fn identity_chunk(scrapes: usize) -> usize {
+/// The size of the next identity chunk of a body of `length` bytes while
+/// `scrapes` bodies are being made or sent (0: counted before the body
+/// exists).
+fn identity_chunk(scrapes: usize, length: usize) -> usize {
     if scrapes <= 1 {
-        LONE_CHUNK
+        lone_chunk(length)
     } else {
         CHUNK
     }
+}
+
+/// A lone scrape's chunk: an `LONE_PARTS`th of the body, as a power of two
+/// (bodies of about the same length get buffers of the same size, which
+/// the pool can reuse), from `CHUNK` to `LONE_CHUNK`.
+fn lone_chunk(length: usize) -> usize {
+    (length / LONE_PARTS)
+        .next_power_of_two()
+        .clamp(CHUNK, LONE_CHUNK)
+}
+
+/// Whether a buffer of `capacity` is larger than any chunk of `CHUNK`: one
+/// made for a lone scrape.
+fn is_large(capacity: usize) -> bool {
+    capacity > 2 * CHUNK + SLACK
 }
 
 /// Whether a buffer of `capacity` serves chunks of `size` (a buffer made
@@ -107,6 +131,10 @@ fn chunk_buffer(size: usize) -> Vec<u8> {
     match pool.iter().rposition(|b| fits(b.capacity(), size)) {
         Some(at) => pool.swap_remove(at),
         None => {
+            // A large buffer kept for bodies of another length: freed.
+            if size > CHUNK {
+                pool.retain(|b| !is_large(b.capacity()));
+            }
             drop(pool);
             Vec::with_capacity(size + SLACK)
         }
@@ -135,19 +163,20 @@ impl Drop for Pooled {
 }
 
 /// Whether a sent chunk's buffer of `capacity` goes back to `pool` while
-/// `scrapes` bodies are being made or sent: only if the next chunks are
-/// of its size, and the pool has fewer of that size than it keeps. A lone
-/// scraper's megabyte buffers are so freed (unmapped) once several scrape
-/// at once, and a buffer that grew past twice its chunk (a very large
-/// block) is never kept.
+/// `scrapes` bodies are being made or sent: a buffer of `CHUNK` if the
+/// pool has fewer than it keeps, a lone scrape's larger one only while a
+/// scrape is alone, and if the pool has none. A lone scraper's large
+/// buffers are so freed (unmapped) once several scrape at once, and a
+/// buffer that grew past twice the largest chunk (a very large block) is
+/// never kept.
 fn worth_keeping(capacity: usize, scrapes: usize, pool: &[Vec<u8>]) -> bool {
-    let kept = |size| pool.iter().filter(|b| fits(b.capacity(), size)).count();
     if fits(capacity, CHUNK) {
-        kept(CHUNK) < POOLED
+        pool.iter().filter(|b| fits(b.capacity(), CHUNK)).count() < POOLED
     } else {
-        identity_chunk(scrapes) == LONE_CHUNK
-            && fits(capacity, LONE_CHUNK)
-            && kept(LONE_CHUNK) < POOLED_LONE
+        scrapes <= 1
+            && is_large(capacity)
+            && capacity <= 2 * LONE_CHUNK + SLACK
+            && pool.iter().filter(|b| is_large(b.capacity())).count() < POOLED_LONE
     }
 }
 
@@ -238,8 +267,9 @@ impl Sink for ChunkSink {
 /// beforehand (`Rendered::length`), so it goes out with a Content-Length
 /// rather than chunked: a scraper can read it into one buffer.
 pub struct RenderedBody {
-    /// Bytes still to send.
+    /// Bytes still to send, of `length`.
     remaining: usize,
+    length: usize,
     registry: Option<String>,
     rendered: std::sync::Arc<Rendered>,
     snapshot: std::sync::Arc<Snapshot>,
@@ -261,6 +291,7 @@ impl RenderedBody {
         RenderedBody {
             _in_flight: InFlight::new(true),
             remaining: length,
+            length,
             registry: Some(registry),
             rendered,
             snapshot,
@@ -281,7 +312,7 @@ impl RenderedBody {
         // interval) each find themselves alone at first.
         let size = match self.registry {
             Some(_) => CHUNK,
-            None => identity_chunk(SCRAPES.load(Ordering::Relaxed)),
+            None => identity_chunk(SCRAPES.load(Ordering::Relaxed), self.length),
         };
         let mut chunk = chunk_buffer(size);
         if let Some(registry) = self.registry.take() {
@@ -554,10 +585,17 @@ mod tests {
 
     #[test]
     fn a_lone_identity_scrape_gets_large_chunks_and_several_small_ones() {
-        assert_eq!(identity_chunk(0), LONE_CHUNK);
-        assert_eq!(identity_chunk(1), LONE_CHUNK);
-        assert_eq!(identity_chunk(2), CHUNK);
-        assert_eq!(identity_chunk(10), CHUNK);
+        // 10,000 instances' 26 MB: the largest chunks.
+        assert_eq!(identity_chunk(0, 26_400_000), LONE_CHUNK);
+        assert_eq!(identity_chunk(1, 26_400_000), LONE_CHUNK);
+        // 1,000 instances' 2.65 MB: an eighth of it, as a power of two.
+        assert_eq!(identity_chunk(1, 2_650_000), 512 * 1024);
+        assert_eq!(identity_chunk(1, 1_000_000), 128 * 1024);
+        // A small body: no less than a chunk of several scrapes.
+        assert_eq!(identity_chunk(1, 150_000), CHUNK);
+        assert_eq!(identity_chunk(0, 0), CHUNK);
+        assert_eq!(identity_chunk(2, 26_400_000), CHUNK);
+        assert_eq!(identity_chunk(10, 2_650_000), CHUNK);
     }
 
     #[test]
@@ -565,9 +603,13 @@ mod tests {
         let lone = || Vec::<u8>::with_capacity(LONE_CHUNK + SLACK);
         let small = || Vec::<u8>::with_capacity(CHUNK + SLACK);
         let (lone_cap, small_cap) = (lone().capacity(), small().capacity());
-        // A lone scraper's megabyte buffer is kept, once.
+        // A lone scraper's large buffer is kept, once, whatever its size.
         assert!(worth_keeping(lone_cap, 1, &[]));
         assert!(!worth_keeping(lone_cap, 1, &[lone()]));
+        let quarter = Vec::<u8>::with_capacity(256 * 1024 + SLACK);
+        assert!(worth_keeping(quarter.capacity(), 0, &[]));
+        assert!(!worth_keeping(quarter.capacity(), 1, &[lone()]));
+        assert!(!worth_keeping(lone_cap, 1, &[quarter]));
         // Not while several scrape at once: it is freed.
         assert!(!worth_keeping(lone_cap, 2, &[]));
         // Small buffers, for gzip and for several scrapes, up to `POOLED`,
@@ -579,7 +621,8 @@ mod tests {
             pool.push(small());
         }
         assert!(!worth_keeping(small_cap, 3, &pool));
-        // A buffer that grew past twice its chunk, or a tiny one: never.
+        // A buffer that grew past twice the largest chunk, or a tiny one:
+        // never.
         assert!(!worth_keeping(2 * LONE_CHUNK + SLACK + 1, 0, &[]));
         assert!(!worth_keeping(CHUNK - 1, 1, &[]));
         assert!(!worth_keeping(3 * CHUNK, 5, &[]));
