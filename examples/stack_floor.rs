@@ -83,11 +83,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match aliyun_backup_exporter::app::runtime() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: runtime: {e}");

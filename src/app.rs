@@ -57,6 +57,15 @@ impl StartError {
     }
 }
 
+/// The exporter's async runtime: two workers (renders and compression run
+/// on blocking threads of their own), timers and I/O.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+}
+
 /// Runs the exporter until `shutdown` completes; SIGHUP re-reads the
 /// config file.
 pub async fn run(

@@ -132,11 +132,7 @@ fn check(config: &Config) -> ExitCode {
 
 fn serve(config: Config) -> ExitCode {
     logging::init(config.log_level, config.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match app::runtime() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
