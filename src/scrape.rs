@@ -6,11 +6,11 @@
 //! other thread is woken for it. A scrape alone gets larger chunks, an
 //! eighth of the body up to a megabyte (fewer writes cost the kernel
 //! less); several at once get 64 KiB each. With gzip, the exposition is
-//! written on a
-//! blocking thread into chunks that go out as they fill, as one gzip member
-//! whose deflate stream is made of one fragment per block of the
-//! exposition; the fragment made of a block is kept, so a block whose bytes
-//! did not change since the last scrape is not compressed again.
+//! written on a blocking thread into chunks that go out as they fill, as
+//! one gzip member whose deflate stream is made of one fragment per block
+//! of the exposition; the fragment made of a block is kept, so a block
+//! whose bytes did not change since the last scrape is not compressed
+//! again.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -103,7 +103,7 @@ fn identity_chunk(scrapes: usize, length: usize) -> usize {
     }
 }
 
-/// A lone scrape's chunk: an `LONE_PARTS`th of the body, as a power of two
+/// A lone scrape's chunk: a `LONE_PARTS`th of the body, as a power of two
 /// (bodies of about the same length get buffers of the same size, which
 /// the pool can reuse), from `CHUNK` to `LONE_CHUNK`.
 fn lone_chunk(length: usize) -> usize {
@@ -112,7 +112,7 @@ fn lone_chunk(length: usize) -> usize {
         .clamp(CHUNK, LONE_CHUNK)
 }
 
-/// Whether a buffer of `capacity` is larger than any chunk of `CHUNK`: one
+/// Whether a buffer of `capacity` is too large for chunks of `CHUNK`: one
 /// made for a lone scrape.
 fn is_large(capacity: usize) -> bool {
     capacity > 2 * CHUNK + SLACK
