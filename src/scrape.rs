@@ -113,7 +113,9 @@ fn lone_chunk(length: usize) -> usize {
 }
 
 /// Whether a buffer of `capacity` is too large for chunks of `CHUNK`: one
-/// made for a lone scrape.
+/// made for a lone scrape. (A lone chunk of 128 KiB, for a body of 0.5 to
+/// 1 MB, gets a buffer that still fits `CHUNK`: the pool keeps it among
+/// the small ones, and chunks of several scrapes use it.)
 fn is_large(capacity: usize) -> bool {
     capacity > 2 * CHUNK + SLACK
 }
